@@ -1,0 +1,1 @@
+"""Xinbao's domain: deals, their checks, routing, pricing and the Redis store they live in."""

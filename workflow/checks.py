@@ -1,0 +1,241 @@
+"""The insurer-cover checks a bank needs before it advances money, each a small named rule.
+
+Every check takes the verification context and one invoice and returns a reason code when the
+invoice fails it, or None. A check whose input is missing (no policy, no limit) returns None:
+the check that found it missing has already reported the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from workflow.deal import Application, Invoice
+from workflow.reasons import Reason
+from workflow.reference import BuyerLimit, Declaration, Overdue, Policy, Whitelist
+
+
+@dataclass(frozen=True)
+class CoverFacts:
+    """What the insurer says about one application: policy, buyer limit, declarations."""
+
+    policy: Policy | None
+    limits: list[BuyerLimit]
+    declarations: dict[str, Declaration | None]
+    overdues: list[Overdue]
+
+
+@dataclass(frozen=True)
+class Context:
+    application: Application
+    facts: CoverFacts
+    today: date
+    limit: BuyerLimit | None = field(default=None)
+
+
+def choose_limit(app: Application, limits: list[BuyerLimit], today: date) -> BuyerLimit | None:
+    """The buyer limit that covers this application: in force today, in its currency if any."""
+    in_force = [lim for lim in limits if lim.in_force_on(today)]
+    for candidates in (
+        [lim for lim in in_force if lim.currency == app.currency],
+        in_force,
+        [lim for lim in limits if lim.currency == app.currency],
+        limits,
+    ):
+        if candidates:
+            return candidates[0]
+    return None
+
+
+Check = Callable[[Context, Invoice], Reason | None]
+
+
+def policy_found(ctx: Context, inv: Invoice) -> Reason | None:
+    policy = ctx.facts.policy
+    # A policy held by another exporter is "not found" for this one: no existence leak.
+    if policy is None or policy.exporter_uscc != ctx.application.exporter_uscc:
+        return Reason.POLICY_NOT_FOUND
+    return None
+
+
+def _policy(ctx: Context) -> Policy | None:
+    policy = ctx.facts.policy
+    if policy is None or policy.exporter_uscc != ctx.application.exporter_uscc:
+        return None
+    return policy
+
+
+def policy_in_force(ctx: Context, inv: Invoice) -> Reason | None:
+    policy = _policy(ctx)
+    if policy and not policy.in_force_on(inv.shipment_date):
+        return Reason.POLICY_INACTIVE
+    return None
+
+
+def premium_paid(ctx: Context, inv: Invoice) -> Reason | None:
+    policy = _policy(ctx)
+    if policy and not policy.premium_paid:
+        return Reason.PREMIUM_UNPAID
+    return None
+
+
+def country_covered(ctx: Context, inv: Invoice) -> Reason | None:
+    policy = _policy(ctx)
+    country = ctx.limit.country if ctx.limit else ctx.application.buyer.country
+    if policy and not policy.covers_country(country):
+        return Reason.COUNTRY_EXCLUDED
+    return None
+
+
+def limit_found(ctx: Context, inv: Invoice) -> Reason | None:
+    return Reason.LIMIT_NOT_FOUND if ctx.limit is None else None
+
+
+def limit_in_force(ctx: Context, inv: Invoice) -> Reason | None:
+    if ctx.limit and not ctx.limit.in_force_on(ctx.today):
+        return Reason.LIMIT_INACTIVE
+    return None
+
+
+def buyer_matches(ctx: Context, inv: Invoice) -> Reason | None:
+    if ctx.limit and ctx.limit.country != ctx.application.buyer.country:
+        return Reason.BUYER_MISMATCH
+    return None
+
+
+def currency_matches(ctx: Context, inv: Invoice) -> Reason | None:
+    if ctx.limit and ctx.limit.currency != inv.currency:
+        return Reason.CURRENCY_MISMATCH
+    return None
+
+
+def shipment_after_limit(ctx: Context, inv: Invoice) -> Reason | None:
+    if ctx.limit and inv.shipment_date < ctx.limit.effective:
+        return Reason.SHIPMENT_BEFORE_LIMIT
+    return None
+
+
+def credit_period_within_limit(ctx: Context, inv: Invoice) -> Reason | None:
+    allowed = [lim.max_credit_days for lim in (ctx.limit,) if lim]
+    policy = _policy(ctx)
+    if policy:
+        allowed.append(policy.max_credit_days)
+    if allowed and (inv.due_date - inv.shipment_date).days > min(allowed):
+        return Reason.CREDIT_PERIOD_EXCEEDED
+    return None
+
+
+def shipment_declared(ctx: Context, inv: Invoice) -> Reason | None:
+    if ctx.facts.declarations.get(inv.number) is None:
+        return Reason.SHIPMENT_NOT_DECLARED
+    return None
+
+
+def declared_in_window(ctx: Context, inv: Invoice) -> Reason | None:
+    declaration = ctx.facts.declarations.get(inv.number)
+    policy = _policy(ctx)
+    if declaration and policy:
+        late_by = (declaration.declared_on - inv.shipment_date).days
+        if late_by > policy.declaration_window_days:
+            return Reason.DECLARATION_LATE
+    return None
+
+
+def buyer_not_overdue(ctx: Context, inv: Invoice) -> Reason | None:
+    if any(o.reported_on <= ctx.today for o in ctx.facts.overdues):
+        return Reason.BUYER_OVERDUE
+    return None
+
+
+# The order in which checks run and are reported.
+INVOICE_CHECKS: tuple[Check, ...] = (
+    policy_found,
+    policy_in_force,
+    premium_paid,
+    limit_found,
+    limit_in_force,
+    buyer_matches,
+    country_covered,
+    currency_matches,
+    shipment_after_limit,
+    credit_period_within_limit,
+    shipment_declared,
+    declared_in_window,
+    buyer_not_overdue,
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of the cover checks over every invoice."""
+
+    limit: BuyerLimit | None
+    checks: dict[str, str]  # check name -> "ok" or the first reason it gave
+    failures: list[dict[str, str]]  # one entry per failed (invoice, check)
+
+    @property
+    def reasons(self) -> list[str]:
+        seen: list[str] = []
+        for failure in self.failures:
+            if failure["reason"] not in seen:
+                seen.append(failure["reason"])
+        return seen
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def verify_cover(app: Application, facts: CoverFacts, today: date) -> Verdict:
+    """Run every invoice check; the limit-room check runs atomically at reservation."""
+    limit = choose_limit(app, facts.limits, today)
+    ctx = Context(app, facts, today, limit)
+    checks: dict[str, str] = {}
+    failures: list[dict[str, str]] = []
+    for inv in app.invoices:
+        for check in INVOICE_CHECKS:
+            reason = check(ctx, inv)
+            name = check.__name__
+            if reason is None:
+                checks.setdefault(name, "ok")
+            else:
+                if checks.get(name, "ok") == "ok":
+                    checks[name] = str(reason)
+                failures.append({"invoice": inv.number, "check": name, "reason": str(reason)})
+    return Verdict(limit, checks, failures)
+
+
+def limit_room(limit: BuyerLimit, reserved: Decimal) -> Decimal:
+    return max(limit.amount - reserved, Decimal("0"))
+
+
+@dataclass(frozen=True)
+class WhitelistStatus:
+    """Whether the exporter is on an active unified-insurance list (统保名单), and which."""
+
+    reason: Reason | None
+    programmes: tuple[str, ...]
+
+    @property
+    def whitelisted(self) -> bool:
+        return self.reason is None
+
+    def to_wire(self) -> dict:
+        return {
+            "whitelisted": self.whitelisted,
+            "reason": str(self.reason) if self.reason else None,
+            "programmes": list(self.programmes),
+        }
+
+
+def whitelist_status(lists: list[Whitelist], today: date) -> WhitelistStatus:
+    """Active on some list, or WHITELIST_EXPIRED if only on lapsed ones, or not whitelisted."""
+    active = tuple(w.programme for w in lists if w.active_on(today))
+    if active:
+        return WhitelistStatus(None, active)
+    lapsed = tuple(w.programme for w in lists if w.valid_to < today)
+    if lapsed:
+        return WhitelistStatus(Reason.WHITELIST_EXPIRED, lapsed)
+    return WhitelistStatus(Reason.EXPORTER_NOT_WHITELISTED, ())

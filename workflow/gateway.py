@@ -1,0 +1,45 @@
+"""The insurer gateway: how verification asks an insurer about policy, limits and declarations.
+
+Adapters implement :class:`InsurerGateway`. The one here reads the insurer's data as operators
+load it into Redis; an HTTP adapter for a live insurer API plugs in behind the same interface.
+An adapter raises :class:`InsurerUnavailable` when it cannot get an answer right now, and the
+deal waits (retried, then ``on_hold``) rather than being rejected on a transport failure.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from workflow.checks import CoverFacts
+from workflow.deal import Application
+from workflow.reference import ReferenceRepository
+
+
+class InsurerUnavailable(Exception):
+    """The insurer could not be asked now; the same question may succeed later."""
+
+
+class InsurerGateway(Protocol):
+    def cover_facts(self, application: Application) -> CoverFacts:
+        """Policy, buyer limits, shipment declarations and overdue reports for the application."""
+        ...
+
+
+class ReferenceDataInsurer:
+    """Answers from the insurer data loaded with ``xinbao load`` (policies, limits, ...)."""
+
+    def __init__(self, reference: ReferenceRepository):
+        self.reference = reference
+
+    def cover_facts(self, application: Application) -> CoverFacts:
+        ref = self.reference
+        policy_no, buyer = application.policy_no, application.buyer.code
+        return CoverFacts(
+            policy=ref.policy(policy_no),
+            limits=ref.limits_for(policy_no, buyer),
+            declarations={
+                inv.number: ref.declaration(policy_no, buyer, inv.number)
+                for inv in application.invoices
+            },
+            overdues=ref.overdues(policy_no, buyer),
+        )

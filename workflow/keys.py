@@ -1,0 +1,106 @@
+"""Every Redis key name Xinbao uses, in one place; a deal's keys share the hash tag {deal id}."""
+
+from __future__ import annotations
+
+P = "xb:"
+
+
+def deal(deal_id: str) -> str:
+    return f"{P}deal:{{{deal_id}}}"
+
+
+def events(deal_id: str) -> str:
+    return f"{P}deal:{{{deal_id}}}:events"
+
+
+def receivable(uscc: str, buyer_code: str, invoice: str) -> str:
+    """The live-deal lock of one receivable (exporter + buyer + invoice number)."""
+    return f"{P}recv:{uscc}:{buyer_code}:{invoice}"
+
+
+def idempotency(uscc: str, key: str) -> str:
+    return f"{P}idem:{uscc}:{key}"
+
+
+def limit_reservations(limit_id: str) -> str:
+    """Hash deal id -> reserved cents on one buyer limit."""
+    return f"{P}limit:{{{limit_id}}}:reservations"
+
+
+def limit_reserved_total(limit_id: str) -> str:
+    """Integer cents reserved or used on one buyer limit: the sum of its reservations hash."""
+    return f"{P}limit:{{{limit_id}}}:reserved"
+
+
+# Indexes (sorted sets of deal ids).
+def by_exporter(uscc: str) -> str:
+    return f"{P}idx:exporter:{uscc}"
+
+
+def by_bank(bank_id: str) -> str:
+    """Every deal ever offered to the bank, scored by the time it was offered."""
+    return f"{P}idx:bank:{bank_id}"
+
+
+def bank_queue(bank_id: str) -> str:
+    """Deals pending the bank's decision, scored by decision deadline."""
+    return f"{P}idx:bank:{bank_id}:pending"
+
+
+def by_state(state: str) -> str:
+    """Deals in one non-terminal state, scored by when their next step is due."""
+    return f"{P}idx:state:{state}"
+
+
+def deadlines() -> str:
+    """Deals pending a bank, scored by the decision deadline (epoch seconds)."""
+    return f"{P}sched:bank-deadlines"
+
+
+# Reference data.
+def policy(policy_no: str) -> str:
+    return f"{P}ref:policy:{policy_no}"
+
+
+def limit(limit_id: str) -> str:
+    return f"{P}ref:limit:{limit_id}"
+
+
+def limits_for(policy_no: str, buyer_code: str) -> str:
+    return f"{P}ref:limits:{policy_no}:{buyer_code}"
+
+
+def declaration(policy_no: str, buyer_code: str, invoice: str) -> str:
+    return f"{P}ref:decl:{policy_no}:{buyer_code}:{invoice}"
+
+
+def overdues(policy_no: str, buyer_code: str) -> str:
+    return f"{P}ref:overdue:{policy_no}:{buyer_code}"
+
+
+def whitelists() -> str:
+    return f"{P}ref:whitelists"
+
+
+def whitelist(programme: str) -> str:
+    return f"{P}ref:whitelist:{programme}"
+
+
+def whitelist_members(programme: str) -> str:
+    return f"{P}ref:whitelist:{programme}:members"
+
+
+def banks() -> str:
+    return f"{P}ref:banks"
+
+
+def bank(bank_id: str) -> str:
+    return f"{P}ref:bank:{bank_id}"
+
+
+def exporter(uscc: str) -> str:
+    return f"{P}ref:exporter:{uscc}"
+
+
+def token(digest: str) -> str:
+    return f"{P}token:{digest}"

@@ -1,0 +1,91 @@
+-- One atomic deal transition: compare-and-set on the deal's version, write its fields,
+-- append the event, and apply the index/limit/lock operations that go with it.
+-- Every check runs before any write, so a refused transition changes nothing.
+--
+-- KEYS[1] deal hash, KEYS[2] event list, KEYS[3..] keys named by the operations.
+-- ARGV: expected_version ("0" = create), expected_state, event_json, nfields, {field, value}*,
+--       nops, {op, args...}* with the op arities below (first arg is always a KEYS index).
+-- Returns {"OK", new_version} | {"CONFLICT", version, state} | {"LIMIT", key_index}
+--       | {"LOCKED", key_index, holder}
+
+local unpack = unpack or table.unpack
+local ARITY = {zadd = 3, zrem = 2, reserve = 5, release = 3, lock = 2, unlock = 2}
+
+local expected = ARGV[1]
+local expected_state = ARGV[2]
+local event = ARGV[3]
+local nfields = tonumber(ARGV[4])
+local pos = 5 + 2 * nfields
+local nops = tonumber(ARGV[pos])
+pos = pos + 1
+
+local ops = {}
+for _ = 1, nops do
+  local name = ARGV[pos]
+  local n = ARITY[name]
+  if not n then return redis.error_reply("unknown op " .. tostring(name)) end
+  local args = {}
+  for j = 1, n do args[j] = ARGV[pos + j] end
+  ops[#ops + 1] = {name, args}
+  pos = pos + n + 1
+end
+
+-- compare-and-set
+local current = redis.call("HMGET", KEYS[1], "version", "state")
+if expected == "0" then
+  if current[1] then return {"CONFLICT", current[1], current[2]} end
+elseif current[1] ~= expected or current[2] ~= expected_state then
+  return {"CONFLICT", current[1] or "0", current[2] or ""}
+end
+
+-- checks of the operations that can refuse
+for _, op in ipairs(ops) do
+  local name, a = op[1], op[2]
+  if name == "reserve" then
+    -- a: hash_idx, total_idx, member, cents, cap_cents
+    local key = KEYS[tonumber(a[1])]
+    if redis.call("HEXISTS", key, a[3]) == 0 then
+      local total = tonumber(redis.call("GET", KEYS[tonumber(a[2])]) or "0")
+      if total + tonumber(a[4]) > tonumber(a[5]) then return {"LIMIT", a[1]} end
+    end
+  elseif name == "lock" then
+    local holder = redis.call("GET", KEYS[tonumber(a[1])])
+    if holder and holder ~= a[2] then return {"LOCKED", a[1], holder} end
+  end
+end
+
+-- writes
+local new_version = tostring(tonumber(expected) + 1)
+local hset = {"HSET", KEYS[1], "version", new_version}
+for i = 0, nfields - 1 do
+  hset[#hset + 1] = ARGV[5 + 2 * i]
+  hset[#hset + 1] = ARGV[6 + 2 * i]
+end
+redis.call(unpack(hset))
+redis.call("RPUSH", KEYS[2], event)
+
+for _, op in ipairs(ops) do
+  local name, a = op[1], op[2]
+  local key = KEYS[tonumber(a[1])]
+  if name == "zadd" then
+    redis.call("ZADD", key, a[2], a[3])
+  elseif name == "zrem" then
+    redis.call("ZREM", key, a[2])
+  elseif name == "reserve" then
+    if redis.call("HSETNX", key, a[3], a[4]) == 1 then
+      redis.call("INCRBY", KEYS[tonumber(a[2])], a[4])
+    end
+  elseif name == "release" then
+    local held = redis.call("HGET", key, a[3])
+    if held then
+      redis.call("HDEL", key, a[3])
+      redis.call("DECRBY", KEYS[tonumber(a[2])], held)
+    end
+  elseif name == "lock" then
+    redis.call("SET", key, a[2])
+  elseif name == "unlock" then
+    if redis.call("GET", key) == a[2] then redis.call("DEL", key) end
+  end
+end
+
+return {"OK", new_version}

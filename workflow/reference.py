@@ -1,0 +1,588 @@
+"""Reference data: insurer policies and buyer limits, declarations, whitelists, banks, tokens.
+
+Operators load it from one JSON file (``xinbao load FILE.json``); the whole file is validated
+first and then written in one Redis transaction, so a bad file loads nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
+
+from workflow import keys
+from workflow.identifiers import is_country, is_currency, uscc_problem
+
+ACTIVE = "active"
+STATUSES = ("active", "suspended", "cancelled", "expired")
+
+
+@dataclass(frozen=True)
+class Policy:
+    policy_no: str
+    exporter_uscc: str
+    status: str
+    start: date
+    end: date
+    coverage_ratio: Decimal
+    premium_paid: bool
+    declaration_window_days: int
+    max_credit_days: int
+    covered_countries: tuple[str, ...] = ()
+    excluded_countries: tuple[str, ...] = ()
+    insurer: str = "Sinosure"
+
+    def in_force_on(self, day: date) -> bool:
+        return self.status == ACTIVE and self.start <= day <= self.end
+
+    def covers_country(self, country: str) -> bool:
+        if country in self.excluded_countries:
+            return False
+        return not self.covered_countries or country in self.covered_countries
+
+
+@dataclass(frozen=True)
+class BuyerLimit:
+    limit_id: str
+    policy_no: str
+    buyer_code: str
+    buyer_name: str
+    country: str
+    currency: str
+    amount: Decimal
+    max_credit_days: int
+    effective: date
+    expiry: date
+    status: str
+
+    def in_force_on(self, day: date) -> bool:
+        return self.status == ACTIVE and self.effective <= day <= self.expiry
+
+
+@dataclass(frozen=True)
+class Declaration:
+    policy_no: str
+    buyer_code: str
+    invoice_number: str
+    shipment_date: date
+    declared_on: date
+
+
+@dataclass(frozen=True)
+class Overdue:
+    policy_no: str
+    buyer_code: str
+    reported_on: date
+
+
+@dataclass(frozen=True)
+class Whitelist:
+    programme: str
+    region: str
+    valid_from: date
+    valid_to: date
+    members: tuple[str, ...] = field(default=())
+
+    def active_on(self, day: date) -> bool:
+        return self.valid_from <= day <= self.valid_to
+
+
+@dataclass(frozen=True)
+class Bank:
+    bank_id: str
+    name: str
+    currencies: tuple[str, ...]
+    min_amount: Decimal
+    max_amount: Decimal
+    max_tenor_days: int
+    advance_rate: Decimal
+    annual_rate: Decimal
+    requires_whitelist: bool
+    decision_hours: Decimal
+
+
+@dataclass(frozen=True)
+class Exporter:
+    uscc: str
+    name: str
+    region: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who an API token speaks for: one exporter or one bank."""
+
+    role: str  # "exporter" | "bank"
+    subject: str  # the exporter's USCC or the bank id
+
+
+# --- the file's schemas -------------------------------------------------------------------
+
+
+def _currency(value: str) -> None:
+    if not is_currency(value):
+        raise ValidationError("not an ISO 4217 currency code")
+
+
+def _country(value: str) -> None:
+    if not is_country(value):
+        raise ValidationError("not an ISO 3166 alpha-2 country code")
+
+
+def _uscc(value: str) -> None:
+    problem = uscc_problem(value)
+    if problem:
+        raise ValidationError(problem)
+
+
+_ratio = validate.Range(min=Decimal("0"), max=Decimal("1"), min_inclusive=False)
+_days = validate.Range(min=0, max=3650)
+_positive = validate.Range(min=Decimal("0"), min_inclusive=False)
+_nonneg = validate.Range(min=Decimal("0"))
+_required_str = {"required": True, "validate": validate.Length(min=1, max=128)}
+
+
+def _money(**kw: Any) -> fields.Decimal:
+    return fields.Decimal(required=True, places=2, allow_nan=False, **kw)
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class PolicySchema(_Strict):
+    policy_no = fields.String(**_required_str)
+    exporter_uscc = fields.String(required=True, validate=_uscc)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    start = fields.Date(required=True)
+    end = fields.Date(required=True)
+    coverage_ratio = fields.Decimal(required=True, validate=_ratio)
+    premium_paid = fields.Boolean(required=True)
+    declaration_window_days = fields.Integer(required=True, strict=True, validate=_days)
+    max_credit_days = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=360)
+    )
+    covered_countries = fields.List(fields.String(validate=_country), load_default=list)
+    excluded_countries = fields.List(fields.String(validate=_country), load_default=list)
+    insurer = fields.String(load_default="Sinosure")
+
+    @validates_schema
+    def _dates(self, data: dict, **_: Any) -> None:
+        if data.get("start") and data.get("end") and data["end"] < data["start"]:
+            raise ValidationError("end is before start", "end")
+        if data.get("covered_countries") and data.get("excluded_countries"):
+            raise ValidationError(
+                "give covered_countries or excluded_countries, not both", "covered_countries"
+            )
+
+    @post_load
+    def _make(self, data: dict, **_: Any) -> Policy:
+        data["covered_countries"] = tuple(data["covered_countries"])
+        data["excluded_countries"] = tuple(data["excluded_countries"])
+        return Policy(**data)
+
+
+class LimitSchema(_Strict):
+    limit_id = fields.String(**_required_str)
+    policy_no = fields.String(**_required_str)
+    buyer_code = fields.String(**_required_str)
+    buyer_name = fields.String(**_required_str)
+    country = fields.String(required=True, validate=_country)
+    currency = fields.String(required=True, validate=_currency)
+    amount = _money(validate=_positive)
+    max_credit_days = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=360)
+    )
+    effective = fields.Date(required=True)
+    expiry = fields.Date(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+
+    @validates_schema
+    def _dates(self, data: dict, **_: Any) -> None:
+        if data.get("effective") and data.get("expiry") and data["expiry"] < data["effective"]:
+            raise ValidationError("expiry is before effective", "expiry")
+
+    @post_load
+    def _make(self, data: dict, **_: Any) -> BuyerLimit:
+        return BuyerLimit(**data)
+
+
+class DeclarationSchema(_Strict):
+    policy_no = fields.String(**_required_str)
+    buyer_code = fields.String(**_required_str)
+    invoice_number = fields.String(**_required_str)
+    shipment_date = fields.Date(required=True)
+    declared_on = fields.Date(required=True)
+
+    @post_load
+    def _make(self, data: dict, **_: Any) -> Declaration:
+        return Declaration(**data)
+
+
+class OverdueSchema(_Strict):
+    policy_no = fields.String(**_required_str)
+    buyer_code = fields.String(**_required_str)
+    reported_on = fields.Date(required=True)
+
+    @post_load
+    def _make(self, data: dict, **_: Any) -> Overdue:
+        return Overdue(**data)
+
+
+class WhitelistSchema(_Strict):
+    programme = fields.String(**_required_str)
+    region = fields.String(**_required_str)
+    valid_from = fields.Date(required=True)
+    valid_to = fields.Date(required=True)
+    members = fields.List(fields.String(validate=_uscc), required=True)
+
+    @validates_schema
+    def _dates(self, data: dict, **_: Any) -> None:
+        if data.get("valid_from") and data.get("valid_to") and data["valid_to"] < data["valid_from"]:
+            raise ValidationError("valid_to is before valid_from", "valid_to")
+
+    @post_load
+    def _make(self, data: dict, **_: Any) -> Whitelist:
+        data["members"] = tuple(sorted(set(data["members"])))
+        return Whitelist(**data)
+
+
+class BankSchema(_Strict):
+    bank_id = fields.String(
+        required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$", error="use A-Z, 0-9, _ . -")
+    )
+    name = fields.String(**_required_str)
+    currencies = fields.List(
+        fields.String(validate=_currency), required=True, validate=validate.Length(min=1)
+    )
+    min_amount = _money(validate=_nonneg)
+    max_amount = _money(validate=_positive)
+    max_tenor_days = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=360)
+    )
+    advance_rate = fields.Decimal(required=True, validate=_ratio)
+    annual_rate = fields.Decimal(
+        required=True, validate=validate.Range(min=Decimal("0"), max=Decimal("1"))
+    )
+    requires_whitelist = fields.Boolean(required=True)
+    decision_hours = fields.Decimal(required=True, validate=_positive)
+
+    @validates_schema
+    def _range(self, data: dict, **_: Any) -> None:
+        lo, hi = data.get("min_amount"), data.get("max_amount")
+        if lo is not None and hi is not None and hi < lo:
+            raise ValidationError("max_amount is below min_amount", "max_amount")
+
+    @post_load
+    def _make(self, data: dict, **_: Any) -> Bank:
+        data["currencies"] = tuple(data["currencies"])
+        return Bank(**data)
+
+
+class ExporterSchema(_Strict):
+    uscc = fields.String(required=True, validate=_uscc)
+    name = fields.String(**_required_str)
+    region = fields.String(**_required_str)
+
+    @post_load
+    def _make(self, data: dict, **_: Any) -> Exporter:
+        return Exporter(**data)
+
+
+class TokenSchema(_Strict):
+    token = fields.String(required=True, validate=validate.Length(min=16, max=256))
+    exporter_uscc = fields.String(validate=_uscc)
+    bank_id = fields.String()
+
+    @validates_schema
+    def _one_subject(self, data: dict, **_: Any) -> None:
+        if ("exporter_uscc" in data) == ("bank_id" in data):
+            raise ValidationError("give exactly one of exporter_uscc or bank_id", "token")
+
+    @post_load
+    def _make(self, data: dict, **_: Any) -> tuple[str, Principal]:
+        if "bank_id" in data:
+            return data["token"], Principal("bank", data["bank_id"])
+        return data["token"], Principal("exporter", data["exporter_uscc"])
+
+
+# Each section of the file: its schema and the field that names a record in error messages.
+SECTIONS: dict[str, tuple[type[Schema], str]] = {
+    "policies": (PolicySchema, "policy_no"),
+    "limits": (LimitSchema, "limit_id"),
+    "declarations": (DeclarationSchema, "invoice_number"),
+    "overdues": (OverdueSchema, "buyer_code"),
+    "whitelists": (WhitelistSchema, "programme"),
+    "banks": (BankSchema, "bank_id"),
+    "exporters": (ExporterSchema, "uscc"),
+    "tokens": (TokenSchema, "token"),
+}
+
+
+class ReferenceFileError(ValueError):
+    """A reference file is invalid; ``problems`` names each bad record and field."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class ReferenceData:
+    policies: list[Policy] = field(default_factory=list)
+    limits: list[BuyerLimit] = field(default_factory=list)
+    declarations: list[Declaration] = field(default_factory=list)
+    overdues: list[Overdue] = field(default_factory=list)
+    whitelists: list[Whitelist] = field(default_factory=list)
+    banks: list[Bank] = field(default_factory=list)
+    exporters: list[Exporter] = field(default_factory=list)
+    tokens: list[tuple[str, Principal]] = field(default_factory=list)
+
+
+def _flatten(prefix: str, messages: Any) -> list[str]:
+    if isinstance(messages, dict):
+        out: list[str] = []
+        for key, sub in messages.items():
+            name = key if key != "_schema" else ""
+            out += _flatten(f"{prefix}.{name}" if name != "" else prefix, sub)
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{prefix}: {' '.join(messages)}"]
+    if isinstance(messages, list):
+        return [p for m in messages for p in _flatten(prefix, m)]
+    return [f"{prefix}: {messages}"]
+
+
+def parse_reference(document: Any) -> ReferenceData:
+    """Validate a whole reference document; raise ReferenceFileError listing every problem."""
+    if not isinstance(document, dict):
+        raise ReferenceFileError(["the file must hold one JSON object"])
+    problems: list[str] = []
+    unknown = sorted(set(document) - set(SECTIONS))
+    problems += [f"{name}: unknown section" for name in unknown]
+    data = ReferenceData()
+    for section, (schema_cls, id_field) in SECTIONS.items():
+        records = document.get(section, [])
+        if not isinstance(records, list):
+            problems.append(f"{section}: must be a list")
+            continue
+        schema = schema_cls()
+        for index, record in enumerate(records):
+            label = f"{section}[{index}]"
+            if isinstance(record, dict) and id_field in record and section != "tokens":
+                label += f" ({id_field}={record[id_field]})"
+            try:
+                getattr(data, section).append(schema.load(record))
+            except ValidationError as exc:
+                problems += _flatten(label, exc.messages)
+    problems += _cross_check(data)
+    if problems:
+        raise ReferenceFileError(problems)
+    return data
+
+
+def _cross_check(data: ReferenceData) -> list[str]:
+    problems: list[str] = []
+    for section, id_field in (
+        ("policies", "policy_no"),
+        ("limits", "limit_id"),
+        ("banks", "bank_id"),
+        ("exporters", "uscc"),
+        ("whitelists", "programme"),
+    ):
+        seen: set[str] = set()
+        for index, record in enumerate(getattr(data, section)):
+            ident = getattr(record, id_field)
+            if ident in seen:
+                problems.append(f"{section}[{index}] ({id_field}={ident}): duplicate {id_field}")
+            seen.add(ident)
+    tokens_seen: set[str] = set()
+    for index, (token, _) in enumerate(data.tokens):
+        if token in tokens_seen:
+            problems.append(f"tokens[{index}].token: duplicate token")
+        tokens_seen.add(token)
+    return problems
+
+
+def parse_reference_json(text: str) -> ReferenceData:
+    try:
+        # Decimal keeps every digit of a number written in the file (0.9 stays 0.9).
+        document = json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise ReferenceFileError([f"not valid JSON: {exc}"]) from exc
+    return parse_reference(document)
+
+
+# --- storage --------------------------------------------------------------------------------
+
+
+def _encode(record: Any) -> str:
+    return json.dumps(asdict(record), default=str, separators=(",", ":"), sort_keys=True)
+
+
+def token_digest(token: str) -> str:
+    """Tokens are stored only as their SHA-256, so a copy of Redis gives no usable credential."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def store_reference(redis: Any, data: ReferenceData) -> dict[str, int]:
+    """Upsert every record in one MULTI/EXEC; returns counts by section. Idempotent."""
+    pipe = redis.pipeline(transaction=True)
+    for p in data.policies:
+        pipe.set(keys.policy(p.policy_no), _encode(p))
+    for lim in data.limits:
+        pipe.set(keys.limit(lim.limit_id), _encode(lim))
+        pipe.sadd(keys.limits_for(lim.policy_no, lim.buyer_code), lim.limit_id)
+    for d in data.declarations:
+        pipe.set(keys.declaration(d.policy_no, d.buyer_code, d.invoice_number), _encode(d))
+    for o in data.overdues:
+        pipe.hset(keys.overdues(o.policy_no, o.buyer_code), o.reported_on.isoformat(), _encode(o))
+    for w in data.whitelists:
+        meta = {k: v for k, v in asdict(w).items() if k != "members"}
+        pipe.set(keys.whitelist(w.programme), json.dumps(meta, default=str))
+        pipe.sadd(keys.whitelists(), w.programme)
+        # A programme's list is replaced whole: a firm dropped from the list is no longer on it.
+        pipe.delete(keys.whitelist_members(w.programme))
+        if w.members:
+            pipe.sadd(keys.whitelist_members(w.programme), *w.members)
+    for b in data.banks:
+        pipe.set(keys.bank(b.bank_id), _encode(b))
+        pipe.sadd(keys.banks(), b.bank_id)
+    for e in data.exporters:
+        pipe.set(keys.exporter(e.uscc), _encode(e))
+    for token, principal in data.tokens:
+        pipe.set(keys.token(token_digest(token)), json.dumps(asdict(principal)))
+    pipe.execute()
+    return {section: len(getattr(data, section)) for section in SECTIONS}
+
+
+def _dec(raw: dict, *names: str) -> None:
+    for name in names:
+        raw[name] = Decimal(raw[name])
+
+
+def _dates(raw: dict, *names: str) -> None:
+    for name in names:
+        raw[name] = date.fromisoformat(raw[name])
+
+
+class ReferenceRepository:
+    """Reads reference data back from Redis as domain objects."""
+
+    def __init__(self, redis: Any):
+        self.redis = redis
+
+    def _get(self, key: str) -> dict | None:
+        raw = self.redis.get(key)
+        return None if raw is None else json.loads(raw)
+
+    def policy(self, policy_no: str) -> Policy | None:
+        raw = self._get(keys.policy(policy_no))
+        if raw is None:
+            return None
+        _dec(raw, "coverage_ratio")
+        _dates(raw, "start", "end")
+        raw["covered_countries"] = tuple(raw["covered_countries"])
+        raw["excluded_countries"] = tuple(raw["excluded_countries"])
+        return Policy(**raw)
+
+    def limits_for(self, policy_no: str, buyer_code: str) -> list[BuyerLimit]:
+        ids = sorted(_s(i) for i in self.redis.smembers(keys.limits_for(policy_no, buyer_code)))
+        return [lim for lim in (self.limit(i) for i in ids) if lim is not None]
+
+    def limit(self, limit_id: str) -> BuyerLimit | None:
+        raw = self._get(keys.limit(limit_id))
+        if raw is None:
+            return None
+        _dec(raw, "amount")
+        _dates(raw, "effective", "expiry")
+        return BuyerLimit(**raw)
+
+    def declaration(self, policy_no: str, buyer_code: str, invoice: str) -> Declaration | None:
+        raw = self._get(keys.declaration(policy_no, buyer_code, invoice))
+        if raw is None:
+            return None
+        _dates(raw, "shipment_date", "declared_on")
+        return Declaration(**raw)
+
+    def overdues(self, policy_no: str, buyer_code: str) -> list[Overdue]:
+        out = []
+        for raw in self.redis.hvals(keys.overdues(policy_no, buyer_code)):
+            rec = json.loads(raw)
+            _dates(rec, "reported_on")
+            out.append(Overdue(**rec))
+        return out
+
+    def whitelists_of(self, uscc: str) -> list[Whitelist]:
+        """The programmes whose list names this exporter (members are not loaded)."""
+        programmes = sorted(_s(p) for p in self.redis.smembers(keys.whitelists()))
+        pipe = self.redis.pipeline(transaction=False)
+        for programme in programmes:
+            pipe.sismember(keys.whitelist_members(programme), uscc)
+        found = []
+        for programme, member in zip(programmes, pipe.execute(), strict=True):
+            if member:
+                raw = self._get(keys.whitelist(programme))
+                if raw is not None:
+                    _dates(raw, "valid_from", "valid_to")
+                    found.append(Whitelist(**raw))
+        return found
+
+    def banks(self) -> list[Bank]:
+        ids = sorted(_s(i) for i in self.redis.smembers(keys.banks()))
+        return [b for b in (self.bank(i) for i in ids) if b is not None]
+
+    def bank(self, bank_id: str) -> Bank | None:
+        raw = self._get(keys.bank(bank_id))
+        if raw is None:
+            return None
+        _dec(raw, "min_amount", "max_amount", "advance_rate", "annual_rate", "decision_hours")
+        raw["currencies"] = tuple(raw["currencies"])
+        return Bank(**raw)
+
+    def exporter(self, uscc: str) -> Exporter | None:
+        raw = self._get(keys.exporter(uscc))
+        return None if raw is None else Exporter(**raw)
+
+    def principal(self, token: str) -> Principal | None:
+        raw = self._get(keys.token(token_digest(token)))
+        return None if raw is None else Principal(**raw)
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+__all__ = [
+    "Bank",
+    "BuyerLimit",
+    "Declaration",
+    "EXCLUDE",
+    "Exporter",
+    "Overdue",
+    "Policy",
+    "Principal",
+    "ReferenceData",
+    "ReferenceFileError",
+    "ReferenceRepository",
+    "Whitelist",
+    "parse_reference",
+    "parse_reference_json",
+    "store_reference",
+    "token_digest",
+]

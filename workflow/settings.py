@@ -1,0 +1,57 @@
+"""Every setting Xinbao reads from the environment, parsed and typed in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime settings; build with :func:`load_settings` so tests can override the environment."""
+
+    redis_url: str
+    broker_url: str
+    secret_key: str
+    # A worker-owned step (verify, route) not finished this long after it was due is re-dispatched.
+    stale_after_seconds: int
+    # How often beat sweeps missed bank deadlines and stranded deals.
+    sweep_interval_seconds: float
+    # How long a deal waits on hold (insurer unreachable) before verification is tried again.
+    hold_retry_seconds: int
+    # Longest time Celery may hold an unacknowledged message before Redis redelivers it.
+    visibility_timeout_seconds: int
+    insurer_retry_limit: int
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Read settings from ``env`` (default: the process environment)."""
+    if env is not None:
+        saved = dict(os.environ)
+        os.environ.update(env)
+    try:
+        redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        return Settings(
+            redis_url=redis_url,
+            broker_url=os.environ.get("CELERY_BROKER_URL", redis_url),
+            secret_key=os.environ.get("SECRET_KEY", "dev-only-not-secret"),
+            stale_after_seconds=_int("XINBAO_STALE_AFTER_SECONDS", 60),
+            sweep_interval_seconds=_float("XINBAO_SWEEP_INTERVAL_SECONDS", 10.0),
+            hold_retry_seconds=_int("XINBAO_HOLD_RETRY_SECONDS", 300),
+            visibility_timeout_seconds=_int("XINBAO_VISIBILITY_TIMEOUT_SECONDS", 3600),
+            insurer_retry_limit=_int("XINBAO_INSURER_RETRY_LIMIT", 5),
+        )
+    finally:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(saved)

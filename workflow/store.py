@@ -1,0 +1,256 @@
+"""The Redis deal store: atomic versioned transitions with their event, indexes and locks."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+from workflow import keys
+from workflow.deal import Deal, encode_fields, iso, utcnow
+from workflow.states import TERMINAL, State, can_transition
+
+
+class StoreError(Exception):
+    """Base of the store's refusals."""
+
+
+class IllegalTransition(StoreError):
+    def __init__(self, current: State, new: State):
+        super().__init__(f"a deal in {current} cannot move to {new}")
+        self.current, self.new = current, new
+
+
+class VersionConflict(StoreError):
+    """Someone else changed the deal first; re-read and decide again."""
+
+    def __init__(self, deal_id: str, version: int, state: str):
+        super().__init__(f"deal {deal_id} is now at version {version} ({state or 'absent'})")
+        self.deal_id, self.version, self.state = deal_id, version, state
+
+
+class LimitExhausted(StoreError):
+    """A reservation would take a buyer limit past its amount."""
+
+
+class Locked(StoreError):
+    """A lock (receivable, idempotency key) is held by another deal."""
+
+    def __init__(self, key: str, holder: str):
+        super().__init__(f"{key} is held by deal {holder}")
+        self.key, self.holder = key, holder
+
+
+@dataclass
+class Ops:
+    """The side effects that must commit atomically with one transition."""
+
+    keys: list[str] = field(default_factory=list)
+    args: list[str] = field(default_factory=list)
+    count: int = 0
+
+    def _key(self, key: str) -> str:
+        # Key indexes are 1-based and KEYS[1], KEYS[2] are the deal and its events.
+        if key not in self.keys:
+            self.keys.append(key)
+        return str(self.keys.index(key) + 3)
+
+    def _add(self, name: str, *args: str) -> Ops:
+        self.args += [name, *args]
+        self.count += 1
+        return self
+
+    def zadd(self, key: str, score: float, member: str) -> Ops:
+        return self._add("zadd", self._key(key), repr(float(score)), member)
+
+    def zrem(self, key: str, member: str) -> Ops:
+        return self._add("zrem", self._key(key), member)
+
+    def reserve(self, limit_id: str, deal_id: str, cents: int, cap_cents: int) -> Ops:
+        return self._add(
+            "reserve",
+            self._key(keys.limit_reservations(limit_id)),
+            self._key(keys.limit_reserved_total(limit_id)),
+            deal_id,
+            str(cents),
+            str(cap_cents),
+        )
+
+    def release(self, limit_id: str, deal_id: str) -> Ops:
+        return self._add(
+            "release",
+            self._key(keys.limit_reservations(limit_id)),
+            self._key(keys.limit_reserved_total(limit_id)),
+            deal_id,
+        )
+
+    def lock(self, key: str, holder: str) -> Ops:
+        return self._add("lock", self._key(key), holder)
+
+    def unlock(self, key: str, holder: str) -> Ops:
+        return self._add("unlock", self._key(key), holder)
+
+
+def _ts(moment: datetime) -> float:
+    return round(moment.timestamp(), 3)
+
+
+class DealStore:
+    """Reads and atomically changes deals in Redis (a client with ``decode_responses=True``)."""
+
+    def __init__(self, redis: Any):
+        self.redis = redis
+        source = resources.files("workflow").joinpath("lua/transition.lua").read_text()
+        self._transition = redis.register_script(source)
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def get(self, deal_id: str) -> Deal | None:
+        fields = self.redis.hgetall(keys.deal(deal_id))
+        return Deal(fields) if fields else None
+
+    def get_many(self, deal_ids: list[str]) -> list[Deal]:
+        pipe = self.redis.pipeline(transaction=False)
+        for deal_id in deal_ids:
+            pipe.hgetall(keys.deal(deal_id))
+        return [Deal(f) for f in pipe.execute() if f]
+
+    def events(self, deal_id: str) -> list[dict[str, Any]]:
+        return [json.loads(e) for e in self.redis.lrange(keys.events(deal_id), 0, -1)]
+
+    def page(self, index_key: str, offset: int, limit: int, newest_first: bool = True):
+        """One page of an index: (total, deals). Reads only the index, never scans keys."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(index_key)
+        if newest_first:
+            pipe.zrevrange(index_key, offset, offset + limit - 1)
+        else:
+            pipe.zrange(index_key, offset, offset + limit - 1)
+        total, ids = pipe.execute()
+        return total, self.get_many(ids)
+
+    def due(self, index_key: str, now: datetime, limit: int = 500) -> list[str]:
+        """Members of a schedule index whose score (a due time) has passed."""
+        return self.redis.zrangebyscore(index_key, "-inf", _ts(now), start=0, num=limit)
+
+    def postpone(self, index_key: str, deal_id: str, until: datetime) -> None:
+        """Move a still-indexed deal's due time; XX so a deal that left the index stays out."""
+        self.redis.zadd(index_key, {deal_id: _ts(until)}, xx=True)
+
+    def reserved_cents(self, limit_id: str) -> int:
+        return int(self.redis.get(keys.limit_reserved_total(limit_id)) or 0)
+
+    def receivable_holder(self, uscc: str, buyer_code: str, invoice: str) -> str | None:
+        return self.redis.get(keys.receivable(uscc, buyer_code, invoice))
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def create(
+        self,
+        deal_id: str,
+        fields: dict[str, Any],
+        *,
+        actor: str,
+        ops: Ops,
+        now: datetime | None = None,
+    ) -> Deal:
+        """Write a new deal in state ``submitted``; raises Locked if a lock in ``ops`` is held."""
+        now = now or utcnow()
+        changes = {"id": deal_id, **fields, "state": State.SUBMITTED, "created_at": now,
+                   "updated_at": now}
+        return self._run(deal_id, "0", "", State.SUBMITTED, "submitted", changes, actor, [],
+                         ops, now)
+
+    def transition(
+        self,
+        deal: Deal,
+        new_state: State,
+        *,
+        actor: str,
+        event: str,
+        reasons: list[str] | None = None,
+        changes: dict[str, Any] | None = None,
+        ops: Ops | None = None,
+        now: datetime | None = None,
+    ) -> Deal:
+        """Move ``deal`` (as read, at its version) to ``new_state`` in one atomic step."""
+        current = deal.state
+        if new_state != current and not can_transition(current, new_state):
+            raise IllegalTransition(current, new_state)
+        now = now or utcnow()
+        all_changes = {**(changes or {}), "state": new_state, "updated_at": now}
+        return self._run(deal.id, str(deal.version), current, new_state, event, all_changes,
+                         actor, reasons or [], ops or Ops(), now, before=deal)
+
+    def _run(
+        self,
+        deal_id: str,
+        expected: str,
+        expected_state: str,
+        new_state: State,
+        event_type: str,
+        changes: dict[str, Any],
+        actor: str,
+        reasons: list[str],
+        ops: Ops,
+        now: datetime,
+        before: Deal | None = None,
+    ) -> Deal:
+        encoded = encode_fields(changes)
+        version = int(expected) + 1
+        event = {
+            "v": version,
+            "at": iso(now),
+            "by": actor,
+            "type": event_type,
+            "from": expected_state or None,
+            "to": str(new_state),
+            "set": encoded,
+        }
+        if reasons:
+            event["why"] = reasons
+        argv: list[str] = [expected, str(expected_state), json.dumps(event, separators=(",", ":")),
+                           str(len(encoded))]
+        for name, value in encoded.items():
+            argv += [name, value]
+        argv += [str(ops.count), *ops.args]
+        all_keys = [keys.deal(deal_id), keys.events(deal_id), *ops.keys]
+        result = self._transition(keys=all_keys, args=argv)
+        outcome = result[0]
+        if outcome == "OK":
+            merged = dict(before.fields) if before else {}
+            merged.update(encoded)
+            merged["version"] = str(result[1])
+            return Deal(merged)
+        if outcome == "CONFLICT":
+            raise VersionConflict(deal_id, int(result[1] or 0), result[2])
+        if outcome == "LIMIT":
+            raise LimitExhausted(all_keys[int(result[1]) - 1])
+        if outcome == "LOCKED":
+            raise Locked(all_keys[int(result[1]) - 1], result[2])
+        raise StoreError(f"unexpected script answer {result!r}")
+
+
+def index_ops(deal: Deal, new_state: State, now: datetime, due: datetime | None) -> Ops:
+    """The index changes that follow a deal from its state into ``new_state``."""
+    ops = Ops()
+    old = deal.state
+    if old not in TERMINAL:
+        ops.zrem(keys.by_state(old), deal.id)
+    if new_state not in TERMINAL:
+        ops.zadd(keys.by_state(new_state), _ts(due or now), deal.id)
+    return ops
+
+
+__all__ = [
+    "DealStore",
+    "IllegalTransition",
+    "LimitExhausted",
+    "Locked",
+    "Ops",
+    "StoreError",
+    "VersionConflict",
+    "index_ops",
+]
