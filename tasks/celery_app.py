@@ -1,0 +1,56 @@
+"""Builds the Celery app from a Flask app (the pallets/flask ``examples/celery`` pattern)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+
+from workflow.settings import Settings
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings: at-least-once delivery and idempotent tasks, beat sweeps from Redis."""
+    sweep = timedelta(seconds=settings.sweep_interval_seconds)
+    return {
+        "broker_url": settings.broker_url,
+        "task_ignore_result": True,
+        # A task is acknowledged only after it ran; a worker lost mid-task gets it redelivered.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_transport_options": {
+            # Above the longest retry countdown, so Redis never redelivers a task still waiting.
+            "visibility_timeout": settings.visibility_timeout_seconds,
+        },
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "timezone": "UTC",
+        "enable_utc": True,
+        "worker_hijack_root_logger": False,
+        "beat_schedule": {
+            "expire-bank-deadlines": {"task": "xinbao.sweep_deadlines", "schedule": sweep},
+            "redispatch-stranded-deals": {"task": "xinbao.sweep_stranded", "schedule": sweep},
+        },
+    }
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Create the Celery app whose tasks run inside ``app``'s application context."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(app.config["CELERY"])
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    # Import for the side effect of registering the shared tasks with this app.
+    import tasks.pipeline  # noqa: F401
+
+    return celery_app

@@ -1,0 +1,89 @@
+"""The deal pipeline's Celery tasks: each loads a deal by id and calls one workflow step."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from flask import current_app
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from workflow.gateway import InsurerUnavailable
+from workflow.pipeline import Workflow
+from workflow.states import State
+
+log = logging.getLogger("xinbao.tasks")
+
+# Transport failures are retried with backoff; anything else is a bug and is logged loudly.
+TRANSIENT = (RedisConnectionError, RedisTimeoutError)
+RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 2, "retry_backoff_max": 60,
+         "retry_jitter": True, "max_retries": 8}
+
+
+def workflow() -> Workflow:
+    return current_app.extensions["xinbao"]
+
+
+@shared_task(name="xinbao.verify", bind=True, **RETRY)
+def verify_deal(self, deal_id: str) -> str | None:
+    """Verify cover and whitelist, reserve the limit and offer the deal to its first bank."""
+    flow = workflow()
+    try:
+        deal = flow.verify(deal_id)
+    except InsurerUnavailable as exc:
+        if self.request.retries >= flow.settings.insurer_retry_limit:
+            log.warning("insurer unavailable, deal on hold", extra={"deal_id": deal_id})
+            deal = flow.hold(deal_id)
+            return str(deal.state) if deal else None
+        countdown = min(2 ** self.request.retries * 5, 300)
+        raise self.retry(exc=exc, countdown=countdown, max_retries=None) from exc
+    return str(deal.state) if deal else None
+
+
+@shared_task(name="xinbao.route", **RETRY)
+def route_deal(deal_id: str) -> str | None:
+    """Offer a deal in ``routing`` to the next eligible bank (after a decline or a deadline)."""
+    deal = workflow().route(deal_id)
+    return str(deal.state) if deal else None
+
+
+@shared_task(name="xinbao.sweep_deadlines", **RETRY)
+def sweep_deadlines() -> int:
+    """Beat: deals whose bank let the decision deadline pass go to the next bank."""
+    rerouted = workflow().expire_deadlines()
+    for deal_id in rerouted:
+        route_deal.delay(deal_id)
+    return len(rerouted)
+
+
+@shared_task(name="xinbao.sweep_stranded", **RETRY)
+def sweep_stranded() -> int:
+    """Beat: re-dispatch every deal whose worker-owned step is overdue (a lost message, a
+    killed worker, a deal on hold whose retry time has come)."""
+    found = workflow().stranded()
+    for deal_id, state in found:
+        log.info("re-dispatching %s deal", state, extra={"deal_id": deal_id, "state": str(state)})
+        if state == State.ROUTING:
+            route_deal.delay(deal_id)
+        else:
+            verify_deal.delay(deal_id)
+    return len(found)
+
+
+def dispatch_verify(deal_id: str) -> None:
+    """Publish verification after the deal is committed; a failed publish is not an error for
+    the caller, since the stranded-deal sweep re-dispatches the deal."""
+    _publish(verify_deal, deal_id)
+
+
+def dispatch_route(deal_id: str) -> None:
+    _publish(route_deal, deal_id)
+
+
+def _publish(task, deal_id: str) -> None:
+    try:
+        task.delay(deal_id)
+    except Exception:  # noqa: BLE001 - any broker failure: the sweeper owns the retry
+        log.exception("could not publish %s; the sweeper will", task.name,
+                      extra={"deal_id": deal_id})

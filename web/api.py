@@ -1,0 +1,165 @@
+"""The JSON API, /api/v1: exporters submit and follow deals, banks decide on theirs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request, url_for
+
+from tasks.pipeline import dispatch_route, dispatch_verify
+from web.auth import current_principal, require
+from web.errors import ApiError
+from web.schemas import (
+    DealRequestSchema,
+    DecisionSchema,
+    ListQuerySchema,
+    WithdrawSchema,
+    deal_view,
+)
+from workflow import keys
+from workflow.deal import Deal
+from workflow.pipeline import DealNotFound, Decision, Workflow
+from workflow.states import State
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+_deal_request = DealRequestSchema()
+_decision = DecisionSchema()
+_withdraw = WithdrawSchema()
+_list_query = ListQuerySchema()
+
+
+def flow() -> Workflow:
+    return current_app.extensions["xinbao"]
+
+
+def json_body() -> Any:
+    if not request.is_json:
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "send a JSON body (Content-Type: "
+                       "application/json)")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "MALFORMED_JSON", "the request body is not valid JSON")
+    if not isinstance(body, dict):
+        raise ApiError(422, "VALIDATION_FAILED", "the body must be a JSON object",
+                       {"_body": ["must be a JSON object"]})
+    return body
+
+
+def visible_deal(deal_id: str) -> Deal:
+    """The deal if the caller may see it; 404 otherwise (no hint that it exists)."""
+    principal = current_principal()
+    deal = flow().store.get(deal_id) if len(deal_id) <= 64 else None
+    if deal is not None:
+        if principal.role == "exporter" and deal.fields.get("exporter_uscc") == principal.subject:
+            return deal
+        if principal.role == "bank" and principal.subject in deal.offered_banks:
+            return deal
+    raise DealNotFound(f"no deal {deal_id} for you")
+
+
+def view(deal: Deal) -> dict[str, Any]:
+    principal = current_principal()
+    return deal_view(deal, principal.role, principal.subject)
+
+
+@api.post("/deals")
+@require("exporter")
+def submit_deal():
+    body = json_body()
+    application = _deal_request.load(body)
+    principal = current_principal()
+    if application.exporter_uscc != principal.subject:
+        raise ApiError(403, "FORBIDDEN", "exporter_uscc is not the exporter of this token",
+                       {"exporter_uscc": ["must be the USCC your token was issued to"]})
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 128:
+        raise ApiError(422, "VALIDATION_FAILED", "Idempotency-Key must be 1-128 characters",
+                       {"Idempotency-Key": ["must be 1-128 characters"]})
+    result = flow().submit(application, key)
+    if not result.replayed:
+        dispatch_verify(result.deal.id)
+    headers = {"Location": url_for("api.get_deal", deal_id=result.deal.id)}
+    if result.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return jsonify(view(result.deal)), 202, headers
+
+
+@api.get("/deals/<deal_id>")
+@require("exporter", "bank")
+def get_deal(deal_id: str):
+    return jsonify(view(visible_deal(deal_id)))
+
+
+@api.get("/deals/<deal_id>/events")
+@require("exporter", "bank")
+def get_events(deal_id: str):
+    deal = visible_deal(deal_id)
+    events = flow().store.events(deal.id)
+    principal = current_principal()
+    if principal.role == "bank":
+        events = [_bank_event(e, principal.subject) for e in events]
+    return jsonify({"deal_id": deal.id, "events": events})
+
+
+def _bank_event(event: dict, bank_id: str) -> dict:
+    """A bank reads the log without the field changes and other banks' identities."""
+    who = event.get("by", "")
+    if who.startswith("bank:") and not who.startswith(f"bank:{bank_id}:"):
+        who = "bank:other"
+    return {k: v for k, v in {**event, "by": who}.items() if k != "set"}
+
+
+@api.post("/deals/<deal_id>/decision")
+@require("bank")
+def decide(deal_id: str):
+    body = _decision.load(json_body())
+    bank_id = current_principal().subject
+    decision = Decision(
+        approve=body["decision"] == "approve",
+        officer=body.get("officer", "api"),
+        amount=body.get("amount"),
+        annual_rate=body.get("annual_rate"),
+        reason=body.get("reason"),
+    )
+    deal = flow().decide(deal_id, bank_id, decision)
+    if deal.state == State.ROUTING:
+        dispatch_route(deal.id)
+    return jsonify(view(deal))
+
+
+@api.post("/deals/<deal_id>/withdraw")
+@require("exporter")
+def withdraw(deal_id: str):
+    if request.get_data():
+        _withdraw.load(json_body())
+    deal = flow().withdraw(deal_id, current_principal().subject)
+    return jsonify(view(deal))
+
+
+@api.get("/deals")
+@require("exporter", "bank")
+def list_deals():
+    query = _list_query.load(request.args.to_dict())
+    principal = current_principal()
+    page, per_page = query["page"], query["per_page"]
+    if principal.role == "exporter":
+        index, newest_first = keys.by_exporter(principal.subject), True
+        if "state" in query:
+            raise ApiError(422, "VALIDATION_FAILED", "exporters list all their deals",
+                           {"state": ["only banks filter by state"]})
+    elif query.get("state") == "pending_bank":
+        # The bank's work queue: the most urgent deadline first.
+        index, newest_first = keys.bank_queue(principal.subject), False
+    else:
+        index, newest_first = keys.by_bank(principal.subject), True
+    total, deals = flow().store.page(index, (page - 1) * per_page, per_page, newest_first)
+    return jsonify({"items": [view(d) for d in deals], "page": page, "per_page": per_page,
+                    "total": total})
+
+
+@api.get("/openapi.json")
+def openapi():
+    from web.openapi import spec_dict
+
+    return jsonify(spec_dict())

@@ -1,0 +1,59 @@
+"""The ``xinbao`` command (and ``flask load``): load reference data from a JSON file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import redis
+
+from workflow.logs import configure_logging
+from workflow.reference import ReferenceFileError, parse_reference_json, store_reference
+from workflow.settings import load_settings
+
+
+def load_file(path: Path, client: redis.Redis) -> dict[str, int]:
+    """Validate the whole file, then upsert it in one transaction; raises ReferenceFileError."""
+    data = parse_reference_json(path.read_text(encoding="utf-8"))
+    return store_reference(client, data)
+
+
+def _load(path: Path, client: redis.Redis) -> None:
+    try:
+        counts = load_file(path, client)
+    except ReferenceFileError as exc:
+        click.echo(f"{path}: not loaded, {len(exc.problems)} problem(s):", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(1)
+    summary = ", ".join(f"{n} {section}" for section, n in counts.items())
+    click.echo(f"{path}: loaded {summary}")
+
+
+@click.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def load_command(file: Path) -> None:
+    """Load reference data (policies, limits, declarations, whitelists, banks, tokens)."""
+    from flask import current_app
+
+    _load(file, current_app.extensions["redis"])
+
+
+@click.group()
+def main() -> None:
+    """Xinbao operator commands."""
+    configure_logging()
+
+
+@main.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--redis-url", envvar="REDIS_URL", help="Redis to load into (default $REDIS_URL).")
+def load(file: Path, redis_url: str | None) -> None:
+    """Load reference data from FILE (JSON); a bad file loads nothing. Safe to repeat."""
+    url = redis_url or load_settings().redis_url
+    _load(file, redis.Redis.from_url(url, decode_responses=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""One JSON error shape for every failure: {"error": {"code", "message", "fields"}}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from workflow.pipeline import (
+    DealNotFound,
+    DuplicateReceivable,
+    IdempotencyKeyReused,
+    InvalidDecision,
+    WorkflowError,
+    WrongState,
+)
+
+log = logging.getLogger("xinbao.web")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str,
+                 fields: dict[str, list[str]] | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.fields = fields or {}
+        self.headers = headers or {}
+
+
+def error_response(status: int, code: str, message: str,
+                   fields: dict[str, list[str]] | None = None, headers: dict | None = None):
+    body = {"error": {"code": code, "message": message, "fields": fields or {}}}
+    return jsonify(body), status, headers or {}
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested error dict as {"invoices[0].amount": ["..."]}."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, sub in messages.items():
+            if isinstance(key, int):
+                path = f"{prefix}[{key}]"
+            elif key == "_schema":
+                path = prefix or "_body"
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
+            for name, msgs in flatten_messages(sub, path).items():
+                out.setdefault(name, []).extend(msgs)
+    elif isinstance(messages, list):
+        for item in messages:
+            if isinstance(item, str):
+                out.setdefault(prefix or "_body", []).append(item)
+            else:
+                for name, msgs in flatten_messages(item, prefix).items():
+                    out.setdefault(name, []).extend(msgs)
+    else:
+        out.setdefault(prefix or "_body", []).append(str(messages))
+    return out
+
+
+_WORKFLOW_STATUS: list[tuple[type[WorkflowError], int]] = [
+    (DealNotFound, 404),
+    (DuplicateReceivable, 409),
+    (IdempotencyKeyReused, 409),
+    (WrongState, 409),
+    (InvalidDecision, 422),
+]
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.fields, exc.headers)
+
+    @app.errorhandler(ValidationError)
+    def _validation(exc: ValidationError):
+        fields = flatten_messages(exc.messages)
+        named = ", ".join(sorted(fields))
+        return error_response(422, "VALIDATION_FAILED", f"invalid fields: {named}", fields)
+
+    @app.errorhandler(WorkflowError)
+    def _workflow(exc: WorkflowError):
+        status = next((s for cls, s in _WORKFLOW_STATUS if isinstance(exc, cls)), 409)
+        fields: dict[str, list[str]] = {}
+        if isinstance(exc, InvalidDecision):
+            fields = {exc.field: [str(exc)]}
+        elif isinstance(exc, DuplicateReceivable):
+            fields = {"invoices": [str(exc)]}
+        return error_response(status, exc.code, str(exc), fields)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        code = (exc.name or "error").upper().replace(" ", "_")
+        headers = {}
+        if exc.code == 405 and exc.valid_methods:
+            headers["Allow"] = ", ".join(exc.valid_methods)
+        return error_response(exc.code or 500, code, exc.description or exc.name, None, headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "INTERNAL_ERROR", "internal error; it has been logged")

@@ -1,0 +1,278 @@
+"""marshmallow schemas of the JSON API: what requests must hold and what responses show."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from workflow.deal import Application, Buyer, Deal, Invoice
+from workflow.identifiers import is_country, is_currency, uscc_problem
+from workflow.money import MoneyFormatError, parse_amount
+
+MAX_INVOICES = 50
+_TEXT = r"^[A-Za-z0-9][A-Za-z0-9 _./#-]{0,63}$"
+
+
+class Money(fields.Field):
+    """A positive amount as a decimal string ("125000.00"); JSON numbers are refused."""
+
+    default_error_messages = {"positive": "must be greater than 0"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
+        try:
+            amount = parse_amount(value)
+        except MoneyFormatError as exc:
+            raise ValidationError(str(exc)) from exc
+        if amount <= 0:
+            raise self.make_error("positive")
+        return amount
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else str(value)
+
+
+class Rate(fields.Field):
+    """An annual rate as a decimal fraction string ("0.0450"), between 0 and 1."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
+        if not isinstance(value, str) or not re.match(r"^(0(\.\d{1,6})?|1(\.0{1,6})?)$", value):
+            raise ValidationError("must be a decimal string from \"0\" to \"1\", e.g. \"0.0450\"")
+        return Decimal(value)
+
+
+def _currency(value: str) -> None:
+    if not is_currency(value):
+        raise ValidationError("not an ISO 4217 currency code")
+
+
+def _country(value: str) -> None:
+    if not is_country(value):
+        raise ValidationError("not an ISO 3166-1 alpha-2 country code")
+
+
+def _uscc(value: str) -> None:
+    problem = uscc_problem(value)
+    if problem:
+        raise ValidationError(problem)
+
+
+_code = validate.Regexp(_TEXT, error="use 1-64 letters, digits, spaces or _ . / # -")
+
+
+class BuyerSchema(Schema):
+    code = fields.String(required=True, validate=_code)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    country = fields.String(required=True, validate=_country)
+
+
+class InvoiceSchema(Schema):
+    number = fields.String(required=True, validate=_code)
+    amount = Money(required=True)
+    currency = fields.String(required=True, validate=_currency)
+    issue_date = fields.Date(required=True)
+    shipment_date = fields.Date(required=True)
+    due_date = fields.Date(required=True)
+
+    @validates_schema(skip_on_field_errors=False)
+    def _dates(self, data: dict, **_: Any) -> None:
+        shipped, due = data.get("shipment_date"), data.get("due_date")
+        if shipped and due and due <= shipped:
+            raise ValidationError("must be after shipment_date", "due_date")
+        issued = data.get("issue_date")
+        if issued and due and due < issued:
+            raise ValidationError("must not be before issue_date", "due_date")
+
+
+class DealRequestSchema(Schema):
+    exporter_uscc = fields.String(required=True, validate=_uscc)
+    policy_no = fields.String(required=True, validate=_code)
+    buyer = fields.Nested(BuyerSchema, required=True)
+    invoices = fields.List(
+        fields.Nested(InvoiceSchema),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_INVOICES,
+                                 error=f"give between 1 and {MAX_INVOICES} invoices"),
+    )
+    requested_amount = Money(required=True)
+    currency = fields.String(required=True, validate=_currency)
+
+    @validates_schema(skip_on_field_errors=False)
+    def _consistent(self, data: dict, **_: Any) -> None:
+        invoices = [inv for inv in data.get("invoices") or [] if isinstance(inv, dict)]
+        errors: dict[str, Any] = {}
+        currency = data.get("currency")
+        per_invoice: dict[int, dict[str, list[str]]] = {}
+        seen: set[str] = set()
+        for index, inv in enumerate(invoices):
+            if currency and inv.get("currency") != currency:
+                per_invoice.setdefault(index, {})["currency"] = [
+                    f"must be the deal currency {currency}: one deal, one currency"]
+            if inv.get("number") in seen:
+                per_invoice.setdefault(index, {})["number"] = ["appears twice in this request"]
+            seen.add(inv.get("number"))
+        if per_invoice:
+            errors["invoices"] = per_invoice
+        total = sum((inv.get("amount", Decimal(0)) for inv in invoices), Decimal(0))
+        requested = data.get("requested_amount")
+        if invoices and requested is not None and not per_invoice and requested > total:
+            errors["requested_amount"] = [f"must not exceed the invoices' total {total}"]
+        if errors:
+            raise ValidationError(errors)
+
+    @post_load
+    def _make(self, data: dict, **_: Any) -> Application:
+        return Application(
+            exporter_uscc=data["exporter_uscc"],
+            policy_no=data["policy_no"],
+            buyer=Buyer(**data["buyer"]),
+            invoices=tuple(Invoice(**inv) for inv in data["invoices"]),
+            requested_amount=data["requested_amount"],
+            currency=data["currency"],
+        )
+
+
+class DecisionSchema(Schema):
+    decision = fields.String(required=True, validate=validate.OneOf(["approve", "decline"]))
+    amount = Money()
+    annual_rate = Rate()
+    reason = fields.String(validate=validate.Length(min=1, max=500))
+    officer = fields.String(validate=validate.Length(min=1, max=64))
+
+    @validates_schema
+    def _reason_for_decline(self, data: dict, **_: Any) -> None:
+        if data.get("decision") == "decline" and not data.get("reason"):
+            raise ValidationError("a decline needs a reason", "reason")
+        if data.get("decision") == "decline" and ("amount" in data or "annual_rate" in data):
+            raise ValidationError("only an approval takes an amount", "amount")
+
+
+class WithdrawSchema(Schema):
+    reason = fields.String(validate=validate.Length(max=500))
+
+
+class ListQuerySchema(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    state = fields.String(validate=validate.OneOf(["pending_bank"]))
+
+
+# --- responses (documentation and serialisation) --------------------------------------------
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    fields = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBodySchema, required=True)
+
+
+class AmountsSchema(Schema):
+    requested = fields.String()
+    invoice_total = fields.String()
+    insured = fields.String(allow_none=True)
+    eligible = fields.String(allow_none=True)
+    approved = fields.String(allow_none=True)
+    reserved_on_limit = fields.String(allow_none=True)
+
+
+class BankOfferSchema(Schema):
+    bank_id = fields.String()
+    deadline = fields.String(allow_none=True)
+    pricing = fields.Dict(allow_none=True)
+
+
+class DealSchema(Schema):
+    id = fields.String()
+    state = fields.String()
+    version = fields.Integer()
+    exporter_uscc = fields.String()
+    policy_no = fields.String()
+    buyer = fields.Nested(BuyerSchema)
+    invoices = fields.List(fields.Dict())
+    currency = fields.String()
+    amounts = fields.Nested(AmountsSchema)
+    checks = fields.Dict(keys=fields.String(), values=fields.String())
+    failures = fields.List(fields.Dict())
+    reasons = fields.List(fields.String())
+    whitelist = fields.Dict(allow_none=True)
+    bank = fields.Nested(BankOfferSchema, allow_none=True)
+    decision = fields.Dict(allow_none=True)
+    offered_banks = fields.List(fields.String())
+    created_at = fields.String()
+    updated_at = fields.String()
+
+
+class DealPageSchema(Schema):
+    items = fields.List(fields.Nested(DealSchema))
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer()
+
+
+class EventSchema(Schema):
+    v = fields.Integer()
+    at = fields.String()
+    by = fields.String()
+    type = fields.String()
+    from_ = fields.String(data_key="from", allow_none=True)
+    to = fields.String()
+    why = fields.List(fields.String())
+    set = fields.Dict()
+
+
+class EventListSchema(Schema):
+    deal_id = fields.String()
+    events = fields.List(fields.Nested(EventSchema))
+
+
+def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
+    """The API's representation of a deal for an exporter or a bank.
+
+    A bank that no longer holds a deal (it declined or let the deadline pass) still sees the
+    application it was shown, but nothing of what other banks offered or decided.
+    """
+    f = deal.fields
+    bank_id = deal.bank_id
+    view: dict[str, Any] = {
+        "id": deal.id,
+        "state": str(deal.state),
+        "version": deal.version,
+        "exporter_uscc": f["exporter_uscc"],
+        "policy_no": f["policy_no"],
+        "buyer": deal.get("buyer"),
+        "invoices": deal.get("invoices"),
+        "currency": f["currency"],
+        "amounts": {
+            "requested": f.get("requested_amount"),
+            "invoice_total": f.get("invoice_total"),
+            "insured": f.get("insured_amount") or None,
+            "eligible": f.get("eligible_amount") or None,
+            "approved": f.get("approved_amount") or None,
+            "reserved_on_limit": f.get("reserved_amount") or None,
+        },
+        "checks": deal.get("checks", {}),
+        "failures": deal.get("failures", []),
+        "reasons": deal.get("reasons", []),
+        "whitelist": deal.get("whitelist"),
+        "bank": (
+            {"bank_id": bank_id, "deadline": f.get("deadline") or None,
+             "pricing": deal.get("pricing")}
+            if bank_id else None
+        ),
+        "decision": deal.get("decision"),
+        "created_at": f.get("created_at"),
+        "updated_at": f.get("updated_at"),
+    }
+    if viewer_role == "exporter":
+        view["offered_banks"] = deal.offered_banks
+    elif bank_id != viewer_id:
+        view["bank"] = None
+        view["decision"] = None
+        view["amounts"]["eligible"] = view["amounts"]["approved"] = None
+    return view
