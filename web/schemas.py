@@ -117,7 +117,8 @@ class DealRequestSchema(Schema):
             errors["invoices"] = per_invoice
         total = sum((inv.get("amount", Decimal(0)) for inv in invoices), Decimal(0))
         requested = data.get("requested_amount")
-        if invoices and requested is not None and not per_invoice and requested > total:
+        amounts_valid = invoices and all("amount" in inv for inv in invoices)
+        if amounts_valid and requested is not None and not per_invoice and requested > total:
             errors["requested_amount"] = [f"must not exceed the invoices' total {total}"]
         if errors:
             raise ValidationError(errors)

