@@ -1,0 +1,150 @@
+"""Test support: private redis-server processes and the Xinbao processes run against them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.1,
+               what: str = "condition") -> Any:
+    """Poll until ``predicate()`` is truthy; return its value or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def require_real_redis_or_skip(reason: str) -> None:
+    """Skip a test that needs a real Redis, unless CI demands one (XINBAO_REQUIRE_REDIS=1)."""
+    if os.environ.get("XINBAO_REQUIRE_REDIS") == "1":
+        pytest.fail(f"{reason}, and XINBAO_REQUIRE_REDIS=1 forbids skipping")
+    pytest.skip(reason)
+
+
+class RedisServer:
+    """A private redis-server on a free port, optionally with AOF, that tests may restart."""
+
+    def __init__(self, workdir: Path, appendonly: bool = False):
+        self.binary = shutil.which("redis-server")
+        self.workdir = workdir
+        self.appendonly = appendonly
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        if self.binary is None:
+            require_real_redis_or_skip("no redis-server on PATH")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.workdir), "--save", "", "--maxmemory-policy", "noeviction",
+                "--logfile", str(self.workdir / "redis.log")]
+        if self.appendonly:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            args += ["--appendonly", "no"]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        wait_until(lambda: _pings(client), 15, what=f"redis-server on port {self.port}")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+class Processes:
+    """The web app (gunicorn), Celery workers and beat, started as real processes."""
+
+    def __init__(self, env: dict[str, str], logdir: Path):
+        self.env = {**os.environ, **env}
+        self.logdir = logdir
+        self.running: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(args, env=self.env, cwd=ROOT, stdout=log, stderr=log,
+                                start_new_session=True)
+        self.running[name] = proc
+        return proc
+
+    def web(self, port: int) -> subprocess.Popen:
+        return self.start("web", [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}",
+                                  "--workers", "2", "web:create_app()"])
+
+    def worker(self, name: str = "worker", concurrency: int = 2) -> subprocess.Popen:
+        return self.start(name, [str(BIN / "celery"), "-A", "tasks.worker", "worker",
+                                 "--loglevel", "INFO", "--concurrency", str(concurrency),
+                                 "--hostname", f"{name}@%h", "--without-gossip",
+                                 "--without-mingle"])
+
+    def beat(self) -> subprocess.Popen:
+        return self.start("beat", [str(BIN / "celery"), "-A", "tasks.worker", "beat",
+                                   "--loglevel", "INFO", "--schedule",
+                                   str(self.logdir / "celerybeat-schedule")])
+
+    def stop(self, name: str, sig: int | None = None) -> None:
+        proc = self.running.pop(name)
+        if proc.poll() is None:
+            if sig is None:
+                proc.terminate()
+            else:
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.running):
+            self.stop(name)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
+            for p in sorted(self.logdir.glob("*.log"))
+        )

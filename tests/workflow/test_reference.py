@@ -1,0 +1,321 @@
+"""Reference data: the file is validated whole, named errors, loaded idempotently, tokens hashed."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from tests.conftest import DEMO_FILE, DONGFANG, HAIXIN, NANHAI
+from workflow import keys
+from workflow.reference import (
+    Bank,
+    BuyerLimit,
+    Policy,
+    Principal,
+    ReferenceData,
+    ReferenceFileError,
+    ReferenceRepository,
+    parse_reference,
+    parse_reference_json,
+    store_reference,
+    token_digest,
+)
+
+
+@pytest.fixture
+def demo_doc() -> dict:
+    """data/demo.json as a document (amounts as Decimal, as the loader reads them)."""
+    return json.loads(DEMO_FILE.read_text(encoding="utf-8"), parse_float=Decimal)
+
+
+def problems_of(document) -> list[str]:
+    with pytest.raises(ReferenceFileError) as info:
+        parse_reference(document)
+    assert str(info.value) == "; ".join(info.value.problems)
+    return info.value.problems
+
+
+def dump(client) -> dict:
+    """Every key in Redis with its value, by type."""
+    out = {}
+    for key in client.keys("*"):
+        kind = client.type(key)
+        if kind == "string":
+            out[key] = client.get(key)
+        elif kind == "set":
+            out[key] = sorted(client.smembers(key))
+        elif kind == "hash":
+            out[key] = client.hgetall(key)
+        else:  # pragma: no cover - the loader writes no other types
+            out[key] = (kind, None)
+    return out
+
+
+# --- parsing -------------------------------------------------------------------------------------
+
+
+def test_demo_file_parses(demo_reference):
+    data = demo_reference
+    assert isinstance(data, ReferenceData)
+    counts = {name: len(getattr(data, name)) for name in (
+        "policies", "limits", "declarations", "overdues", "whitelists", "banks", "exporters",
+        "tokens")}
+    assert counts == {"policies": 3, "limits": 3, "declarations": 40, "overdues": 1,
+                      "whitelists": 2, "banks": 3, "exporters": 3, "tokens": 6}
+    policy = data.policies[0]
+    assert isinstance(policy, Policy)
+    assert policy.coverage_ratio == Decimal("0.90")
+    assert policy.excluded_countries == ("KP", "IR")
+    assert policy.start == date(2026, 1, 1)
+    limit = data.limits[0]
+    assert isinstance(limit, BuyerLimit)
+    assert limit.amount == Decimal("500000.00")
+    boc = next(b for b in data.banks if b.bank_id == "BOC-NB")
+    assert isinstance(boc, Bank)
+    assert boc.annual_rate == Decimal("0.0420") and boc.requires_whitelist is True
+    assert ("demo-bank-boc-nb-0001", Principal("bank", "BOC-NB")) in data.tokens
+    assert ("demo-exporter-haixin-0001", Principal("exporter", HAIXIN)) in data.tokens
+
+
+def test_float_numbers_in_the_file_stay_exact():
+    text = DEMO_FILE.read_text(encoding="utf-8").replace('"0.0420"', "0.042")
+    data = parse_reference_json(text)
+    boc = next(b for b in data.banks if b.bank_id == "BOC-NB")
+    assert boc.annual_rate == Decimal("0.042")
+    assert str(boc.annual_rate) == "0.042"
+
+
+def test_bad_field_names_record_and_field(demo_doc):
+    demo_doc["limits"][1]["amount"] = "lots"
+    assert problems_of(demo_doc) == ["limits[1] (limit_id=LIM-HX-US0042).amount: Not a valid number."]
+
+
+def test_every_problem_is_listed(demo_doc):
+    demo_doc["policies"][0]["coverage_ratio"] = "1.5"
+    demo_doc["banks"][2]["currencies"] = ["XXY"]
+    demo_doc["exporters"][1]["uscc"] = "91330200MA2CD3E4F0"  # wrong check character
+    demo_doc["limits"][0]["country"] = "ZZ"
+    problems = problems_of(demo_doc)
+    assert len(problems) == 4
+    assert problems[0].startswith("policies[0] (policy_no=SIN-2026-0001).coverage_ratio: ")
+    assert problems[1].startswith("limits[0] (limit_id=LIM-HX-DE0001).country: not an ISO 3166")
+    assert problems[2].startswith("banks[2] (bank_id=CCB-NB).currencies.0: not an ISO 4217")
+    assert problems[3].startswith(
+        "exporters[1] (uscc=91330200MA2CD3E4F0).uscc: not a valid unified social credit code")
+
+
+@pytest.mark.parametrize(
+    ("section", "index", "field", "value", "expected"),
+    [
+        ("policies", 0, "status", "dormant", "policies[0] (policy_no=SIN-2026-0001).status: "),
+        ("policies", 0, "end", "2025-01-01", "policies[0] (policy_no=SIN-2026-0001).end: end is"),
+        ("policies", 0, "max_credit_days", 361, "policies[0] (policy_no=SIN-2026-0001)."
+         "max_credit_days: "),
+        ("policies", 0, "declaration_window_days", "15", "policies[0] (policy_no=SIN-2026-0001)."
+         "declaration_window_days: "),
+        ("limits", 2, "expiry", "2026-01-01", "limits[2] (limit_id=LIM-DF-GB0007).expiry: expiry"),
+        ("limits", 2, "amount", "-5.00", "limits[2] (limit_id=LIM-DF-GB0007).amount: "),
+        ("declarations", 3, "declared_on", "yesterday",
+         "declarations[3] (invoice_number=INV-HX-1004).declared_on: Not a valid date."),
+        ("whitelists", 0, "members", ["nope"], "whitelists[0] (programme=NB-2026-TONGBAO)."
+         "members.0: not a valid unified social credit code"),
+        ("banks", 0, "max_amount", "5.00", "banks[0] (bank_id=BOC-NB).max_amount: max_amount is "
+         "below min_amount"),
+        ("banks", 1, "bank_id", "ICBC NB", "banks[1] (bank_id=ICBC NB).bank_id: use A-Z"),
+        ("banks", 1, "advance_rate", "0", "banks[1] (bank_id=ICBC-NB).advance_rate: "),
+    ],
+)
+def test_invalid_values_named(demo_doc, section, index, field, value, expected):
+    demo_doc[section][index][field] = value
+    problems = problems_of(demo_doc)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(expected), problems
+
+
+def test_missing_required_field_named(demo_doc):
+    del demo_doc["limits"][0]["currency"]
+    assert problems_of(demo_doc) == [
+        "limits[0] (limit_id=LIM-HX-DE0001).currency: Missing data for required field."]
+
+
+def test_record_that_is_not_an_object(demo_doc):
+    demo_doc["banks"].append(["BOC-NB"])
+    problems = problems_of(demo_doc)
+    assert len(problems) == 1 and problems[0].startswith("banks[3]: ")
+
+
+def test_unknown_section_refused(demo_doc):
+    demo_doc["buyers"] = []
+    assert problems_of(demo_doc) == ["buyers: unknown section"]
+
+
+def test_unknown_field_refused(demo_doc):
+    demo_doc["policies"][1]["premium"] = "1000.00"
+    assert problems_of(demo_doc) == [
+        "policies[1] (policy_no=SIN-2026-0002).premium: Unknown field."]
+
+
+def test_section_must_be_a_list(demo_doc):
+    demo_doc["banks"] = {"BOC-NB": {}}
+    assert problems_of(demo_doc) == ["banks: must be a list"]
+
+
+@pytest.mark.parametrize("document", [[], "text", None, 3])
+def test_document_must_be_an_object(document):
+    assert problems_of(document) == ["the file must hold one JSON object"]
+
+
+def test_not_json():
+    with pytest.raises(ReferenceFileError, match="not valid JSON"):
+        parse_reference_json("{policies: [")
+
+
+def test_empty_document_is_valid():
+    data = parse_reference({})
+    assert data == ReferenceData()
+
+
+def test_policy_cannot_list_both_covered_and_excluded(demo_doc):
+    demo_doc["policies"][0]["covered_countries"] = ["DE"]
+    assert problems_of(demo_doc) == [
+        "policies[0] (policy_no=SIN-2026-0001).covered_countries: give covered_countries or "
+        "excluded_countries, not both"]
+
+
+@pytest.mark.parametrize(
+    ("section", "id_field", "expected"),
+    [
+        ("policies", "policy_no", "policies[3] (policy_no=SIN-2026-0001): duplicate policy_no"),
+        ("limits", "limit_id", "limits[3] (limit_id=LIM-HX-DE0001): duplicate limit_id"),
+        ("banks", "bank_id", "banks[3] (bank_id=BOC-NB): duplicate bank_id"),
+        ("exporters", "uscc", f"exporters[3] (uscc={HAIXIN}): duplicate uscc"),
+        ("whitelists", "programme",
+         "whitelists[2] (programme=NB-2026-TONGBAO): duplicate programme"),
+    ],
+)
+def test_duplicate_ids_refused(demo_doc, section, id_field, expected):
+    demo_doc[section].append(copy.deepcopy(demo_doc[section][0]))
+    assert problems_of(demo_doc) == [expected]
+
+
+def test_duplicate_token_refused_without_echoing_it(demo_doc):
+    demo_doc["tokens"].append({"token": "demo-exporter-haixin-0001", "bank_id": "CCB-NB"})
+    problems = problems_of(demo_doc)
+    assert problems == ["tokens[6].token: duplicate token"]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"token": "a-long-enough-token-0001"},
+        {"token": "a-long-enough-token-0001", "bank_id": "BOC-NB", "exporter_uscc": HAIXIN},
+        {"token": "short", "bank_id": "BOC-NB"},
+        {"token": "a-long-enough-token-0001", "bank_id": "BOC-NB", "role": "admin"},
+    ],
+)
+def test_bad_token_records_never_echo_the_token(record):
+    problems = problems_of({"tokens": [record]})
+    assert problems
+    for problem in problems:
+        assert problem.startswith("tokens[0]")
+        assert record["token"] not in problem
+
+
+# --- storage -------------------------------------------------------------------------------------
+
+
+def test_bad_file_loads_nothing(fake_redis, demo_doc):
+    demo_doc["limits"][2]["amount"] = "-1.00"
+    with pytest.raises(ReferenceFileError):
+        store_reference(fake_redis, parse_reference(demo_doc))
+    assert fake_redis.dbsize() == 0
+
+
+def test_store_returns_counts(any_redis, demo_reference):
+    counts = store_reference(any_redis, demo_reference)
+    assert counts == {"policies": 3, "limits": 3, "declarations": 40, "overdues": 1,
+                      "whitelists": 2, "banks": 3, "exporters": 3, "tokens": 6}
+
+
+def test_store_is_idempotent(any_redis, demo_reference):
+    store_reference(any_redis, demo_reference)
+    first = dump(any_redis)
+    store_reference(any_redis, demo_reference)
+    assert dump(any_redis) == first
+    assert keys.policy("SIN-2026-0001") in first
+    assert first[keys.limits_for("SIN-2026-0001", "DE-0001")] == ["LIM-HX-DE0001"]
+
+
+def test_round_trip_through_redis(any_redis, demo_reference):
+    store_reference(any_redis, demo_reference)
+    ref = ReferenceRepository(any_redis)
+    for policy in demo_reference.policies:
+        assert ref.policy(policy.policy_no) == policy
+    for limit in demo_reference.limits:
+        assert ref.limit(limit.limit_id) == limit
+    assert ref.limits_for("SIN-2026-0001", "DE-0001") == [demo_reference.limits[0]]
+    assert ref.limits_for("SIN-2026-0001", "XX-0000") == []
+    assert sorted(demo_reference.banks, key=lambda b: b.bank_id) == ref.banks()
+    for decl in demo_reference.declarations:
+        assert ref.declaration(decl.policy_no, decl.buyer_code, decl.invoice_number) == decl
+    assert ref.declaration("SIN-2026-0001", "DE-0001", "INV-NOPE") is None
+    assert ref.overdues("SIN-2026-0001", "BR-0099") == demo_reference.overdues
+    assert ref.overdues("SIN-2026-0001", "DE-0001") == []
+    for exporter in demo_reference.exporters:
+        assert ref.exporter(exporter.uscc) == exporter
+    assert ref.policy("NOPE") is None and ref.bank("NOPE") is None and ref.limit("NOPE") is None
+
+
+def test_whitelists_of(any_redis, demo_reference):
+    store_reference(any_redis, demo_reference)
+    ref = ReferenceRepository(any_redis)
+    [nb] = ref.whitelists_of(HAIXIN)
+    assert (nb.programme, nb.valid_to, nb.members) == ("NB-2026-TONGBAO", date(2030, 12, 31), ())
+    assert [w.programme for w in ref.whitelists_of(NANHAI)] == ["SZ-2025-TONGBAO"]
+    assert ref.whitelists_of(DONGFANG) == []
+
+
+def test_reloaded_whitelist_replaces_its_members(any_redis, demo_doc):
+    store_reference(any_redis, parse_reference(demo_doc))
+    demo_doc["whitelists"][0]["members"] = [DONGFANG]
+    store_reference(any_redis, parse_reference({"whitelists": demo_doc["whitelists"]}))
+    assert any_redis.smembers(keys.whitelist_members("NB-2026-TONGBAO")) == {DONGFANG}
+    ref = ReferenceRepository(any_redis)
+    assert ref.whitelists_of(HAIXIN) == []
+    assert [w.programme for w in ref.whitelists_of(DONGFANG)] == ["NB-2026-TONGBAO"]
+
+
+def test_reloaded_whitelist_may_become_empty(any_redis, demo_doc):
+    store_reference(any_redis, parse_reference(demo_doc))
+    demo_doc["whitelists"][0]["members"] = []
+    store_reference(any_redis, parse_reference({"whitelists": demo_doc["whitelists"][:1]}))
+    assert not any_redis.exists(keys.whitelist_members("NB-2026-TONGBAO"))
+    assert ReferenceRepository(any_redis).whitelists_of(HAIXIN) == []
+
+
+def test_reload_updates_records(any_redis, demo_doc):
+    store_reference(any_redis, parse_reference(demo_doc))
+    demo_doc["limits"][0]["amount"] = "650000.00"
+    store_reference(any_redis, parse_reference({"limits": demo_doc["limits"]}))
+    assert ReferenceRepository(any_redis).limit("LIM-HX-DE0001").amount == Decimal("650000.00")
+
+
+def test_tokens_stored_only_hashed(any_redis, demo_reference):
+    store_reference(any_redis, demo_reference)
+    everything = json.dumps(dump(any_redis), ensure_ascii=False)
+    for token, principal in demo_reference.tokens:
+        assert token not in everything
+        assert any_redis.exists(keys.token(token_digest(token)))
+    ref = ReferenceRepository(any_redis)
+    assert ref.principal("demo-bank-icbc-nb-0002") == Principal("bank", "ICBC-NB")
+    assert ref.principal("demo-exporter-dongfang-0002") == Principal("exporter", DONGFANG)
+    assert ref.principal("demo-bank-icbc-nb-0003") is None
+
+
+def test_token_digest_is_sha256():
+    assert token_digest("abc") == (
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
