@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -245,7 +245,7 @@ def test_indexes_page_due_postpone(store):
     assert [d.id for d in deals] == ["a"]
     assert [d.id for d in store.page("xb:idx:test", 0, 5, newest_first=False)[1]] == [
         "a", "b", "c"]
-    now = DEMO_NOW.replace(year=1970, month=1, day=1, hour=0, minute=1, second=41)  # 101 s
+    now = datetime.fromtimestamp(101, UTC)
     assert store.due("xb:idx:test", now) == ["a", "b"]
     store.postpone("xb:idx:test", "a", now + timedelta(seconds=10))
     assert store.due("xb:idx:test", now) == ["b"]

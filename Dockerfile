@@ -1,0 +1,14 @@
+# One image for web, worker and beat; docker-compose.yml picks the command.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY workflow ./workflow
+COPY web ./web
+COPY tasks ./tasks
+COPY data ./data
+RUN pip install . && useradd --system --home /app xinbao
+USER xinbao
+EXPOSE 8000
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "web:create_app()"]
