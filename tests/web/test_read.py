@@ -82,6 +82,7 @@ def test_holding_bank_does_not_see_the_previous_banks_decision(api):
     api.decide(deal["id"], "boc", decision="decline", reason="no appetite")
     seen = api.get(deal["id"], "icbc").get_json()
     assert seen["bank"]["bank_id"] == "ICBC-NB"
+    assert seen["decision"] is None
     assert "BOC-NB" not in str(seen)
 
 
