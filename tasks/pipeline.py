@@ -17,8 +17,13 @@ log = logging.getLogger("xinbao.tasks")
 
 # Transport failures are retried with backoff; anything else is a bug and is logged loudly.
 TRANSIENT = (RedisConnectionError, RedisTimeoutError)
-RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 2, "retry_backoff_max": 60,
-         "retry_jitter": True, "max_retries": 8}
+RETRY = {
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 
 def workflow() -> Workflow:
@@ -36,7 +41,7 @@ def verify_deal(self, deal_id: str) -> str | None:
             log.warning("insurer unavailable, deal on hold", extra={"deal_id": deal_id})
             deal = flow.hold(deal_id)
             return str(deal.state) if deal else None
-        countdown = min(2 ** self.request.retries * 5, 300)
+        countdown = min(2**self.request.retries * 5, 300)
         raise self.retry(exc=exc, countdown=countdown, max_retries=None) from exc
     return str(deal.state) if deal else None
 
@@ -85,5 +90,6 @@ def _publish(task, deal_id: str) -> None:
     try:
         task.delay(deal_id)
     except Exception:  # noqa: BLE001 - any broker failure: the sweeper owns the retry
-        log.exception("could not publish %s; the sweeper will", task.name,
-                      extra={"deal_id": deal_id})
+        log.exception(
+            "could not publish %s; the sweeper will", task.name, extra={"deal_id": deal_id}
+        )

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import fakeredis
 import pytest
@@ -212,8 +212,11 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _with_db(url: str, db: int) -> str:
-    """``url`` pointing at database ``db`` (redis:// and rediss:// URLs)."""
+    """``url`` pointing at database ``db`` (redis://, rediss:// and unix:// URLs)."""
     parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"] + [("db", str(db))]
+        return f"unix://{parts.netloc}{parts.path}?{urlencode(query)}"
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
 
 

@@ -30,7 +30,6 @@ def create_app(
     app = Flask(__name__)
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,
-        JSON_SORT_KEYS=False,
         CELERY={**celery_config(settings), **(celery or {})},
     )
     app.config.from_prefixed_env("XINBAO_FLASK")

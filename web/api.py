@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
+from werkzeug.exceptions import BadRequest
 
 from tasks.pipeline import dispatch_route, dispatch_verify
 from web.auth import current_principal, require
@@ -35,14 +36,20 @@ def flow() -> Workflow:
 
 def json_body() -> Any:
     if not request.is_json:
-        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "send a JSON body (Content-Type: "
-                       "application/json)")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400, "MALFORMED_JSON", "the request body is not valid JSON")
+        raise ApiError(
+            415, "UNSUPPORTED_MEDIA_TYPE", "send a JSON body (Content-Type: application/json)"
+        )
+    try:
+        body = request.get_json()
+    except BadRequest:
+        raise ApiError(400, "MALFORMED_JSON", "the request body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise ApiError(422, "VALIDATION_FAILED", "the body must be a JSON object",
-                       {"_body": ["must be a JSON object"]})
+        raise ApiError(
+            422,
+            "VALIDATION_FAILED",
+            "the body must be a JSON object",
+            {"_body": ["must be a JSON object"]},
+        )
     return body
 
 
@@ -70,12 +77,20 @@ def submit_deal():
     application = _deal_request.load(body)
     principal = current_principal()
     if application.exporter_uscc != principal.subject:
-        raise ApiError(403, "FORBIDDEN", "exporter_uscc is not the exporter of this token",
-                       {"exporter_uscc": ["must be the USCC your token was issued to"]})
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            "exporter_uscc is not the exporter of this token",
+            {"exporter_uscc": ["must be the USCC your token was issued to"]},
+        )
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 128:
-        raise ApiError(422, "VALIDATION_FAILED", "Idempotency-Key must be 1-128 characters",
-                       {"Idempotency-Key": ["must be 1-128 characters"]})
+        raise ApiError(
+            422,
+            "VALIDATION_FAILED",
+            "Idempotency-Key must be 1-128 characters",
+            {"Idempotency-Key": ["must be 1-128 characters"]},
+        )
     result = flow().submit(application, key)
     if not result.replayed:
         dispatch_verify(result.deal.id)
@@ -146,16 +161,21 @@ def list_deals():
     if principal.role == "exporter":
         index, newest_first = keys.by_exporter(principal.subject), True
         if "state" in query:
-            raise ApiError(422, "VALIDATION_FAILED", "exporters list all their deals",
-                           {"state": ["only banks filter by state"]})
+            raise ApiError(
+                422,
+                "VALIDATION_FAILED",
+                "exporters list all their deals",
+                {"state": ["only banks filter by state"]},
+            )
     elif query.get("state") == "pending_bank":
         # The bank's work queue: the most urgent deadline first.
         index, newest_first = keys.bank_queue(principal.subject), False
     else:
         index, newest_first = keys.by_bank(principal.subject), True
     total, deals = flow().store.page(index, (page - 1) * per_page, per_page, newest_first)
-    return jsonify({"items": [view(d) for d in deals], "page": page, "per_page": per_page,
-                    "total": total})
+    return jsonify(
+        {"items": [view(d) for d in deals], "page": page, "per_page": per_page, "total": total}
+    )
 
 
 @api.get("/openapi.json")

@@ -27,12 +27,14 @@ def require(*roles: str) -> Callable:
             header = request.headers.get("Authorization", "")
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
-                raise ApiError(401, "UNAUTHENTICATED", "send Authorization: Bearer <token>",
-                               headers=CHALLENGE)
+                raise ApiError(
+                    401, "UNAUTHENTICATED", "send Authorization: Bearer <token>", headers=CHALLENGE
+                )
             principal = current_app.extensions["xinbao"].reference.principal(token.strip())
             if principal is None:
-                raise ApiError(401, "UNAUTHENTICATED", "unknown or revoked token",
-                               headers=CHALLENGE)
+                raise ApiError(
+                    401, "UNAUTHENTICATED", "unknown or revoked token", headers=CHALLENGE
+                )
             if principal.role not in roles:
                 raise ApiError(403, "FORBIDDEN", f"this needs a {' or '.join(roles)} token")
             g.principal = principal

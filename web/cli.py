@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 import redis
+from flask.cli import with_appcontext
 
 from workflow.logs import configure_logging
 from workflow.reference import ReferenceFileError, parse_reference_json, store_reference
@@ -33,6 +34,7 @@ def _load(path: Path, client: redis.Redis) -> None:
 
 @click.command("load")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
 def load_command(file: Path) -> None:
     """Load reference data (policies, limits, declarations, whitelists, banks, tokens)."""
     from flask import current_app

@@ -22,16 +22,27 @@ log = logging.getLogger("xinbao.web")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str,
-                 fields: dict[str, list[str]] | None = None, headers: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: dict[str, list[str]] | None = None,
+        headers: dict | None = None,
+    ):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.fields = fields or {}
         self.headers = headers or {}
 
 
-def error_response(status: int, code: str, message: str,
-                   fields: dict[str, list[str]] | None = None, headers: dict | None = None):
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    fields: dict[str, list[str]] | None = None,
+    headers: dict | None = None,
+):
     body = {"error": {"code": code, "message": message, "fields": fields or {}}}
     return jsonify(body), status, headers or {}
 

@@ -32,8 +32,12 @@ def _ok(description: str, schema: str, headers: dict | None = None) -> dict[str,
     return response
 
 
-_DEAL_ID = {"name": "deal_id", "in": "path", "required": True,
-            "schema": {"type": "string", "maxLength": 64}}
+_DEAL_ID = {
+    "name": "deal_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "maxLength": 64},
+}
 _COMMON = {
     "401": _error("Missing or unknown bearer token"),
     "403": _error("The token may not do this"),
@@ -46,8 +50,7 @@ def _money_field(plugin: MarshmallowPlugin, field: Any, **_: Any) -> dict[str, A
     if isinstance(field, Money):
         return {"type": "string", "pattern": r"^\d{1,15}(\.\d{1,2})?$", "example": "125000.00"}
     if isinstance(field, Rate):
-        return {"type": "string", "pattern": r"^(0(\.\d{1,6})?|1(\.0{1,6})?)$",
-                "example": "0.0450"}
+        return {"type": "string", "pattern": r"^(0(\.\d{1,6})?|1(\.0{1,6})?)$", "example": "0.0450"}
     return {}
 
 
@@ -59,16 +62,22 @@ def spec_dict() -> dict[str, Any]:
         version="1.0.0",
         openapi_version="3.0.3",
         plugins=[plugin],
-        info={"description": "Financing of export receivables insured by a short-term export "
-                             "credit insurance policy. Money is a decimal string; dates ISO 8601; "
-                             "times UTC."},
+        info={
+            "description": "Financing of export receivables insured by a short-term export "
+            "credit insurance policy. Money is a decimal string; dates ISO 8601; "
+            "times UTC."
+        },
         servers=[{"url": "/"}],
     )
     plugin.converter.add_attribute_function(_money_field)
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     for name, schema in (
-        ("Error", ErrorSchema), ("DealRequest", DealRequestSchema), ("Deal", DealSchema),
-        ("DealPage", DealPageSchema), ("Decision", DecisionSchema), ("Withdraw", WithdrawSchema),
+        ("Error", ErrorSchema),
+        ("DealRequest", DealRequestSchema),
+        ("Deal", DealSchema),
+        ("DealPage", DealPageSchema),
+        ("Decision", DecisionSchema),
+        ("Withdraw", WithdrawSchema),
         ("EventList", EventListSchema),
     ):
         spec.components.schema(name, schema=schema)
@@ -79,12 +88,21 @@ def spec_dict() -> dict[str, Any]:
             "post": {
                 "summary": "Submit an application for financing (exporter token)",
                 "security": secured,
-                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
-                                "schema": {"type": "string", "minLength": 1, "maxLength": 128}}],
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+                    }
+                ],
                 "requestBody": {"required": True, "content": {JSON: {"schema": "DealRequest"}}},
                 "responses": {
-                    "202": _ok("Accepted; verification runs in the background", "Deal",
-                               {"Location": {"schema": {"type": "string"}}}),
+                    "202": _ok(
+                        "Accepted; verification runs in the background",
+                        "Deal",
+                        {"Location": {"schema": {"type": "string"}}},
+                    ),
                     "400": _error("Malformed JSON"),
                     **_COMMON,
                     "409": _error("DUPLICATE_RECEIVABLE or IDEMPOTENCY_KEY_REUSED"),
@@ -96,64 +114,100 @@ def spec_dict() -> dict[str, Any]:
                 "summary": "List your deals (exporter) or the deals offered to you (bank)",
                 "security": secured,
                 "parameters": [
-                    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1,
-                                                               "maximum": 100000}},
-                    {"name": "per_page", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-                    {"name": "state", "in": "query",
-                     "schema": {"type": "string", "enum": ["pending_bank"]},
-                     "description": "Banks: only the deals awaiting your decision, most urgent "
-                                    "first"},
+                    {
+                        "name": "page",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100000},
+                    },
+                    {
+                        "name": "per_page",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                    },
+                    {
+                        "name": "state",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": ["pending_bank"]},
+                        "description": "Banks: only the deals awaiting your decision, most urgent "
+                        "first",
+                    },
                 ],
-                "responses": {"200": _ok("One page", "DealPage"), **_COMMON,
-                              "422": _error("Invalid query")},
+                "responses": {
+                    "200": _ok("One page", "DealPage"),
+                    **_COMMON,
+                    "422": _error("Invalid query"),
+                },
             },
         },
     )
     spec.path(
         path="/api/v1/deals/{deal_id}",
-        operations={"get": {
-            "summary": "A deal: state, amounts, check results, bank and deadline",
-            "security": secured, "parameters": [_DEAL_ID],
-            "responses": {"200": _ok("The deal", "Deal"), **_COMMON, "404": _error("No such deal "
-                                                                                  "for you")},
-        }},
+        operations={
+            "get": {
+                "summary": "A deal: state, amounts, check results, bank and deadline",
+                "security": secured,
+                "parameters": [_DEAL_ID],
+                "responses": {
+                    "200": _ok("The deal", "Deal"),
+                    **_COMMON,
+                    "404": _error("No such deal for you"),
+                },
+            }
+        },
     )
     spec.path(
         path="/api/v1/deals/{deal_id}/events",
-        operations={"get": {
-            "summary": "The deal's ordered event log",
-            "security": secured, "parameters": [_DEAL_ID],
-            "responses": {"200": _ok("Events, oldest first", "EventList"), **_COMMON,
-                          "404": _error("No such deal for you")},
-        }},
+        operations={
+            "get": {
+                "summary": "The deal's ordered event log",
+                "security": secured,
+                "parameters": [_DEAL_ID],
+                "responses": {
+                    "200": _ok("Events, oldest first", "EventList"),
+                    **_COMMON,
+                    "404": _error("No such deal for you"),
+                },
+            }
+        },
     )
     spec.path(
         path="/api/v1/deals/{deal_id}/decision",
-        operations={"post": {
-            "summary": "Approve or decline a deal pending your bank's decision (bank token)",
-            "security": secured, "parameters": [_DEAL_ID],
-            "requestBody": {"required": True, "content": {JSON: {"schema": "Decision"}}},
-            "responses": {
-                "200": _ok("The deal after the decision", "Deal"), "400": _error("Malformed JSON"),
-                **_COMMON, "404": _error("No such deal routed to your bank"),
-                "409": _error("The deal is not pending your decision"),
-                "415": _error("Not a JSON body"), "422": _error("Invalid fields"),
-            },
-        }},
+        operations={
+            "post": {
+                "summary": "Approve or decline a deal pending your bank's decision (bank token)",
+                "security": secured,
+                "parameters": [_DEAL_ID],
+                "requestBody": {"required": True, "content": {JSON: {"schema": "Decision"}}},
+                "responses": {
+                    "200": _ok("The deal after the decision", "Deal"),
+                    "400": _error("Malformed JSON"),
+                    **_COMMON,
+                    "404": _error("No such deal routed to your bank"),
+                    "409": _error("The deal is not pending your decision"),
+                    "415": _error("Not a JSON body"),
+                    "422": _error("Invalid fields"),
+                },
+            }
+        },
     )
     spec.path(
         path="/api/v1/deals/{deal_id}/withdraw",
-        operations={"post": {
-            "summary": "Withdraw an application before disbursement (exporter token)",
-            "security": secured, "parameters": [_DEAL_ID],
-            "requestBody": {"required": False, "content": {JSON: {"schema": "Withdraw"}}},
-            "responses": {
-                "200": _ok("The withdrawn deal", "Deal"), "400": _error("Malformed JSON"),
-                **_COMMON, "404": _error("No such deal for you"),
-                "409": _error("Too late to withdraw"), "415": _error("Not a JSON body"),
-                "422": _error("Invalid fields"),
-            },
-        }},
+        operations={
+            "post": {
+                "summary": "Withdraw an application before disbursement (exporter token)",
+                "security": secured,
+                "parameters": [_DEAL_ID],
+                "requestBody": {"required": False, "content": {JSON: {"schema": "Withdraw"}}},
+                "responses": {
+                    "200": _ok("The withdrawn deal", "Deal"),
+                    "400": _error("Malformed JSON"),
+                    **_COMMON,
+                    "404": _error("No such deal for you"),
+                    "409": _error("Too late to withdraw"),
+                    "415": _error("Not a JSON body"),
+                    "422": _error("Invalid fields"),
+                },
+            }
+        },
     )
     return spec.to_dict()

@@ -39,7 +39,7 @@ class Rate(fields.Field):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
         if not isinstance(value, str) or not re.match(r"^(0(\.\d{1,6})?|1(\.0{1,6})?)$", value):
-            raise ValidationError("must be a decimal string from \"0\" to \"1\", e.g. \"0.0450\"")
+            raise ValidationError('must be a decimal string from "0" to "1", e.g. "0.0450"')
         return Decimal(value)
 
 
@@ -93,8 +93,9 @@ class DealRequestSchema(Schema):
     invoices = fields.List(
         fields.Nested(InvoiceSchema),
         required=True,
-        validate=validate.Length(min=1, max=MAX_INVOICES,
-                                 error=f"give between 1 and {MAX_INVOICES} invoices"),
+        validate=validate.Length(
+            min=1, max=MAX_INVOICES, error=f"give between 1 and {MAX_INVOICES} invoices"
+        ),
     )
     requested_amount = Money(required=True)
     currency = fields.String(required=True, validate=_currency)
@@ -109,7 +110,8 @@ class DealRequestSchema(Schema):
         for index, inv in enumerate(invoices):
             if currency and inv.get("currency") != currency:
                 per_invoice.setdefault(index, {})["currency"] = [
-                    f"must be the deal currency {currency}: one deal, one currency"]
+                    f"must be the deal currency {currency}: one deal, one currency"
+                ]
             if inv.get("number") in seen:
                 per_invoice.setdefault(index, {})["number"] = ["appears twice in this request"]
             seen.add(inv.get("number"))
@@ -262,9 +264,13 @@ def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
         "reasons": deal.get("reasons", []),
         "whitelist": deal.get("whitelist"),
         "bank": (
-            {"bank_id": bank_id, "deadline": f.get("deadline") or None,
-             "pricing": deal.get("pricing")}
-            if bank_id else None
+            {
+                "bank_id": bank_id,
+                "deadline": f.get("deadline") or None,
+                "pricing": deal.get("pricing"),
+            }
+            if bank_id
+            else None
         ),
         "decision": deal.get("decision"),
         "created_at": f.get("created_at"),
@@ -274,6 +280,7 @@ def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
         view["offered_banks"] = deal.offered_banks
     elif bank_id != viewer_id:
         view["bank"] = None
-        view["decision"] = None
         view["amounts"]["eligible"] = view["amounts"]["approved"] = None
+    if viewer_role == "bank" and (view["decision"] or {}).get("bank_id") != viewer_id:
+        view["decision"] = None  # another bank's decision is none of this bank's business
     return view

@@ -137,9 +137,17 @@ def declared_in_window(ctx: Context, inv: Invoice) -> Reason | None:
     declaration = ctx.facts.declarations.get(inv.number)
     policy = _policy(ctx)
     if declaration and policy:
-        late_by = (declaration.declared_on - inv.shipment_date).days
+        # The insurer's record of the shipment is what counts, not the applicant's invoice.
+        late_by = (declaration.declared_on - declaration.shipment_date).days
         if late_by > policy.declaration_window_days:
             return Reason.DECLARATION_LATE
+    return None
+
+
+def declared_shipment_matches(ctx: Context, inv: Invoice) -> Reason | None:
+    declaration = ctx.facts.declarations.get(inv.number)
+    if declaration and declaration.shipment_date != inv.shipment_date:
+        return Reason.SHIPMENT_DATE_MISMATCH
     return None
 
 
@@ -163,6 +171,7 @@ INVOICE_CHECKS: tuple[Check, ...] = (
     credit_period_within_limit,
     shipment_declared,
     declared_in_window,
+    declared_shipment_matches,
     buyer_not_overdue,
 )
 

@@ -100,8 +100,18 @@ def _dump(value: Any) -> str:
 
 # Fields stored as JSON in the deal hash; the rest are plain strings.
 JSON_FIELDS = frozenset(
-    {"buyer", "invoices", "checks", "failures", "reasons", "whitelist", "offered_banks", "pricing",
-     "decision", "routing_notes"}
+    {
+        "buyer",
+        "invoices",
+        "checks",
+        "failures",
+        "reasons",
+        "whitelist",
+        "offered_banks",
+        "pricing",
+        "decision",
+        "routing_notes",
+    }
 )
 
 

@@ -6,7 +6,11 @@ import re
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
-_AMOUNT = re.compile(r"^\d{1,15}(\.\d{1,2})?$")
+# Twelve integer digits: far above any trade receivable, and every sum of such amounts in
+# cents stays exact in the doubles Lua uses to add reservations (2**53 is about 9e15 cents).
+MAX_AMOUNT = Decimal("999999999999.99")
+MAX_CENTS = 2**53 - 1
+_AMOUNT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
 
 
 class MoneyFormatError(ValueError):
@@ -16,9 +20,11 @@ class MoneyFormatError(ValueError):
 def parse_amount(raw: object) -> Decimal:
     """Parse a wire amount: a string like "125000.00"; numbers are refused (floats lose cents)."""
     if not isinstance(raw, str):
-        raise MoneyFormatError("must be a decimal string such as \"125000.00\", not a number")
-    if not _AMOUNT.match(raw):
-        raise MoneyFormatError("must be a non-negative decimal string with at most 2 decimals")
+        raise MoneyFormatError('must be a decimal string such as "125000.00", not a number')
+    if not _AMOUNT.fullmatch(raw):
+        raise MoneyFormatError(
+            "must be a non-negative decimal string with at most 12 digits and 2 decimals"
+        )
     return Decimal(raw)
 
 
@@ -33,8 +39,11 @@ def floor_cents(amount: Decimal) -> Decimal:
 
 
 def to_cents(amount: Decimal) -> int:
-    """Integer minor units, exact for amounts below 2**53 cents (Lua numbers are doubles)."""
-    return int(quantize(amount) * 100)
+    """Integer minor units; refuses what Lua's doubles could not add exactly."""
+    cents = int(quantize(amount) * 100)
+    if abs(cents) > MAX_CENTS:
+        raise MoneyFormatError(f"{amount} is beyond the largest amount Xinbao handles")
+    return cents
 
 
 def from_cents(cents: int | str) -> Decimal:

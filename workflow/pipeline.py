@@ -126,16 +126,43 @@ class Workflow:
         return ops
 
     def _move(
-        self, deal: Deal, new: State, *, actor: str, event: str, reasons: list[str] | None = None,
-        changes: dict | None = None, due: datetime | None = None, ops: Ops | None = None,
+        self,
+        deal: Deal,
+        new: State,
+        *,
+        actor: str,
+        event: str,
+        reasons: list[str] | None = None,
+        changes: dict | None = None,
+        due: datetime | None = None,
+        ops: Ops | None = None,
     ) -> Deal:
         now = self.clock()
         all_ops = self._ops(deal, new, now, due, ops or Ops())
-        moved = self.store.transition(deal, new, actor=actor, event=event, reasons=reasons,
-                                      changes=changes, ops=all_ops, now=now)
-        log.info("deal %s %s -> %s", deal.id, deal.state, new,
-                 extra={"deal_id": deal.id, "from_state": str(deal.state), "to_state": str(new),
-                        "event": event, "actor": actor, "reasons": reasons or []})
+        moved = self.store.transition(
+            deal,
+            new,
+            actor=actor,
+            event=event,
+            reasons=reasons,
+            changes=changes,
+            ops=all_ops,
+            now=now,
+        )
+        log.info(
+            "deal %s %s -> %s",
+            deal.id,
+            deal.state,
+            new,
+            extra={
+                "deal_id": deal.id,
+                "from_state": str(deal.state),
+                "to_state": str(new),
+                "event": event,
+                "actor": actor,
+                "reasons": reasons or [],
+            },
+        )
         return moved
 
     # --- submit ------------------------------------------------------------------------------
@@ -165,8 +192,9 @@ class Workflow:
         if idempotency_key:
             fields["idempotency_key"] = idempotency_key
         try:
-            deal = self.store.create(deal_id, fields, actor=f"exporter:{app.exporter_uscc}",
-                                     ops=ops, now=now)
+            deal = self.store.create(
+                deal_id, fields, actor=f"exporter:{app.exporter_uscc}", ops=ops, now=now
+            )
         except Locked as exc:
             if idempotency_key and exc.key == keys.idempotency(app.exporter_uscc, idempotency_key):
                 existing = self.store.get(exc.holder)
@@ -194,7 +222,9 @@ class Workflow:
                 return None
             try:
                 if deal.state in (State.SUBMITTED, State.ON_HOLD):
-                    deal = self._move(deal, State.VERIFYING, actor=WORKER, event="verification_started")
+                    deal = self._move(
+                        deal, State.VERIFYING, actor=WORKER, event="verification_started"
+                    )
                 if deal.state == State.VERIFYING:
                     deal = self._check(deal)
                 if deal.state == State.ROUTING:
@@ -210,39 +240,66 @@ class Workflow:
         facts = self.insurer.cover_facts(app)
         verdict = verify_cover(app, facts, today)
         whitelist = whitelist_status(self.reference.whitelists_of(app.exporter_uscc), today)
-        checks = {**verdict.checks,
-                  "exporter_whitelisted": str(whitelist.reason) if whitelist.reason else "ok"}
-        changes = {"checks": checks, "failures": verdict.failures,
-                   "whitelist": whitelist.to_wire()}
+        checks = {
+            **verdict.checks,
+            "exporter_whitelisted": str(whitelist.reason) if whitelist.reason else "ok",
+        }
+        changes = {"checks": checks, "failures": verdict.failures, "whitelist": whitelist.to_wire()}
         if not verdict.passed:
-            return self._move(deal, State.REJECTED, actor=WORKER, event="rejected",
-                              reasons=verdict.reasons,
-                              changes={**changes, "reasons": verdict.reasons})
+            return self._move(
+                deal,
+                State.REJECTED,
+                actor=WORKER,
+                event="rejected",
+                reasons=verdict.reasons,
+                changes={**changes, "reasons": verdict.reasons},
+            )
         limit = verdict.limit
         assert limit is not None  # a passed verdict has found a limit
         policy = facts.policy
         assert policy is not None
         insured = quantize(app.invoice_total * policy.coverage_ratio)
-        reserve = Ops().reserve(limit.limit_id, deal.id, to_cents(app.invoice_total),
-                                to_cents(limit.amount))
+        reserve = Ops().reserve(
+            limit.limit_id, deal.id, to_cents(app.invoice_total), to_cents(limit.amount)
+        )
         notes = [] if whitelist.whitelisted else [str(whitelist.reason)]
         try:
             return self._move(
-                deal, State.ROUTING, actor=WORKER, event="verified", reasons=notes,
-                changes={**changes, "limit_id": limit.limit_id, "reserved_amount": app.invoice_total,
-                         "insured_amount": insured, "coverage_ratio": str(policy.coverage_ratio),
-                         "max_credit_days": policy.max_credit_days},
+                deal,
+                State.ROUTING,
+                actor=WORKER,
+                event="verified",
+                reasons=notes,
+                changes={
+                    **changes,
+                    "limit_id": limit.limit_id,
+                    "reserved_amount": app.invoice_total,
+                    "insured_amount": insured,
+                    "coverage_ratio": str(policy.coverage_ratio),
+                    "max_credit_days": policy.max_credit_days,
+                },
                 ops=reserve,
             )
         except LimitExhausted:
-            room = from_cents(max(to_cents(limit.amount) - self.store.reserved_cents(limit.limit_id), 0))
+            room = from_cents(
+                max(to_cents(limit.amount) - self.store.reserved_cents(limit.limit_id), 0)
+            )
             checks["limit_has_room"] = str(Reason.LIMIT_INSUFFICIENT)
-            failure = {"invoice": "*", "check": "limit_has_room",
-                       "reason": str(Reason.LIMIT_INSUFFICIENT), "available": str(room)}
+            failure = {
+                "invoice": "*",
+                "check": "limit_has_room",
+                "reason": str(Reason.LIMIT_INSUFFICIENT),
+                "available": str(room),
+            }
             reasons = [str(Reason.LIMIT_INSUFFICIENT)]
-            return self._move(deal, State.REJECTED, actor=WORKER, event="rejected", reasons=reasons,
-                              changes={**changes, "checks": checks, "failures": [failure],
-                                       "reasons": reasons})
+            return self._move(
+                deal,
+                State.REJECTED,
+                actor=WORKER,
+                event="rejected",
+                reasons=reasons,
+                changes={**changes, "checks": checks, "failures": [failure], "reasons": reasons},
+            )
 
     def hold(self, deal_id: str, why: str = str(Reason.INSURER_UNAVAILABLE)) -> Deal | None:
         """Park a deal whose verification cannot finish now; the sweeper retries it later."""
@@ -252,8 +309,15 @@ class Workflow:
         if deal.state == State.SUBMITTED:
             deal = self._move(deal, State.VERIFYING, actor=WORKER, event="verification_started")
         due = self.clock() + timedelta(seconds=self.settings.hold_retry_seconds)
-        return self._move(deal, State.ON_HOLD, actor=WORKER, event="on_hold", reasons=[why],
-                          changes={"hold_reason": why}, due=due)
+        return self._move(
+            deal,
+            State.ON_HOLD,
+            actor=WORKER,
+            event="on_hold",
+            reasons=[why],
+            changes={"hold_reason": why},
+            due=due,
+        )
 
     # --- route -------------------------------------------------------------------------------
 
@@ -287,19 +351,38 @@ class Workflow:
         notes = {**deal.get("routing_notes", {}), **passed_over}
         if offer is None:
             reasons = [str(Reason.NO_ELIGIBLE_BANK)]
-            return self._move(deal, State.UNPLACED, actor=WORKER, event="unplaced", reasons=reasons,
-                              changes={"reasons": reasons, "routing_notes": notes,
-                                       "bank_id": None, "deadline": None})
+            return self._move(
+                deal,
+                State.UNPLACED,
+                actor=WORKER,
+                event="unplaced",
+                reasons=reasons,
+                changes={
+                    "reasons": reasons,
+                    "routing_notes": notes,
+                    "bank_id": None,
+                    "deadline": None,
+                },
+            )
         deadline = now + timedelta(hours=float(offer.decision_hours))
         ops = Ops()
         ops.zadd(keys.deadlines(), _ts(deadline), deal.id)
         ops.zadd(keys.bank_queue(offer.bank_id), _ts(deadline), deal.id)
         ops.zadd(keys.by_bank(offer.bank_id), _ts(now), deal.id)
         return self._move(
-            deal, State.PENDING_BANK, actor=WORKER, event="offered_to_bank", due=deadline,
-            changes={"bank_id": offer.bank_id, "offered_banks": [*offered, offer.bank_id],
-                     "pricing": offer.to_wire(), "eligible_amount": offer.amount,
-                     "deadline": deadline, "routing_notes": notes},
+            deal,
+            State.PENDING_BANK,
+            actor=WORKER,
+            event="offered_to_bank",
+            due=deadline,
+            changes={
+                "bank_id": offer.bank_id,
+                "offered_banks": [*offered, offer.bank_id],
+                "pricing": offer.to_wire(),
+                "eligible_amount": offer.amount,
+                "deadline": deadline,
+                "routing_notes": notes,
+            },
             ops=ops,
         )
 
@@ -311,32 +394,52 @@ class Workflow:
         if deal is None or bank_id not in deal.offered_banks:
             raise DealNotFound(f"no deal {deal_id} was routed to bank {bank_id}")
         if deal.state != State.PENDING_BANK or deal.bank_id != bank_id:
-            raise WrongState(f"deal {deal_id} is {deal.state}, not pending your decision",
-                             state=str(deal.state))
+            raise WrongState(
+                f"deal {deal_id} is {deal.state}, not pending your decision", state=str(deal.state)
+            )
         actor = f"bank:{bank_id}:{decision.officer}"
-        record = {"bank_id": bank_id, "officer": decision.officer,
-                  "decision": "approve" if decision.approve else "decline"}
+        record = {
+            "bank_id": bank_id,
+            "officer": decision.officer,
+            "decision": "approve" if decision.approve else "decline",
+        }
         try:
             if decision.approve:
                 offered = deal.decimal("eligible_amount") or Decimal(0)
                 amount = decision.amount if decision.amount is not None else offered
                 if amount <= 0 or amount > offered:
                     raise InvalidDecision(
-                        "amount", f"must be more than 0 and at most the financeable {offered}")
+                        "amount", f"must be more than 0 and at most the financeable {offered}"
+                    )
                 rate = decision.annual_rate
                 if rate is None:
                     rate = Decimal(deal.get("pricing", {}).get("annual_rate", "0"))
                 record.update(amount=str(quantize(amount)), annual_rate=str(rate))
-                return self._move(deal, State.APPROVED, actor=actor, event="approved",
-                                  changes={"approved_amount": amount, "annual_rate": str(rate),
-                                           "decision": record, "deadline": None})
+                return self._move(
+                    deal,
+                    State.APPROVED,
+                    actor=actor,
+                    event="approved",
+                    changes={
+                        "approved_amount": amount,
+                        "annual_rate": str(rate),
+                        "decision": record,
+                        "deadline": None,
+                    },
+                )
             record["reason"] = decision.reason or ""
-            return self._move(deal, State.ROUTING, actor=actor, event="declined",
-                              reasons=[str(Reason.BANK_DECLINED)],
-                              changes={"decision": record, "bank_id": None, "deadline": None})
+            return self._move(
+                deal,
+                State.ROUTING,
+                actor=actor,
+                event="declined",
+                reasons=[str(Reason.BANK_DECLINED)],
+                changes={"decision": record, "bank_id": None, "deadline": None},
+            )
         except VersionConflict as exc:
-            raise WrongState(f"deal {deal_id} changed while you decided; reload it",
-                             state=exc.state) from exc
+            raise WrongState(
+                f"deal {deal_id} changed while you decided; reload it", state=exc.state
+            ) from exc
 
     # --- withdraw ----------------------------------------------------------------------------
 
@@ -348,13 +451,19 @@ class Workflow:
             if deal.state == State.WITHDRAWN:
                 return deal
             if deal.state not in _withdrawable():
-                raise WrongState(f"a deal in {deal.state} can no longer be withdrawn",
-                                 state=str(deal.state))
+                raise WrongState(
+                    f"a deal in {deal.state} can no longer be withdrawn", state=str(deal.state)
+                )
             reasons = [str(Reason.WITHDRAWN_BY_EXPORTER)]
             try:
-                return self._move(deal, State.WITHDRAWN, actor=f"exporter:{exporter_uscc}",
-                                  event="withdrawn", reasons=reasons,
-                                  changes={"reasons": reasons, "deadline": None})
+                return self._move(
+                    deal,
+                    State.WITHDRAWN,
+                    actor=f"exporter:{exporter_uscc}",
+                    event="withdrawn",
+                    reasons=reasons,
+                    changes={"reasons": reasons, "deadline": None},
+                )
             except VersionConflict:
                 continue  # a worker moved it meanwhile: withdraw from its new state
         raise WrongState(f"deal {deal_id} is changing too fast; try again")
@@ -375,10 +484,18 @@ class Workflow:
             if deadline and datetime.fromisoformat(deadline) > now:
                 continue
             try:
-                self._move(deal, State.ROUTING, actor=SWEEPER, event="deadline_missed",
-                           reasons=[str(Reason.BANK_DEADLINE_MISSED)],
-                           changes={"bank_id": None, "deadline": None,
-                                    "decision": {"bank_id": deal.bank_id, "decision": "expired"}})
+                self._move(
+                    deal,
+                    State.ROUTING,
+                    actor=SWEEPER,
+                    event="deadline_missed",
+                    reasons=[str(Reason.BANK_DEADLINE_MISSED)],
+                    changes={
+                        "bank_id": None,
+                        "deadline": None,
+                        "decision": {"bank_id": deal.bank_id, "decision": "expired"},
+                    },
+                )
                 rerouted.append(deal_id)
             except VersionConflict:
                 continue  # the bank decided at the last moment: its decision stands

@@ -25,6 +25,7 @@ class Reason(StrEnum):
     NO_ELIGIBLE_BANK = "NO_ELIGIBLE_BANK"
     # Added beyond the brief's list where the domain needs them.
     BUYER_MISMATCH = "BUYER_MISMATCH"
+    SHIPMENT_DATE_MISMATCH = "SHIPMENT_DATE_MISMATCH"
     BANK_DECLINED = "BANK_DECLINED"
     BANK_DEADLINE_MISSED = "BANK_DEADLINE_MISSED"
     INSURER_UNAVAILABLE = "INSURER_UNAVAILABLE"
@@ -53,6 +54,7 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.DUPLICATE_RECEIVABLE: "An invoice is already in another live financing deal.",
     Reason.NO_ELIGIBLE_BANK: "No bank is left that can finance this deal.",
     Reason.BUYER_MISMATCH: "The buyer's stated country differs from the insurer's record.",
+    Reason.SHIPMENT_DATE_MISMATCH: "The invoice's shipment date differs from the declaration's.",
     Reason.BANK_DECLINED: "The bank declined the deal.",
     Reason.BANK_DEADLINE_MISSED: "The bank did not decide before its deadline.",
     Reason.INSURER_UNAVAILABLE: "The insurer could not be reached; verification will resume.",

@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import Any
 
 from marshmallow import (
-    EXCLUDE,
     RAISE,
     Schema,
     ValidationError,
@@ -26,6 +25,7 @@ from marshmallow import (
 
 from workflow import keys
 from workflow.identifiers import is_country, is_currency, uscc_problem
+from workflow.money import MAX_AMOUNT
 
 ACTIVE = "active"
 STATUSES = ("active", "suspended", "cancelled", "expired")
@@ -156,8 +156,13 @@ _nonneg = validate.Range(min=Decimal("0"))
 _required_str = {"required": True, "validate": validate.Length(min=1, max=128)}
 
 
-def _money(**kw: Any) -> fields.Decimal:
-    return fields.Decimal(required=True, places=2, allow_nan=False, **kw)
+def _money(minimum: Decimal, *, strict_min: bool) -> fields.Decimal:
+    return fields.Decimal(
+        required=True,
+        places=2,
+        allow_nan=False,
+        validate=validate.Range(min=minimum, max=MAX_AMOUNT, min_inclusive=not strict_min),
+    )
 
 
 class _Strict(Schema):
@@ -204,7 +209,7 @@ class LimitSchema(_Strict):
     buyer_name = fields.String(**_required_str)
     country = fields.String(required=True, validate=_country)
     currency = fields.String(required=True, validate=_currency)
-    amount = _money(validate=_positive)
+    amount = _money(Decimal(0), strict_min=True)
     max_credit_days = fields.Integer(
         required=True, strict=True, validate=validate.Range(min=1, max=360)
     )
@@ -253,7 +258,11 @@ class WhitelistSchema(_Strict):
 
     @validates_schema
     def _dates(self, data: dict, **_: Any) -> None:
-        if data.get("valid_from") and data.get("valid_to") and data["valid_to"] < data["valid_from"]:
+        if (
+            data.get("valid_from")
+            and data.get("valid_to")
+            and data["valid_to"] < data["valid_from"]
+        ):
             raise ValidationError("valid_to is before valid_from", "valid_to")
 
     @post_load
@@ -264,14 +273,15 @@ class WhitelistSchema(_Strict):
 
 class BankSchema(_Strict):
     bank_id = fields.String(
-        required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$", error="use A-Z, 0-9, _ . -")
+        required=True,
+        validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$", error="use A-Z, 0-9, _ . -"),
     )
     name = fields.String(**_required_str)
     currencies = fields.List(
         fields.String(validate=_currency), required=True, validate=validate.Length(min=1)
     )
-    min_amount = _money(validate=_nonneg)
-    max_amount = _money(validate=_positive)
+    min_amount = _money(Decimal(0), strict_min=False)
+    max_amount = _money(Decimal(0), strict_min=True)
     max_tenor_days = fields.Integer(
         required=True, strict=True, validate=validate.Range(min=1, max=360)
     )
@@ -572,7 +582,6 @@ __all__ = [
     "Bank",
     "BuyerLimit",
     "Declaration",
-    "EXCLUDE",
     "Exporter",
     "Overdue",
     "Policy",

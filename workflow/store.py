@@ -158,10 +158,16 @@ class DealStore:
     ) -> Deal:
         """Write a new deal in state ``submitted``; raises Locked if a lock in ``ops`` is held."""
         now = now or utcnow()
-        changes = {"id": deal_id, **fields, "state": State.SUBMITTED, "created_at": now,
-                   "updated_at": now}
-        return self._run(deal_id, "0", "", State.SUBMITTED, "submitted", changes, actor, [],
-                         ops, now)
+        changes = {
+            "id": deal_id,
+            **fields,
+            "state": State.SUBMITTED,
+            "created_at": now,
+            "updated_at": now,
+        }
+        return self._run(
+            deal_id, "0", "", State.SUBMITTED, "submitted", changes, actor, [], ops, now
+        )
 
     def transition(
         self,
@@ -181,8 +187,19 @@ class DealStore:
             raise IllegalTransition(current, new_state)
         now = now or utcnow()
         all_changes = {**(changes or {}), "state": new_state, "updated_at": now}
-        return self._run(deal.id, str(deal.version), current, new_state, event, all_changes,
-                         actor, reasons or [], ops or Ops(), now, before=deal)
+        return self._run(
+            deal.id,
+            str(deal.version),
+            current,
+            new_state,
+            event,
+            all_changes,
+            actor,
+            reasons or [],
+            ops or Ops(),
+            now,
+            before=deal,
+        )
 
     def _run(
         self,
@@ -211,8 +228,12 @@ class DealStore:
         }
         if reasons:
             event["why"] = reasons
-        argv: list[str] = [expected, str(expected_state), json.dumps(event, separators=(",", ":")),
-                           str(len(encoded))]
+        argv: list[str] = [
+            expected,
+            str(expected_state),
+            json.dumps(event, separators=(",", ":")),
+            str(len(encoded)),
+        ]
         for name, value in encoded.items():
             argv += [name, value]
         argv += [str(ops.count), *ops.args]

@@ -69,14 +69,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         subprocess.run([str(BIN / "xinbao"), "load", str(path)], env={**env, "PATH": str(BIN)},
                        check=True, capture_output=True)
     procs = Processes(env, workdir)
-    port = free_port()
-    procs.web(port)
-    procs.worker()
-    procs.beat()
-    base = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _up(base), 30, what="gunicorn")
-    client = redis.Redis.from_url(server.url, decode_responses=True)
     try:
+        port = free_port()
+        procs.web(port)
+        procs.worker()
+        procs.beat()
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _up(base), 30, what="gunicorn")
+        client = redis.Redis.from_url(server.url, decode_responses=True)
         yield {"base": base, "redis": client, "procs": procs, "env": env}
     except Exception:
         print(procs.logs())

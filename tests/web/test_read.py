@@ -75,8 +75,6 @@ def test_bank_that_declined_no_longer_sees_the_offer(api):
     assert seen["amounts"]["eligible"] is None and seen["amounts"]["approved"] is None
 
 
-@pytest.mark.xfail(reason="BUG: web/schemas.py deal_view shows the holding bank the previous "
-                          "bank's decision record (bank_id, officer, reason)", strict=True)
 def test_holding_bank_does_not_see_the_previous_banks_decision(api):
     deal = api.create()
     api.decide(deal["id"], "boc", decision="decline", reason="no appetite")

@@ -101,6 +101,26 @@ def test_same_key_different_body_is_refused(api):
     assert api.submit(other, key="k-2").status_code == 202
 
 
+def test_a_retry_with_the_same_amounts_written_differently_is_a_replay(api):
+    first = api.submit(key="k-norm")
+    body = deal_body(requested_amount="80000", invoices=[invoice(amount="100000.0")])
+    again = api.submit(body, key="k-norm")
+    assert again.status_code == 202
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["id"] == first.get_json()["id"]
+
+
+def test_a_retry_after_withdrawal_replays_the_withdrawn_deal(api):
+    first = api.submit(key="k-w").get_json()
+    assert api.withdraw(first["id"]).status_code == 200
+    again = api.submit(key="k-w")
+    assert again.status_code == 202
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["id"] == first["id"]
+    assert again.get_json()["state"] == "withdrawn"
+    assert api.list("haixin").get_json()["total"] == 1
+
+
 def test_idempotency_keys_are_per_exporter(api):
     assert api.submit(key="shared").status_code == 202
     rv = api.submit(dongfang_body(), who="dongfang", key="shared")
@@ -207,9 +227,6 @@ def test_a_json_array_body_is_422(api):
     assert "_body" in error["fields"]
 
 
-@pytest.mark.xfail(reason="BUG: web/api.py json_body() reports the valid JSON body `null` as "
-                          "400 MALFORMED_JSON (get_json(silent=True) returns None for both)",
-                   strict=True)
 def test_a_json_null_body_is_422_not_malformed(api):
     rv = api.client.post("/api/v1/deals", data="null", content_type="application/json",
                          headers=auth("haixin"))

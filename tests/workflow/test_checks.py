@@ -172,17 +172,18 @@ def test_declaration_late():
     assert reasons(declarations=late, today=date(2026, 11, 27)) == [Reason.DECLARATION_LATE]
 
 
-@pytest.mark.xfail(
-    reason="BUG: checks.declared_in_window measures lateness from the invoice's (applicant's) "
-    "shipment_date, not the shipment date the insurer recorded in the declaration, so a late "
-    "declaration passes if the invoice states a later shipment date",
-    strict=True,
-)
 def test_declaration_late_judged_on_the_declared_shipment_date():
     # The insurer recorded shipment on Oct 1 and the declaration on Nov 12: 42 days late.
     app = make_application(shipment_date="2026-11-10")
     record = {"INV-HX-1001": declared(shipment=date(2026, 10, 1), on=date(2026, 11, 12))}
     assert Reason.DECLARATION_LATE in reasons(app, declarations=record)
+    assert Reason.SHIPMENT_DATE_MISMATCH in reasons(app, declarations=record)
+
+
+def test_invoice_shipment_date_must_match_the_declaration():
+    app = make_application(shipment_date="2026-11-10")
+    record = {"INV-HX-1001": declared(shipment=date(2026, 11, 9), on=date(2026, 11, 12))}
+    assert reasons(app, declarations=record) == [Reason.SHIPMENT_DATE_MISMATCH]
 
 
 def test_buyer_overdue():

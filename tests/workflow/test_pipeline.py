@@ -17,9 +17,10 @@ from tests.conftest import (
 )
 from workflow import keys
 from workflow.deal import Buyer, iso
+from workflow.gateway import InsurerUnavailable
 from workflow.pipeline import (
-    Decision,
     DealNotFound,
+    Decision,
     DuplicateReceivable,
     IdempotencyKeyReused,
     InvalidDecision,
@@ -499,7 +500,7 @@ def test_deadline_leftover_of_a_deal_that_moved_on_is_cleaned(wf):
     assert wf.store.get(deal.id).state == State.APPROVED
 
 
-# --- stranded deals and holds ----------------------------------------------------------------------
+# --- stranded deals and holds --------------------------------------------------------------------
 
 
 def test_stranded_returns_overdue_worker_owned_deals_and_postpones_them(wf):
@@ -538,6 +539,29 @@ def test_hold_then_verify_brings_it_back(wf):
     resumed = wf.verify(deal.id)
     assert resumed.state == State.PENDING_BANK and resumed.bank_id == "BOC-NB"
     assert indexed_states(wf, deal.id) == ["pending_bank"]
+
+
+def test_insurer_down_leaves_an_owned_verifying_deal(wf, monkeypatch):
+    deal = wf.submit(make_application()).deal
+
+    def unreachable(app):
+        raise InsurerUnavailable("timeout")
+
+    monkeypatch.setattr(wf.insurer, "cover_facts", unreachable)
+    with pytest.raises(InsurerUnavailable):
+        wf.verify(deal.id)
+    stuck = wf.store.get(deal.id)
+    assert stuck.state == State.VERIFYING
+    assert indexed_states(wf, deal.id) == ["verifying"]
+    assert wf.store.redis.hlen(keys.limit_reservations(DE_LIMIT)) == 0
+    # The sweeper owns it: found once the stale period has passed, then parked on hold.
+    wf.clock.advance(seconds=30)
+    assert wf.stranded() == [(deal.id, State.VERIFYING)]
+    assert wf.hold(deal.id).state == State.ON_HOLD
+    monkeypatch.undo()
+    wf.clock.advance(seconds=60)
+    assert wf.stranded() == [(deal.id, State.ON_HOLD)]
+    assert wf.verify(deal.id).state == State.PENDING_BANK
 
 
 def test_hold_only_acts_before_verification_ends(wf):

@@ -91,7 +91,8 @@ def test_float_numbers_in_the_file_stay_exact():
 
 def test_bad_field_names_record_and_field(demo_doc):
     demo_doc["limits"][1]["amount"] = "lots"
-    assert problems_of(demo_doc) == ["limits[1] (limit_id=LIM-HX-US0042).amount: Not a valid number."]
+    assert problems_of(demo_doc) == [
+        "limits[1] (limit_id=LIM-HX-US0042).amount: Not a valid number."]
 
 
 def test_every_problem_is_listed(demo_doc):
@@ -119,6 +120,10 @@ def test_every_problem_is_listed(demo_doc):
          "declaration_window_days: "),
         ("limits", 2, "expiry", "2026-01-01", "limits[2] (limit_id=LIM-DF-GB0007).expiry: expiry"),
         ("limits", 2, "amount", "-5.00", "limits[2] (limit_id=LIM-DF-GB0007).amount: "),
+        ("limits", 2, "amount", "0", "limits[2] (limit_id=LIM-DF-GB0007).amount: "),
+        ("limits", 2, "amount", "1000000000000.00", "limits[2] (limit_id=LIM-DF-GB0007).amount: "),
+        ("banks", 0, "max_amount", "1000000000000.00", "banks[0] (bank_id=BOC-NB).max_amount: "),
+        ("banks", 0, "min_amount", "-1.00", "banks[0] (bank_id=BOC-NB).min_amount: "),
         ("declarations", 3, "declared_on", "yesterday",
          "declarations[3] (invoice_number=INV-HX-1004).declared_on: Not a valid date."),
         ("whitelists", 0, "members", ["nope"], "whitelists[0] (programme=NB-2026-TONGBAO)."
@@ -307,7 +312,7 @@ def test_reload_updates_records(any_redis, demo_doc):
 def test_tokens_stored_only_hashed(any_redis, demo_reference):
     store_reference(any_redis, demo_reference)
     everything = json.dumps(dump(any_redis), ensure_ascii=False)
-    for token, principal in demo_reference.tokens:
+    for token, _ in demo_reference.tokens:
         assert token not in everything
         assert any_redis.exists(keys.token(token_digest(token)))
     ref = ReferenceRepository(any_redis)

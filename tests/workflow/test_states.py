@@ -81,8 +81,8 @@ def test_illegal_transitions_refused(current, new):
 
 
 def test_terminal_states():
-    assert TERMINAL == {S.REJECTED, S.UNPLACED, S.REPAID, S.INDEMNIFIED, S.CLAIM_REJECTED,
-                        S.WITHDRAWN}
+    expected = {S.REJECTED, S.UNPLACED, S.REPAID, S.INDEMNIFIED, S.CLAIM_REJECTED, S.WITHDRAWN}
+    assert set(TERMINAL) == expected
     for state in TERMINAL:
         assert not TRANSITIONS[state]
 
@@ -109,9 +109,9 @@ def test_every_non_terminal_state_reaches_a_terminal_one():
 
 
 def test_worker_owned_and_ended_without_financing():
-    assert WORKER_OWNED == {S.SUBMITTED, S.VERIFYING, S.ROUTING, S.ON_HOLD}
+    assert set(WORKER_OWNED) == {S.SUBMITTED, S.VERIFYING, S.ROUTING, S.ON_HOLD}
     assert not WORKER_OWNED & TERMINAL
-    assert ENDED_WITHOUT_FINANCING == {S.REJECTED, S.UNPLACED, S.WITHDRAWN}
+    assert set(ENDED_WITHOUT_FINANCING) == {S.REJECTED, S.UNPLACED, S.WITHDRAWN}
     assert ENDED_WITHOUT_FINANCING <= TERMINAL
 
 
