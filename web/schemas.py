@@ -9,11 +9,23 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from workflow.deal import Application, Buyer, Deal, Invoice
-from workflow.identifiers import is_country, is_currency, uscc_problem
+from workflow.identifiers import (
+    validate_country as _country,
+)
+from workflow.identifiers import (
+    validate_currency as _currency,
+)
+from workflow.identifiers import (
+    validate_text,
+)
+from workflow.identifiers import (
+    validate_uscc as _uscc,
+)
 from workflow.money import MoneyFormatError, parse_amount
 
 MAX_INVOICES = 50
-_TEXT = r"^[A-Za-z0-9][A-Za-z0-9 _./#-]{0,63}$"
+_TEXT = r"^[A-Za-z0-9][A-Za-z0-9 _./#-]{0,63}\Z"
+_RATE = re.compile(r"0(?:\.[0-9]{1,6})?|1(?:\.0{1,6})?")
 
 
 class Money(fields.Field):
@@ -38,25 +50,9 @@ class Rate(fields.Field):
     """An annual rate as a decimal fraction string ("0.0450"), between 0 and 1."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
-        if not isinstance(value, str) or not re.match(r"^(0(\.\d{1,6})?|1(\.0{1,6})?)$", value):
+        if not isinstance(value, str) or not _RATE.fullmatch(value):
             raise ValidationError('must be a decimal string from "0" to "1", e.g. "0.0450"')
         return Decimal(value)
-
-
-def _currency(value: str) -> None:
-    if not is_currency(value):
-        raise ValidationError("not an ISO 4217 currency code")
-
-
-def _country(value: str) -> None:
-    if not is_country(value):
-        raise ValidationError("not an ISO 3166-1 alpha-2 country code")
-
-
-def _uscc(value: str) -> None:
-    problem = uscc_problem(value)
-    if problem:
-        raise ValidationError(problem)
 
 
 _code = validate.Regexp(_TEXT, error="use 1-64 letters, digits, spaces or _ . / # -")
@@ -64,7 +60,7 @@ _code = validate.Regexp(_TEXT, error="use 1-64 letters, digits, spaces or _ . / 
 
 class BuyerSchema(Schema):
     code = fields.String(required=True, validate=_code)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), validate_text])
     country = fields.String(required=True, validate=_country)
 
 
@@ -141,8 +137,8 @@ class DecisionSchema(Schema):
     decision = fields.String(required=True, validate=validate.OneOf(["approve", "decline"]))
     amount = Money()
     annual_rate = Rate()
-    reason = fields.String(validate=validate.Length(min=1, max=500))
-    officer = fields.String(validate=validate.Length(min=1, max=64))
+    reason = fields.String(validate=[validate.Length(min=1, max=500), validate_text])
+    officer = fields.String(validate=[validate.Length(min=1, max=64), validate_text])
 
     @validates_schema
     def _reason_for_decline(self, data: dict, **_: Any) -> None:
@@ -153,7 +149,7 @@ class DecisionSchema(Schema):
 
 
 class WithdrawSchema(Schema):
-    reason = fields.String(validate=validate.Length(max=500))
+    reason = fields.String(validate=[validate.Length(min=1, max=500), validate_text])
 
 
 class ListQuerySchema(Schema):

@@ -24,7 +24,18 @@ from marshmallow import (
 )
 
 from workflow import keys
-from workflow.identifiers import is_country, is_currency, uscc_problem
+from workflow.identifiers import (
+    validate_country as _country,
+)
+from workflow.identifiers import (
+    validate_currency as _currency,
+)
+from workflow.identifiers import (
+    validate_text,
+)
+from workflow.identifiers import (
+    validate_uscc as _uscc,
+)
 from workflow.money import MAX_AMOUNT
 
 ACTIVE = "active"
@@ -133,27 +144,11 @@ class Principal:
 # --- the file's schemas -------------------------------------------------------------------
 
 
-def _currency(value: str) -> None:
-    if not is_currency(value):
-        raise ValidationError("not an ISO 4217 currency code")
-
-
-def _country(value: str) -> None:
-    if not is_country(value):
-        raise ValidationError("not an ISO 3166 alpha-2 country code")
-
-
-def _uscc(value: str) -> None:
-    problem = uscc_problem(value)
-    if problem:
-        raise ValidationError(problem)
-
-
 _ratio = validate.Range(min=Decimal("0"), max=Decimal("1"), min_inclusive=False)
 _days = validate.Range(min=0, max=3650)
 _positive = validate.Range(min=Decimal("0"), min_inclusive=False)
 _nonneg = validate.Range(min=Decimal("0"))
-_required_str = {"required": True, "validate": validate.Length(min=1, max=128)}
+_required_str = {"required": True, "validate": [validate.Length(min=1, max=128), validate_text]}
 
 
 def _money(minimum: Decimal, *, strict_min: bool) -> fields.Decimal:

@@ -67,6 +67,10 @@ def test_approve_above_the_eligible_amount_is_422(api, fake_redis):
     ({}, "decision"),
     ({"decision": "decline"}, "reason"),
     ({"decision": "decline", "reason": ""}, "reason"),
+    ({"decision": "decline", "reason": "   "}, "reason"),
+    ({"decision": "decline", "reason": "no\x00"}, "reason"),
+    ({"decision": "approve", "annual_rate": "0.04\n"}, "annual_rate"),
+    ({"decision": "approve", "officer": " "}, "officer"),
     ({"decision": "decline", "reason": "x", "amount": "1.00"}, "amount"),
 ])
 def test_invalid_decisions_are_422(api, fake_redis, body, field):
