@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -22,6 +19,7 @@ import fakeredis
 import pytest
 import redis
 
+from tests.support import RedisServer, require_real_redis_or_skip
 from workflow.deal import Application, Buyer, Invoice
 from workflow.gateway import ReferenceDataInsurer
 from workflow.pipeline import Workflow
@@ -165,52 +163,6 @@ def dongfang_application(**overrides: Any) -> Application:
 # --- Redis ----------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start_private_redis(exe: str, workdir: Path) -> tuple[subprocess.Popen, str]:
-    """Start redis-server on a free port; retry on a port race; return (process, url)."""
-    last_error = "did not start"
-    for _ in range(3):
-        port = _free_port()
-        log = workdir / f"redis-{port}.log"
-        proc = subprocess.Popen(
-            [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(workdir), "--daemonize", "no",
-             "--logfile", str(log)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"redis://127.0.0.1:{port}/0"
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                client = redis.Redis.from_url(url, socket_timeout=0.5)
-                try:
-                    if client.ping():
-                        return proc, url
-                finally:
-                    client.close()
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        last_error = log.read_text() if log.exists() else f"exit code {proc.poll()}"
-        _stop(proc)
-    raise RuntimeError(f"private redis-server failed to start: {last_error[-500:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 def _with_db(url: str, db: int) -> str:
     """``url`` pointing at database ``db`` (redis://, rediss:// and unix:// URLs)."""
     parts = urlsplit(url)
@@ -223,22 +175,20 @@ def _with_db(url: str, db: int) -> str:
 @pytest.fixture(scope="session")
 def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Redis for tests: a private redis-server if installed, else $REDIS_URL (db 15)."""
-    exe = shutil.which("redis-server")
-    if exe:
-        proc, url = _start_private_redis(exe, tmp_path_factory.mktemp("redis"))
+    if shutil.which("redis-server"):
+        server = RedisServer(tmp_path_factory.mktemp("redis")).start()
         try:
-            yield url
+            yield server.url
         finally:
-            _stop(proc)
+            server.stop()
         return
     external = os.environ.get("REDIS_URL")
     if external:
         yield _with_db(external, EXTERNAL_TEST_DB)
         return
-    why = "no real Redis: redis-server is not on PATH and REDIS_URL is not set"
-    if os.environ.get("XINBAO_REQUIRE_REDIS") == "1":
-        pytest.fail(why + " (XINBAO_REQUIRE_REDIS=1)")
-    pytest.skip(why)
+    require_real_redis_or_skip(
+        "no real Redis: redis-server is not on PATH and REDIS_URL is not set"
+    )
 
 
 @pytest.fixture
