@@ -174,7 +174,7 @@ class Workflow:
         ops = Ops()
         if idempotency_key:
             idem_key = keys.idempotency(app.exporter_uscc, idempotency_key)
-            ops.lock(idem_key, deal_id)
+            ops.lock(idem_key, deal_id, self.settings.idempotency_ttl_seconds)
         receivables = {
             keys.receivable(app.exporter_uscc, app.buyer.code, inv.number): inv.number
             for inv in app.invoices

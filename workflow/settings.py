@@ -32,6 +32,8 @@ class Settings:
     # Longest time Celery may hold an unacknowledged message before Redis redelivers it.
     visibility_timeout_seconds: int
     insurer_retry_limit: int
+    # How long an Idempotency-Key keeps returning the deal it created.
+    idempotency_ttl_seconds: int
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -50,6 +52,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             hold_retry_seconds=_int("XINBAO_HOLD_RETRY_SECONDS", 300),
             visibility_timeout_seconds=_int("XINBAO_VISIBILITY_TIMEOUT_SECONDS", 3600),
             insurer_retry_limit=_int("XINBAO_INSURER_RETRY_LIMIT", 5),
+            idempotency_ttl_seconds=_int("XINBAO_IDEMPOTENCY_TTL_SECONDS", 86400),
         )
     finally:
         if env is not None:

@@ -86,8 +86,9 @@ class Ops:
             deal_id,
         )
 
-    def lock(self, key: str, holder: str) -> Ops:
-        return self._add("lock", self._key(key), holder)
+    def lock(self, key: str, holder: str, ttl_seconds: int = 0) -> Ops:
+        """Take ``key`` for ``holder``; fails the transition if another holder has it."""
+        return self._add("lock", self._key(key), holder, str(ttl_seconds))
 
     def unlock(self, key: str, holder: str) -> Ops:
         return self._add("unlock", self._key(key), holder)

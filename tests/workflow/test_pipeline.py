@@ -138,6 +138,15 @@ def test_idempotency_key_replay_returns_the_same_deal(wf):
     assert len(wf.store.events(first.deal.id)) == 1
 
 
+def test_idempotency_key_expires_but_receivable_lock_does_not(wf):
+    first = wf.submit(make_application(), "key-ttl")
+    r = wf.store.redis
+    ttl = r.ttl(keys.idempotency(HAIXIN, "key-ttl"))
+    assert 0 < ttl <= wf.settings.idempotency_ttl_seconds
+    assert r.ttl(keys.receivable(HAIXIN, "DE-0001", "INV-HX-1001")) == -1  # held until released
+    assert r.get(keys.receivable(HAIXIN, "DE-0001", "INV-HX-1001")) == first.deal.id
+
+
 def test_idempotency_replay_after_the_deal_moved_on(wf):
     first = wf.submit(make_application(), "key-1")
     wf.verify(first.deal.id)

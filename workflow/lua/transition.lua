@@ -9,7 +9,7 @@
 --       | {"LOCKED", key_index, holder}
 
 local unpack = unpack or table.unpack
-local ARITY = {zadd = 3, zrem = 2, reserve = 5, release = 3, lock = 2, unlock = 2}
+local ARITY = {zadd = 3, zrem = 2, reserve = 5, release = 3, lock = 3, unlock = 2}
 
 local expected = ARGV[1]
 local expected_state = ARGV[2]
@@ -82,7 +82,12 @@ for _, op in ipairs(ops) do
       redis.call("DECRBY", KEYS[tonumber(a[2])], held)
     end
   elseif name == "lock" then
-    redis.call("SET", key, a[2])
+    -- a: key_idx, holder, ttl_seconds (0 = held until unlocked)
+    if tonumber(a[3]) > 0 then
+      redis.call("SET", key, a[2], "EX", a[3])
+    else
+      redis.call("SET", key, a[2])
+    end
   elseif name == "unlock" then
     if redis.call("GET", key) == a[2] then redis.call("DEL", key) end
   end
