@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import Flask, jsonify
 from marshmallow import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from workflow.pipeline import (
@@ -109,6 +111,21 @@ def register_error_handlers(app: Flask) -> None:
         if exc.code == 405 and exc.valid_methods:
             headers["Allow"] = ", ".join(exc.valid_methods)
         return error_response(exc.code or 500, code, exc.description or exc.name, None, headers)
+
+    @app.errorhandler(RedisConnectionError)
+    @app.errorhandler(RedisTimeoutError)
+    def _store_unavailable(exc: Exception):
+        # Nothing was committed (a transition is one script call): the client may retry,
+        # with its Idempotency-Key, and get exactly one deal.
+        log.warning("store unavailable: %s", exc)
+        return error_response(
+            503,
+            "SERVICE_UNAVAILABLE",
+            "the deal store is unavailable and the outcome unknown; retry with the same "
+            "Idempotency-Key to get exactly one deal",
+            None,
+            {"Retry-After": "2"},
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

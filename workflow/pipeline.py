@@ -195,6 +195,11 @@ class Workflow:
             deal = self.store.create(
                 deal_id, fields, actor=f"exporter:{app.exporter_uscc}", ops=ops, now=now
             )
+        except VersionConflict:
+            # The client library retried a create whose first attempt did commit.
+            deal = self.store.get(deal_id)
+            if deal is None or deal.fields.get("request_digest") != app.fingerprint():
+                raise
         except Locked as exc:
             if idempotency_key and exc.key == keys.idempotency(app.exporter_uscc, idempotency_key):
                 existing = self.store.get(exc.holder)
