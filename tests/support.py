@@ -48,10 +48,11 @@ def require_real_redis_or_skip(reason: str) -> None:
 class RedisServer:
     """A private redis-server on a free port, optionally with AOF, that tests may restart."""
 
-    def __init__(self, workdir: Path, appendonly: bool = False):
+    def __init__(self, workdir: Path, appendonly: bool = False, fsync: str = "always"):
         self.binary = shutil.which("redis-server")
         self.workdir = workdir
         self.appendonly = appendonly
+        self.fsync = fsync
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
@@ -67,7 +68,7 @@ class RedisServer:
                 "--dir", str(self.workdir), "--save", "", "--maxmemory-policy", "noeviction",
                 "--logfile", str(self.workdir / "redis.log")]
         if self.appendonly:
-            args += ["--appendonly", "yes", "--appendfsync", "always"]
+            args += ["--appendonly", "yes", "--appendfsync", self.fsync]
         else:
             args += ["--appendonly", "no"]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
