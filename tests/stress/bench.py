@@ -1,0 +1,361 @@
+"""`make bench`: the deal pipeline measured against bare Celery and bare Flask in one run.
+
+Starts a private redis-server (AOF, everysec), the web app under gunicorn, a Celery worker and
+beat, drives deals through HTTP with a concurrent client, and prints throughput, latency at a
+fixed offered load, the baselines and their ratios, Redis memory per deal, and the bank queue's
+response time at 1,000 and 100,000 pending deals. The last line is machine-readable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import redis
+import requests
+
+from tests.stress import bare_celery, dataset
+from tests.support import BIN, ROOT, Processes, RedisServer, free_port, wait_until
+from workflow import keys
+
+# One Celery hop from POST to pending_bank: the verify task verifies, reserves and routes.
+PIPELINE_HOPS = 1
+WEB_WORKERS = 2
+WORKER_CONCURRENCY = 2
+GUNICORN = ["--workers", str(WEB_WORKERS), "--worker-class", "sync", "--log-level", "warning"]
+
+
+def gunicorn(procs: Processes, name: str, target: str, port: int) -> None:
+    procs.start(name, [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", *GUNICORN, target])
+    wait_until(lambda: _listening(port), 30, what=f"{name} on port {port}")
+
+
+def _listening(port: int) -> bool:
+    try:
+        requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+        return True
+    except requests.ConnectionError:
+        return False
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+@dataclass
+class Sent:
+    index: int
+    at: float  # when the request was sent (or, open loop, scheduled)
+    status: int = 0
+    deal_id: str | None = None
+
+
+@dataclass
+class Client:
+    base: str
+    local: threading.local = field(default_factory=threading.local)
+
+    def session(self) -> requests.Session:
+        if not hasattr(self.local, "session"):
+            self.local.session = requests.Session()
+        return self.local.session
+
+    def post_deal(self, index: int, scheduled: float | None = None) -> Sent:
+        sent = Sent(index, scheduled or time.time())
+        response = self.session().post(
+            f"{self.base}/api/v1/deals", json=dataset.deal_body(index),
+            headers={**dataset.auth(dataset.EXPORTER_TOKEN), "Idempotency-Key": f"b{index}"},
+            timeout=30,
+        )
+        sent.status = response.status_code
+        if response.status_code == 202:
+            sent.deal_id = response.json()["id"]
+        return sent
+
+
+def closed_loop(client: Client, indexes: range, concurrency: int) -> list[Sent]:
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(client.post_deal, indexes))
+
+
+def open_loop(client: Client, indexes: range, rate: float) -> list[Sent]:
+    """Send at a fixed rate whatever the responses do; latency counts from the scheduled time,
+    so a slow server cannot hide its queueing (no coordinated omission)."""
+    start = time.time() + 0.2
+    futures = []
+    with ThreadPoolExecutor(64) as pool:
+        for n, index in enumerate(indexes):
+            scheduled = start + n / rate
+            delay = scheduled - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            futures.append(pool.submit(client.post_deal, index, scheduled))
+        return [f.result() for f in futures]
+
+
+def await_pending(r: redis.Redis, deal_ids: list[str], timeout: float) -> None:
+    def all_pending() -> bool:
+        pipe = r.pipeline(transaction=False)
+        for deal_id in deal_ids:
+            pipe.hget(keys.deal(deal_id), "state")
+        states = pipe.execute()
+        return all(s == "pending_bank" for s in states)
+
+    wait_until(all_pending, timeout, interval=0.25, what=f"{len(deal_ids)} deals pending_bank")
+
+
+def offered_at(r: redis.Redis, deal_ids: list[str]) -> dict[str, float]:
+    pipe = r.pipeline(transaction=False)
+    for deal_id in deal_ids:
+        pipe.lrange(keys.events(deal_id), 0, -1)
+    out = {}
+    for deal_id, events in zip(deal_ids, pipe.execute(), strict=True):
+        for raw in events:
+            event = json.loads(raw)
+            if event["type"] == "offered_to_bank":
+                out[deal_id] = datetime.fromisoformat(event["at"]).timestamp()
+    return out
+
+
+def timed_requests(url: str, headers: dict, count: int) -> list[float]:
+    session = requests.Session()
+    times = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        response = session.get(url, headers=headers, timeout=30)
+        times.append((time.perf_counter() - t0) * 1000)
+        assert response.status_code == 200, response.text
+    return times
+
+
+def requests_per_second(url: str, headers: dict, indexes: range, concurrency: int) -> float:
+    """POST one fresh deal body per index to ``url`` with ``concurrency`` clients."""
+    client = Client("")
+
+    def one(n: int) -> int:
+        h = {**headers, "Idempotency-Key": f"api{n}"}
+        return client.session().post(url, json=dataset.deal_body(n), headers=h,
+                                     timeout=30).status_code
+
+    count = len(indexes)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        codes = list(pool.map(one, indexes))
+    elapsed = time.perf_counter() - t0
+    assert all(c == 202 for c in codes), {c: codes.count(c) for c in set(codes)}
+    return count / elapsed
+
+
+def synthesize_queue(r: redis.Redis, template_id: str, bank_id: str, start: int,
+                     stop: int) -> None:
+    """Copy a real pending deal into synthetic deals in ``bank_id``'s queue (pipelined)."""
+    fields = r.hgetall(keys.deal(template_id))
+    fields.update(bank_id=bank_id, offered_banks=json.dumps([bank_id]))
+    deadline = time.time() + 86400
+    for chunk in range(start, stop, 2000):
+        pipe = r.pipeline(transaction=False)
+        for n in range(chunk, min(chunk + 2000, stop)):
+            deal_id = f"syn{n:09d}"
+            pipe.hset(keys.deal(deal_id), mapping={**fields, "id": deal_id})
+            pipe.zadd(keys.bank_queue(bank_id), {deal_id: deadline + n})
+            pipe.zadd(keys.by_bank(bank_id), {deal_id: deadline + n})
+        pipe.execute()
+
+
+def memory_of(r: redis.Redis, deal_ids: list[str]) -> float:
+    pipe = r.pipeline(transaction=False)
+    for deal_id in deal_ids:
+        pipe.memory_usage(keys.deal(deal_id), samples=0)
+        pipe.memory_usage(keys.events(deal_id), samples=0)
+    sizes = pipe.execute()
+    return sum(sizes) / len(deal_ids)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kb = 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True,
+                                   text=True).stdout.split()[2]
+    return (f"{os.cpu_count()} cores ({cpu}), {mem_kb // 1024 // 1024} GiB, "
+            f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
+            f"Redis {redis_version.removeprefix('v=')}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--deals", type=int, default=2000, help="closed-loop deals")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=50.0, help="open-loop deals per second")
+    parser.add_argument("--seconds", type=float, default=20.0, help="open-loop duration")
+    parser.add_argument("--queue-sizes", default="1000,100000")
+    parser.add_argument("--api-requests", type=int, default=2000)
+    args = parser.parse_args()
+    open_count = int(args.rate * args.seconds)
+    total = args.deals + open_count + args.api_requests
+
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="xinbao-bench-") as tmp:
+        work = Path(tmp)
+        server = RedisServer(work / "redis", appendonly=True, fsync="everysec").start()
+        env = {"REDIS_URL": server.url, "LOG_LEVEL": "WARNING"}
+        procs = Processes(env, work)
+        r = redis.Redis.from_url(server.url, decode_responses=True)
+        try:
+            print(f"machine: {machine()}", flush=True)
+            reference = dataset.write_reference(work / "reference.json", total)
+            subprocess.run([str(BIN / "xinbao"), "load", str(reference)],
+                           env={**os.environ, **env}, check=True, capture_output=True)
+            web_port = free_port()
+            gunicorn(procs, "web", "web:create_app()", web_port)
+            procs.worker(concurrency=WORKER_CONCURRENCY)
+            procs.beat()
+            client = Client(f"http://127.0.0.1:{web_port}")
+            client.post_deal(10**6 - 1)  # warm up every process once (not a counted deal)
+            time.sleep(1)
+
+            # 1. throughput, closed loop
+            used_before = r.info("memory")["used_memory"]
+            sent = closed_loop(client, range(args.deals), args.concurrency)
+            ids = [s.deal_id for s in sent if s.deal_id]
+            assert len(ids) == args.deals, "some deals were refused"
+            await_pending(r, ids, 600)
+            offered = offered_at(r, ids)
+            elapsed = max(offered.values()) - min(s.at for s in sent)
+            out["deals_per_s"] = args.deals / elapsed
+            out["bytes_per_deal_total"] = (r.info("memory")["used_memory"] - used_before) / len(
+                ids)
+            print(f"throughput: {args.deals} deals POST->pending_bank in {elapsed:.1f} s = "
+                  f"{out['deals_per_s']:.1f} deals/s ({args.concurrency} concurrent clients)",
+                  flush=True)
+
+            # 2. latency at a fixed offered load, open loop
+            sent = open_loop(client, range(args.deals, args.deals + open_count), args.rate)
+            ids = [s.deal_id for s in sent if s.deal_id]
+            await_pending(r, ids, 600)
+            offered = offered_at(r, ids)
+            latencies = [(offered[s.deal_id] - s.at) * 1000 for s in sent if s.deal_id]
+            for pct in (50, 95, 99):
+                out[f"p{pct}_ms"] = percentile(latencies, pct)
+            print(f"latency at {args.rate:g} deals/s offered for {args.seconds:g} s: "
+                  f"p50={out['p50_ms']:.0f} ms p95={out['p95_ms']:.0f} ms "
+                  f"p99={out['p99_ms']:.0f} ms (POST sent -> pending_bank committed)",
+                  flush=True)
+
+            # 3. memory per deal, pending and after the bank's approval
+            sample = ids[:200]
+            out["bytes_pending"] = memory_of(r, sample)
+            bank = {**dataset.auth(dataset.BANK_TOKENS["STRESS-BANK-A"])}
+            for deal_id in sample[:100]:
+                response = requests.post(f"{client.base}/api/v1/deals/{deal_id}/decision",
+                                         json={"decision": "approve"}, headers=bank, timeout=10)
+                assert response.status_code == 200, response.text
+            out["bytes_per_deal"] = memory_of(r, sample[:100])
+            print(f"redis memory: {out['bytes_pending']:.0f} B per pending deal, "
+                  f"{out['bytes_per_deal']:.0f} B per approved deal with its event log "
+                  f"(MEMORY USAGE of hash + events); {out['bytes_per_deal_total']:.0f} B per "
+                  f"deal with indexes, locks and reservations (INFO used_memory delta)",
+                  flush=True)
+
+            # 4. bare Celery baseline, same Redis, same worker settings
+            procs.stop("worker")
+            procs.stop("beat")
+            procs.start("bare-worker", [str(BIN / "celery"), "-A", "tests.stress.bare_celery",
+                                        "worker", "-Q", bare_celery.QUEUE, "--concurrency",
+                                        str(WORKER_CONCURRENCY), "--loglevel", "WARNING",
+                                        "--without-gossip", "--without-mingle"])
+            bare_env = {**os.environ, **env}
+            warm = subprocess.run(
+                [str(BIN / "python"), "-c", "from tests.stress import bare_celery as b; "
+                 f"b.submit(20, {PIPELINE_HOPS})"], env=bare_env, cwd=ROOT, check=True)
+            assert warm.returncode == 0
+            wait_until(lambda: int(r.get(bare_celery.DONE_KEY) or 0) >= 20, 60,
+                       what="bare warm-up")
+            r.delete(bare_celery.DONE_KEY)
+            chains = args.deals
+            t0 = time.time()
+            subprocess.run(
+                [str(BIN / "python"), "-c", "from tests.stress import bare_celery as b; "
+                 f"b.submit({chains}, {PIPELINE_HOPS})"], env=bare_env, cwd=ROOT, check=True)
+            wait_until(lambda: int(r.get(bare_celery.DONE_KEY) or 0) >= chains, 600,
+                       interval=0.05, what="bare chains")
+            bare_rate = chains / (time.time() - t0)
+            out["bare_per_s"] = bare_rate
+            out["ratio_vs_bare"] = out["deals_per_s"] / bare_rate
+            print(f"baseline: bare Celery chain of {PIPELINE_HOPS} no-op hop(s), {chains} "
+                  f"chains from a Python loop: {bare_rate:.1f} chains/s; ours/bare = "
+                  f"{out['ratio_vs_bare']:.2f}", flush=True)
+            procs.stop("bare-worker")
+
+            # 5. API requests/s against a bare Flask echo under the same gunicorn settings
+            # (no worker running, so both servers have the machine to themselves)
+            fresh = range(args.deals + open_count, total)
+            api_rate = requests_per_second(f"{client.base}/api/v1/deals",
+                                           dataset.auth(dataset.EXPORTER_TOKEN), fresh,
+                                           args.concurrency)
+            procs.stop("web")
+            echo_port = free_port()
+            gunicorn(procs, "echo", "tests.stress.echo_app:app", echo_port)
+            echo_rate = requests_per_second(f"http://127.0.0.1:{echo_port}/echo", {}, fresh,
+                                            args.concurrency)
+            procs.stop("echo")
+            out["api_per_s"], out["echo_per_s"] = api_rate, echo_rate
+            out["api_ratio"] = api_rate / echo_rate
+            print(f"api: POST /api/v1/deals {api_rate:.0f} req/s vs bare Flask echo "
+                  f"{echo_rate:.0f} req/s = {out['api_ratio']:.2f} (gunicorn "
+                  f"{' '.join(GUNICORN)})", flush=True)
+
+            # 6. the bank's queue at 1,000 and 100,000 pending deals
+            gunicorn(procs, "web", "web:create_app()", web_port)
+            bank_b = "STRESS-BANK-B"
+            queue_url = f"{client.base}/api/v1/deals?state=pending_bank&per_page=20"
+            headers_b = dataset.auth(dataset.BANK_TOKENS[bank_b])
+            have = 0
+            for size in (int(s) for s in args.queue_sizes.split(",")):
+                synthesize_queue(r, ids[0], bank_b, have, size)
+                have = size
+                times = timed_requests(queue_url, headers_b, 200)
+                deep = timed_requests(f"{queue_url}&page={size // 40}", headers_b, 50)
+                out[f"queue_{size}_p50_ms"] = statistics.median(times)
+                print(f"bank queue at {size} pending: first page p50="
+                      f"{statistics.median(times):.1f} ms p95={percentile(times, 95):.1f} ms; "
+                      f"a middle page p50={statistics.median(deep):.1f} ms", flush=True)
+        except Exception:
+            print(procs.logs())
+            raise
+        finally:
+            procs.stop_all()
+            server.stop()
+
+    print(f"bench: deals_per_s={out['deals_per_s']:.1f} ratio_vs_bare={out['ratio_vs_bare']:.2f} "
+          f"p99_ms={out['p99_ms']:.0f} api_ratio={out['api_ratio']:.2f} "
+          f"bytes_per_deal={out['bytes_per_deal']:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
