@@ -45,6 +45,10 @@ def require_real_redis_or_skip(reason: str) -> None:
     pytest.skip(reason)
 
 
+# As in docker-compose.yml: a deal's hash (a few dozen short fields) stays a compact listpack.
+REDIS_TUNING = ("--hash-max-ziplist-value", "1024")
+
+
 class RedisServer:
     """A private redis-server on a free port, optionally with AOF, that tests may restart."""
 
@@ -66,6 +70,7 @@ class RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", str(self.workdir), "--save", "", "--maxmemory-policy", "noeviction",
+                *REDIS_TUNING,
                 "--logfile", str(self.workdir / "redis.log")]
         if self.appendonly:
             args += ["--appendonly", "yes", "--appendfsync", self.fsync]
@@ -84,6 +89,12 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: only what the AOF already holds survives."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def restart(self) -> None:
         self.stop()
@@ -116,16 +127,21 @@ class Processes:
         return self.start("web", [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}",
                                   "--workers", "2", "web:create_app()"])
 
-    def worker(self, name: str = "worker", concurrency: int = 2) -> subprocess.Popen:
+    def worker(self, name: str = "worker", concurrency: int = 2,
+               loglevel: str = "INFO") -> subprocess.Popen:
         return self.start(name, [str(BIN / "celery"), "-A", "tasks.worker", "worker",
-                                 "--loglevel", "INFO", "--concurrency", str(concurrency),
+                                 "--loglevel", loglevel, "--concurrency", str(concurrency),
                                  "--hostname", f"{name}@%h", "--without-gossip",
                                  "--without-mingle"])
 
-    def beat(self) -> subprocess.Popen:
+    def beat(self, loglevel: str = "INFO") -> subprocess.Popen:
         return self.start("beat", [str(BIN / "celery"), "-A", "tasks.worker", "beat",
-                                   "--loglevel", "INFO", "--schedule",
+                                   "--loglevel", loglevel, "--schedule",
                                    str(self.logdir / "celerybeat-schedule")])
+
+    def alive(self, name: str) -> bool:
+        proc = self.running.get(name)
+        return proc is not None and proc.poll() is None
 
     def stop(self, name: str, sig: int | None = None) -> None:
         proc = self.running.pop(name)

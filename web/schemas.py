@@ -8,6 +8,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from workflow.checks import check_results
 from workflow.deal import Application, Buyer, Deal, Invoice
 from workflow.identifiers import (
     validate_country as _country,
@@ -255,7 +256,7 @@ def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
             "approved": f.get("approved_amount") or None,
             "reserved_on_limit": f.get("reserved_amount") or None,
         },
-        "checks": deal.get("checks", {}),
+        "checks": check_results(deal),
         "failures": deal.get("failures", []),
         "reasons": deal.get("reasons", []),
         "whitelist": deal.get("whitelist"),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from workflow.deal import Application, Invoice
+from workflow.deal import Application, Deal, Invoice
 from workflow.reasons import Reason
 from workflow.reference import BuyerLimit, Declaration, Overdue, Policy, Whitelist
 
@@ -214,6 +214,27 @@ def verify_cover(app: Application, facts: CoverFacts, today: date) -> Verdict:
                     checks[name] = str(reason)
                 failures.append({"invoice": inv.number, "check": name, "reason": str(reason)})
     return Verdict(limit, checks, failures)
+
+
+LIMIT_ROOM_CHECK = "limit_has_room"  # run atomically when the limit is reserved
+WHITELIST_CHECK = "exporter_whitelisted"
+
+
+def check_results(deal: Deal) -> dict[str, str]:
+    """Every check's outcome ("ok", a reason code, or "not_run"), derived from the stored
+    failures and whitelist status: storing only failures keeps a deal small."""
+    whitelist = deal.get("whitelist")
+    if whitelist is None:
+        return {}  # not verified yet
+    failures = deal.get("failures", [])
+    results = {check.__name__: "ok" for check in INVOICE_CHECKS}
+    failed_on_cover = any(f["check"] in results for f in failures)
+    results[LIMIT_ROOM_CHECK] = "not_run" if failed_on_cover else "ok"
+    for failure in failures:
+        if results.get(failure["check"], "ok") in ("ok", "not_run"):
+            results[failure["check"]] = failure["reason"]
+    results[WHITELIST_CHECK] = whitelist.get("reason") or "ok"
+    return results
 
 
 def limit_room(limit: BuyerLimit, reserved: Decimal) -> Decimal:

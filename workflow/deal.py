@@ -183,6 +183,10 @@ def encode_fields(changes: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+# Deal fields every event implies by its header, so its "set" need not repeat them.
+DERIVED_FIELDS = frozenset({"state", "updated_at", "created_at"})
+
+
 def rebuild(events: list[dict[str, Any]]) -> dict[str, str]:
     """The deal's field map rebuilt from its event log alone."""
     fields: dict[str, str] = {}
@@ -190,4 +194,7 @@ def rebuild(events: list[dict[str, Any]]) -> dict[str, str]:
         fields.update(event.get("set", {}))
         fields["state"] = event["to"]
         fields["version"] = str(event["v"])
+        fields["updated_at"] = event["at"]
+        if event["v"] == 1:
+            fields["created_at"] = event["at"]
     return fields

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from workflow import keys
-from workflow.checks import verify_cover, whitelist_status
+from workflow.checks import LIMIT_ROOM_CHECK, verify_cover, whitelist_status
 from workflow.deal import Application, Deal, application_fields, utcnow
 from workflow.gateway import InsurerGateway
 from workflow.money import from_cents, quantize, to_cents
@@ -245,11 +245,8 @@ class Workflow:
         facts = self.insurer.cover_facts(app)
         verdict = verify_cover(app, facts, today)
         whitelist = whitelist_status(self.reference.whitelists_of(app.exporter_uscc), today)
-        checks = {
-            **verdict.checks,
-            "exporter_whitelisted": str(whitelist.reason) if whitelist.reason else "ok",
-        }
-        changes = {"checks": checks, "failures": verdict.failures, "whitelist": whitelist.to_wire()}
+        # Only failures are stored; check_results() derives the full table from them.
+        changes = {"failures": verdict.failures, "whitelist": whitelist.to_wire()}
         if not verdict.passed:
             return self._move(
                 deal,
@@ -289,10 +286,9 @@ class Workflow:
             room = from_cents(
                 max(to_cents(limit.amount) - self.store.reserved_cents(limit.limit_id), 0)
             )
-            checks["limit_has_room"] = str(Reason.LIMIT_INSUFFICIENT)
             failure = {
                 "invoice": "*",
-                "check": "limit_has_room",
+                "check": LIMIT_ROOM_CHECK,
                 "reason": str(Reason.LIMIT_INSUFFICIENT),
                 "available": str(room),
             }
@@ -303,7 +299,7 @@ class Workflow:
                 actor=WORKER,
                 event="rejected",
                 reasons=reasons,
-                changes={**changes, "checks": checks, "failures": [failure], "reasons": reasons},
+                changes={**changes, "failures": [failure], "reasons": reasons},
             )
 
     def hold(self, deal_id: str, why: str = str(Reason.INSURER_UNAVAILABLE)) -> Deal | None:

@@ -9,7 +9,7 @@ from importlib import resources
 from typing import Any
 
 from workflow import keys
-from workflow.deal import Deal, encode_fields, iso, utcnow
+from workflow.deal import DERIVED_FIELDS, Deal, encode_fields, iso, utcnow
 from workflow.states import TERMINAL, State, can_transition
 
 
@@ -225,7 +225,8 @@ class DealStore:
             "type": event_type,
             "from": expected_state or None,
             "to": str(new_state),
-            "set": encoded,
+            # The fields the event's own header already says are left out (see rebuild).
+            "set": {k: v for k, v in encoded.items() if k not in DERIVED_FIELDS},
         }
         if reasons:
             event["why"] = reasons

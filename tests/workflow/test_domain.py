@@ -113,11 +113,12 @@ def test_deal_accessors():
 
 def test_rebuild_applies_events_in_order():
     events = [
-        {"v": 1, "to": "submitted", "set": {"id": "d", "a": "1", "state": "submitted"}},
-        {"v": 2, "to": "verifying", "set": {"a": "2"}},
-        {"v": 3, "to": "on_hold"},
+        {"v": 1, "at": "t1", "to": "submitted", "set": {"id": "d", "a": "1"}},
+        {"v": 2, "at": "t2", "to": "verifying", "set": {"a": "2"}},
+        {"v": 3, "at": "t3", "to": "on_hold"},
     ]
-    assert rebuild(events) == {"id": "d", "a": "2", "state": "on_hold", "version": "3"}
+    assert rebuild(events) == {"id": "d", "a": "2", "state": "on_hold", "version": "3",
+                               "created_at": "t1", "updated_at": "t3"}
     assert rebuild([]) == {}
 
 

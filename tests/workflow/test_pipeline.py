@@ -16,6 +16,7 @@ from tests.conftest import (
     make_application,
 )
 from workflow import keys
+from workflow.checks import check_results
 from workflow.deal import Buyer, iso
 from workflow.gateway import InsurerUnavailable
 from workflow.pipeline import (
@@ -100,8 +101,8 @@ def test_happy_path_to_the_cheapest_eligible_bank(wf):
     assert events_of(wf, deal.id) == ["submitted", "verification_started", "verified",
                                       "offered_to_bank"]
     assert deal.offered_banks == ["BOC-NB"]
-    assert set(deal.get("checks").values()) == {"ok"}
-    assert deal.get("checks")["exporter_whitelisted"] == "ok"
+    assert set(check_results(deal).values()) == {"ok"}
+    assert check_results(deal)["exporter_whitelisted"] == "ok"
     assert deal.get("whitelist") == {"whitelisted": True, "reason": None,
                                      "programmes": ["NB-2026-TONGBAO"]}
     assert deal.get("failures") == []
@@ -235,7 +236,7 @@ def test_rejected_deal_has_reason_codes_and_releases_its_locks(wf):
     assert deal.get("reasons") == ["SHIPMENT_NOT_DECLARED"]
     assert deal.get("failures") == [{"invoice": "INV-HX-9999", "check": "shipment_declared",
                                      "reason": "SHIPMENT_NOT_DECLARED"}]
-    assert deal.get("checks")["shipment_declared"] == "SHIPMENT_NOT_DECLARED"
+    assert check_results(deal)["shipment_declared"] == "SHIPMENT_NOT_DECLARED"
     assert wf.store.events(deal.id)[-1]["why"] == ["SHIPMENT_NOT_DECLARED"]
     assert holders(wf, app) == [None, None]
     assert wf.store.reserved_cents(DE_LIMIT) == 0
@@ -249,7 +250,7 @@ def test_expired_whitelist_and_unpaid_premium(wf):
     deal = placed(wf, app)
     assert deal.state == State.REJECTED
     assert deal.get("reasons") == ["PREMIUM_UNPAID", "LIMIT_NOT_FOUND", "SHIPMENT_NOT_DECLARED"]
-    assert deal.get("checks")["exporter_whitelisted"] == "WHITELIST_EXPIRED"
+    assert check_results(deal)["exporter_whitelisted"] == "WHITELIST_EXPIRED"
     assert deal.get("whitelist") == {"whitelisted": False, "reason": "WHITELIST_EXPIRED",
                                      "programmes": ["SZ-2025-TONGBAO"]}
 
@@ -277,7 +278,7 @@ def test_limit_insufficient_names_the_room_left(wf):
     assert second.get("reasons") == ["LIMIT_INSUFFICIENT"]
     assert second.get("failures") == [{"invoice": "*", "check": "limit_has_room",
                                        "reason": "LIMIT_INSUFFICIENT", "available": "50000.00"}]
-    assert second.get("checks")["limit_has_room"] == "LIMIT_INSUFFICIENT"
+    assert check_results(second)["limit_has_room"] == "LIMIT_INSUFFICIENT"
     assert reservation(wf, DE_LIMIT, second.id) is None
     assert wf.store.reserved_cents(DE_LIMIT) == 45_000_000
     assert holders(wf, second_app) == [None]
@@ -344,7 +345,7 @@ def test_not_whitelisted_exporter_skips_the_bank_that_requires_it(wf):
     deal = placed(wf, dongfang_application())
     assert deal.state == State.PENDING_BANK
     assert deal.bank_id == "ICBC-NB"  # BOC-NB is cheaper but requires a whitelist
-    assert deal.get("checks")["exporter_whitelisted"] == "EXPORTER_NOT_WHITELISTED"
+    assert check_results(deal)["exporter_whitelisted"] == "EXPORTER_NOT_WHITELISTED"
     assert deal.get("whitelist") == {"whitelisted": False, "reason": "EXPORTER_NOT_WHITELISTED",
                                      "programmes": []}
     assert deal.get("routing_notes") == {"BOC-NB": "EXPORTER_NOT_WHITELISTED"}
