@@ -84,6 +84,9 @@ def start_redis(children: list[subprocess.Popen]) -> str:
                 "",
                 "--maxmemory-policy",
                 "noeviction",
+                # A deal's hash holds JSON values up to ~1 KB: keep it a compact listpack.
+                "--hash-max-ziplist-value",
+                "1024",
                 "--logfile",
                 str(data / "redis.log"),
             ]

@@ -16,6 +16,7 @@ def test_redis_keeps_every_write_and_never_evicts():
     joined = " ".join(command)
     assert "--appendonly yes" in joined
     assert "--maxmemory-policy noeviction" in joined
+    assert "--hash-max-ziplist-value 1024" in joined  # deals stay compact listpacks
 
 
 def test_web_worker_and_exactly_one_beat():
