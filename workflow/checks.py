@@ -14,17 +14,7 @@ from decimal import Decimal
 
 from workflow.deal import Application, Deal, Invoice
 from workflow.reasons import Reason
-from workflow.reference import BuyerLimit, Declaration, Overdue, Policy, Whitelist
-
-
-@dataclass(frozen=True)
-class CoverFacts:
-    """What the insurer says about one application: policy, buyer limit, declarations."""
-
-    policy: Policy | None
-    limits: list[BuyerLimit]
-    declarations: dict[str, Declaration | None]
-    overdues: list[Overdue]
+from workflow.reference import BuyerLimit, CoverFacts, Policy, Whitelist
 
 
 @dataclass(frozen=True)

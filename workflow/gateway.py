@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from workflow.checks import CoverFacts
 from workflow.deal import Application
-from workflow.reference import ReferenceRepository
+from workflow.reference import CoverFacts, ReferenceRepository
 
 
 class InsurerUnavailable(Exception):
@@ -32,14 +31,8 @@ class ReferenceDataInsurer:
         self.reference = reference
 
     def cover_facts(self, application: Application) -> CoverFacts:
-        ref = self.reference
-        policy_no, buyer = application.policy_no, application.buyer.code
-        return CoverFacts(
-            policy=ref.policy(policy_no),
-            limits=ref.limits_for(policy_no, buyer),
-            declarations={
-                inv.number: ref.declaration(policy_no, buyer, inv.number)
-                for inv in application.invoices
-            },
-            overdues=ref.overdues(policy_no, buyer),
+        return self.reference.cover_facts(
+            application.policy_no,
+            application.buyer.code,
+            [inv.number for inv in application.invoices],
         )
