@@ -31,9 +31,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "timezone": "UTC",
         "enable_utc": True,
         "worker_hijack_root_logger": False,
+        # A step that hangs (e.g. on a stuck insurer call) is stopped; the sweeper retries it.
+        "task_soft_time_limit": 120,
+        "task_time_limit": 180,
         "beat_schedule": {
-            "expire-bank-deadlines": {"task": "xinbao.sweep_deadlines", "schedule": sweep},
-            "redispatch-stranded-deals": {"task": "xinbao.sweep_stranded", "schedule": sweep},
+            # A sweep stuck behind a backlog is dropped: the next one does the same work.
+            name: {"task": task, "schedule": sweep, "options": {"expires": sweep.total_seconds()}}
+            for name, task in (
+                ("expire-bank-deadlines", "xinbao.sweep_deadlines"),
+                ("redispatch-stranded-deals", "xinbao.sweep_stranded"),
+            )
         },
     }
 

@@ -42,6 +42,7 @@ def verify_deal(self, deal_id: str) -> str | None:
             deal = flow.hold(deal_id)
             return str(deal.state) if deal else None
         countdown = min(2**self.request.retries * 5, 300)
+        flow.expect_retry(deal_id, countdown)
         raise self.retry(exc=exc, countdown=countdown, max_retries=None) from exc
     return str(deal.state) if deal else None
 

@@ -30,6 +30,8 @@ def create_app(
     app = Flask(__name__)
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,
+        # A deal with 50 invoices is a few KB; refuse anything far larger outright (413).
+        MAX_CONTENT_LENGTH=256 * 1024,
         CELERY={**celery_config(settings), **(celery or {})},
     )
     app.config.from_prefixed_env("XINBAO_FLASK")

@@ -41,7 +41,7 @@ def json_body() -> Any:
         )
     try:
         body = request.get_json()
-    except BadRequest:
+    except (BadRequest, RecursionError, ValueError):
         raise ApiError(400, "MALFORMED_JSON", "the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(

@@ -115,8 +115,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(RedisConnectionError)
     @app.errorhandler(RedisTimeoutError)
     def _store_unavailable(exc: Exception):
-        # Nothing was committed (a transition is one script call): the client may retry,
-        # with its Idempotency-Key, and get exactly one deal.
+        # The write may or may not have happened (the reply can be lost after the commit):
+        # a retry with the same Idempotency-Key gets exactly one deal either way.
         log.warning("store unavailable: %s", exc)
         return error_response(
             503,

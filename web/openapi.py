@@ -48,9 +48,17 @@ def _money_field(plugin: MarshmallowPlugin, field: Any, **_: Any) -> dict[str, A
     from web.schemas import Money, Rate
 
     if isinstance(field, Money):
-        return {"type": "string", "pattern": r"^\d{1,15}(\.\d{1,2})?$", "example": "125000.00"}
+        return {
+            "type": "string",
+            "pattern": r"^[0-9]{1,12}(\.[0-9]{1,2})?$",
+            "example": "125000.00",
+        }
     if isinstance(field, Rate):
-        return {"type": "string", "pattern": r"^(0(\.\d{1,6})?|1(\.0{1,6})?)$", "example": "0.0450"}
+        return {
+            "type": "string",
+            "pattern": r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$",
+            "example": "0.0450",
+        }
     return {}
 
 

@@ -141,6 +141,11 @@ def declared_shipment_matches(ctx: Context, inv: Invoice) -> Reason | None:
     return None
 
 
+def receivable_not_matured(ctx: Context, inv: Invoice) -> Reason | None:
+    # A receivable already due is a collection matter, not something to finance.
+    return Reason.RECEIVABLE_MATURED if inv.due_date <= ctx.today else None
+
+
 def buyer_not_overdue(ctx: Context, inv: Invoice) -> Reason | None:
     if any(o.reported_on <= ctx.today for o in ctx.facts.overdues):
         return Reason.BUYER_OVERDUE
@@ -162,6 +167,7 @@ INVOICE_CHECKS: tuple[Check, ...] = (
     shipment_declared,
     declared_in_window,
     declared_shipment_matches,
+    receivable_not_matured,
     buyer_not_overdue,
 )
 

@@ -225,6 +225,8 @@ class Workflow:
             if deal is None:
                 log.warning("verify: no deal %s", deal_id, extra={"deal_id": deal_id})
                 return None
+            if deal.state == State.ON_HOLD and not self._hold_over(deal):
+                return deal  # a stray retry: the hold ends when its time comes, not before
             try:
                 if deal.state in (State.SUBMITTED, State.ON_HOLD):
                     deal = self._move(
@@ -303,22 +305,41 @@ class Workflow:
             )
 
     def hold(self, deal_id: str, why: str = str(Reason.INSURER_UNAVAILABLE)) -> Deal | None:
-        """Park a deal whose verification cannot finish now; the sweeper retries it later."""
-        deal = self.store.get(deal_id)
-        if deal is None or deal.state not in (State.SUBMITTED, State.VERIFYING):
-            return deal
-        if deal.state == State.SUBMITTED:
-            deal = self._move(deal, State.VERIFYING, actor=WORKER, event="verification_started")
-        due = self.clock() + timedelta(seconds=self.settings.hold_retry_seconds)
-        return self._move(
-            deal,
-            State.ON_HOLD,
-            actor=WORKER,
-            event="on_hold",
-            reasons=[why],
-            changes={"hold_reason": why},
-            due=due,
-        )
+        """Park a deal whose verification cannot finish now; the sweeper retries it when
+        ``hold_retry_seconds`` have passed, and nothing resumes it earlier."""
+        for _ in range(5):
+            deal = self.store.get(deal_id)
+            if deal is None or deal.state not in (State.SUBMITTED, State.VERIFYING):
+                return deal
+            until = self.clock() + timedelta(seconds=self.settings.hold_retry_seconds)
+            try:
+                if deal.state == State.SUBMITTED:
+                    deal = self._move(
+                        deal, State.VERIFYING, actor=WORKER, event="verification_started"
+                    )
+                return self._move(
+                    deal,
+                    State.ON_HOLD,
+                    actor=WORKER,
+                    event="on_hold",
+                    reasons=[why],
+                    changes={"hold_reason": why, "hold_until": until},
+                    due=until,
+                )
+            except VersionConflict:
+                continue
+        return self.store.get(deal_id)
+
+    def _hold_over(self, deal: Deal) -> bool:
+        until = deal.fields.get("hold_until")
+        return not until or datetime.fromisoformat(until) <= self.clock()
+
+    def expect_retry(self, deal_id: str, delay_seconds: float) -> None:
+        """A verification will be retried in ``delay_seconds``: keep the stranded-deal sweep
+        from starting a second one meanwhile."""
+        due = self.clock() + timedelta(seconds=delay_seconds + self.settings.stale_after_seconds)
+        for state in (State.SUBMITTED, State.VERIFYING):
+            self.store.postpone(keys.by_state(state), deal_id, due)
 
     # --- route -------------------------------------------------------------------------------
 
@@ -397,6 +418,12 @@ class Workflow:
         if deal.state != State.PENDING_BANK or deal.bank_id != bank_id:
             raise WrongState(
                 f"deal {deal_id} is {deal.state}, not pending your decision", state=str(deal.state)
+            )
+        deadline = deal.fields.get("deadline")
+        if deadline and datetime.fromisoformat(deadline) <= self.clock():
+            # Past the deadline the deal belongs to the next bank, even before the sweep runs.
+            raise WrongState(
+                f"the decision deadline for deal {deal_id} has passed", state=str(deal.state)
             )
         actor = f"bank:{bank_id}:{decision.officer}"
         record = {

@@ -26,6 +26,7 @@ class Reason(StrEnum):
     # Added beyond the brief's list where the domain needs them.
     BUYER_MISMATCH = "BUYER_MISMATCH"
     SHIPMENT_DATE_MISMATCH = "SHIPMENT_DATE_MISMATCH"
+    RECEIVABLE_MATURED = "RECEIVABLE_MATURED"
     BANK_DECLINED = "BANK_DECLINED"
     BANK_DEADLINE_MISSED = "BANK_DEADLINE_MISSED"
     INSURER_UNAVAILABLE = "INSURER_UNAVAILABLE"
@@ -55,6 +56,7 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.NO_ELIGIBLE_BANK: "No bank is left that can finance this deal.",
     Reason.BUYER_MISMATCH: "The buyer's stated country differs from the insurer's record.",
     Reason.SHIPMENT_DATE_MISMATCH: "The invoice's shipment date differs from the declaration's.",
+    Reason.RECEIVABLE_MATURED: "The invoice is already due: there is nothing left to finance.",
     Reason.BANK_DECLINED: "The bank declined the deal.",
     Reason.BANK_DEADLINE_MISSED: "The bank did not decide before its deadline.",
     Reason.INSURER_UNAVAILABLE: "The insurer could not be reached; verification will resume.",

@@ -285,7 +285,10 @@ class BankSchema(_Strict):
         required=True, validate=validate.Range(min=Decimal("0"), max=Decimal("1"))
     )
     requires_whitelist = fields.Boolean(required=True)
-    decision_hours = fields.Decimal(required=True, validate=_positive)
+    decision_hours = fields.Decimal(
+        required=True,
+        validate=validate.Range(min=Decimal("0"), max=Decimal("720"), min_inclusive=False),
+    )
 
     @validates_schema
     def _range(self, data: dict, **_: Any) -> None:

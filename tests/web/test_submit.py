@@ -227,6 +227,18 @@ def test_a_json_array_body_is_422(api):
     assert "_body" in error["fields"]
 
 
+def test_a_deeply_nested_body_is_400_not_500(api):
+    rv = api.client.post("/api/v1/deals", data="[" * 100000, content_type="application/json",
+                         headers=auth("haixin"))
+    error_of(rv, 400, "MALFORMED_JSON")
+
+
+def test_an_oversized_body_is_413(api):
+    rv = api.client.post("/api/v1/deals", data=b"{" + b" " * 300_000 + b"}",
+                         content_type="application/json", headers=auth("haixin"))
+    error_of(rv, 413)
+
+
 def test_a_json_null_body_is_422_not_malformed(api):
     rv = api.client.post("/api/v1/deals", data="null", content_type="application/json",
                          headers=auth("haixin"))

@@ -186,6 +186,12 @@ def test_invoice_shipment_date_must_match_the_declaration():
     assert reasons(app, declarations=record) == [Reason.SHIPMENT_DATE_MISMATCH]
 
 
+@pytest.mark.parametrize("due", [TODAY, TODAY - timedelta(days=1)])
+def test_matured_receivable_is_not_financed(due):
+    app = make_application(shipment_date="2026-11-10", due_date=due.isoformat())
+    assert reasons(app, today=TODAY) == [Reason.RECEIVABLE_MATURED]
+
+
 def test_buyer_overdue():
     overdue = Overdue("SIN-2026-0001", "DE-0001", date(2026, 10, 1))
     assert reasons(overdues=[overdue]) == [Reason.BUYER_OVERDUE]

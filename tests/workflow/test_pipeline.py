@@ -470,8 +470,11 @@ def test_decision_racing_the_deadline_sweep_stands(wf, monkeypatch):
     def get_then_bank_approves(deal_id):
         seen = real_get(deal_id)
         monkeypatch.setattr(wf.store, "get", real_get)
+        # The officer's request read the deal just before the deadline...
+        wf.clock.advance(hours=-2)
         wf.decide(deal_id, "BOC-NB", Decision(True, "quick-officer"))
-        return seen  # the sweeper decides on what it read before the approval
+        wf.clock.advance(hours=2)
+        return seen  # ...and the sweeper decides on what it read before the approval
 
     monkeypatch.setattr(wf.store, "get", get_then_bank_approves)
     assert wf.expire_deadlines() == []
@@ -480,6 +483,14 @@ def test_decision_racing_the_deadline_sweep_stands(wf, monkeypatch):
     assert events_of(wf, deal.id)[-1] == "approved"
     assert "deadline_missed" not in events_of(wf, deal.id)
     assert wf.store.redis.zscore(keys.deadlines(), deal.id) is None
+
+
+def test_a_decision_after_the_deadline_is_refused_before_any_sweep(wf):
+    deal = placed(wf)
+    wf.clock.advance(hours=24, seconds=1)
+    with pytest.raises(WrongState, match="deadline"):
+        wf.decide(deal.id, "BOC-NB", Decision(True, "late-officer"))
+    assert wf.store.get(deal.id).state == State.PENDING_BANK  # the sweep moves it on
 
 
 def test_sweep_racing_a_decision_refuses_the_decision(wf, monkeypatch):
@@ -572,6 +583,32 @@ def test_insurer_down_leaves_an_owned_verifying_deal(wf, monkeypatch):
     wf.clock.advance(seconds=60)
     assert wf.stranded() == [(deal.id, State.ON_HOLD)]
     assert wf.verify(deal.id).state == State.PENDING_BANK
+
+
+def test_a_stray_retry_does_not_end_a_hold_early(wf):
+    deal = wf.submit(make_application()).deal
+    held = wf.hold(deal.id)
+    wf.clock.advance(seconds=59)
+    assert wf.verify(deal.id).fields == held.fields  # another retry chain's late attempt
+    assert events_of(wf, deal.id) == ["submitted", "verification_started", "on_hold"]
+    wf.clock.advance(seconds=1)
+    assert wf.verify(deal.id).state == State.PENDING_BANK
+
+
+def test_a_pending_insurer_retry_keeps_the_sweeper_off(wf, monkeypatch):
+    deal = wf.submit(make_application()).deal
+
+    def unreachable(app):
+        raise InsurerUnavailable("timeout")
+
+    monkeypatch.setattr(wf.insurer, "cover_facts", unreachable)
+    with pytest.raises(InsurerUnavailable):
+        wf.verify(deal.id)
+    wf.expect_retry(deal.id, 155)  # the task's backoff
+    wf.clock.advance(seconds=155 + 29)
+    assert wf.stranded() == []  # no second retry chain
+    wf.clock.advance(seconds=2)
+    assert wf.stranded() == [(deal.id, State.VERIFYING)]  # the retry never came: sweep it
 
 
 def test_hold_only_acts_before_verification_ends(wf):

@@ -132,6 +132,8 @@ def test_every_problem_is_listed(demo_doc):
          "below min_amount"),
         ("banks", 1, "bank_id", "ICBC NB", "banks[1] (bank_id=ICBC NB).bank_id: use A-Z"),
         ("banks", 1, "advance_rate", "0", "banks[1] (bank_id=ICBC-NB).advance_rate: "),
+        ("banks", 1, "decision_hours", "721", "banks[1] (bank_id=ICBC-NB).decision_hours: "),
+        ("exporters", 0, "name", "   ", "exporters[0] (uscc=91330200MA2AB1C2DJ).name: must not"),
     ],
 )
 def test_invalid_values_named(demo_doc, section, index, field, value, expected):

@@ -1,0 +1,1084 @@
+"""``make chaos``: prove, with a real Redis (AOF, appendfsync always) and real worker processes,
+that no accepted deal is lost, stranded, routed twice or duplicated while Celery workers are
+SIGKILLed and Redis restarts; that a buyer limit is never over-committed under concurrent
+submissions and approvals; that one invoice makes one live deal; and fuzz the API from its own
+OpenAPI document with schemathesis.
+
+    python -m tests.stress.chaos [--short] [--seed N] [--keep]
+
+Its last line is machine-readable and any non-zero count (or any other broken invariant,
+listed above it) makes it exit 1:
+
+    chaos: submitted=… accepted=… lost=0 stranded=0 duplicated=0 overcommit=0 fuzz_5xx=0
+
+``tests/stress/test_chaos.py`` runs the short version of every scenario under pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import redis
+import requests
+
+from tests.stress import dataset as ds
+from tests.support import Processes, RedisServer, free_port, wait_until
+from workflow import keys
+from workflow.deal import rebuild
+from workflow.money import to_cents
+from workflow.states import TERMINAL, WORKER_OWNED, State
+
+BANK = ds.BANKS[0]  # the cheapest bank: where every roomy deal must be offered first
+TIGHT_LIMIT_ID = "STRESS-LIM-TIGHT"
+OFFERED = ["submitted", "verification_started", "verified", "offered_to_bank"]
+ONCE = ("submitted", "verification_started", "verified", "offered_to_bank", "approved", "rejected")
+WORKING = frozenset(str(s) for s in WORKER_OWNED)  # a worker owns the next step
+NON_TERMINAL = tuple(str(s) for s in State if s not in TERMINAL)
+SETTLED_PENDING = frozenset(str(s) for s in State) - WORKING
+SETTLED_DECIDED = SETTLED_PENDING - {str(State.PENDING_BANK)}
+CLIENT_THREADS = 16
+RETRYABLE = frozenset({502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each scenario is: the full run and the short one of ``make test``."""
+
+    deals: int  # submitted while the worker is SIGKILLed ...
+    kills: int  # ... this many times
+    restart_deals: int  # submitted while Redis is restarted ...
+    restarts: int  # ... this many times (SIGKILL, then SIGTERM, alternately)
+    tight: int  # submissions against TIGHT_LIMIT ...
+    tight_pass: int  # ... of which exactly this many fit
+    same_invoice: int  # concurrent submissions of one invoice
+    fuzz_examples: int  # schemathesis examples per operation, generation mode and token
+    settle_seconds: float  # how long deals may take to settle after the last submission
+
+    @property
+    def invoices(self) -> int:
+        return self.deals + self.restart_deals + 2  # + the orphan probe and the shared invoice
+
+
+FULL = Sizes(2000, 4, 400, 2, 500, 200, 200, 40, 120)
+SHORT = Sizes(150, 2, 60, 1, 60, 20, 30, 6, 60)
+
+
+# --- counts -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """What one scenario counted; ``problems`` are broken invariants the counts do not name."""
+
+    name: str
+    submitted: int = 0
+    accepted: int = 0
+    lost: int = 0
+    stranded: int = 0
+    duplicated: int = 0
+    overcommit: int = 0
+    fuzz_5xx: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    COUNTS = ("submitted", "accepted", "lost", "stranded", "duplicated", "overcommit", "fuzz_5xx")
+    FAILURES = ("lost", "stranded", "duplicated", "overcommit", "fuzz_5xx")
+
+    def problem(self, message: str) -> None:
+        with self._lock:
+            self.problems.append(message)
+
+    def bump(self, name: str, by: int = 1, example: str | None = None) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + by)
+            if example and sum(p.startswith(f"{name}:") for p in self.problems) < 10:
+                self.problems.append(f"{name}: {example}")
+
+    @property
+    def failed(self) -> bool:
+        return any(getattr(self, n) for n in self.FAILURES) or bool(self.problems)
+
+    def summary(self) -> str:
+        counts = " ".join(f"{n}={getattr(self, n)}" for n in self.COUNTS)
+        lines = [f"[{'FAIL' if self.failed else ' ok '}] {self.name}: {counts} "
+                 f"({self.seconds:.1f}s)"]
+        lines += [f"         {note}" for note in self.notes]
+        lines += [f"   !!    {p}" for p in self.problems[:40]]
+        if len(self.problems) > 40:
+            lines.append(f"   !!    ... and {len(self.problems) - 40} more")
+        return "\n".join(lines)
+
+    @classmethod
+    def total(cls, tallies: Iterable[Tally]) -> Tally:
+        total = cls("total")
+        for tally in tallies:
+            for name in cls.COUNTS:
+                setattr(total, name, getattr(total, name) + getattr(tally, name))
+            total.problems += [f"{tally.name}: {p}" for p in tally.problems]
+            total.seconds += tally.seconds
+        return total
+
+    def line(self) -> str:
+        return "chaos: " + " ".join(f"{n}={getattr(self, n)}" for n in self.COUNTS)
+
+
+def scenario(name: str) -> Callable:
+    """Run the decorated scenario into a fresh Tally, timing it; an exception is a problem."""
+
+    def wrap(func: Callable[..., None]) -> Callable[..., Tally]:
+        def run(stack: Stack, sizes: Sizes, **kwargs: Any) -> Tally:
+            tally = Tally(name)
+            started = time.monotonic()
+            try:
+                func(stack, sizes, tally, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - reported, and the run fails
+                tally.problem(f"scenario crashed: {exc!r}\n{traceback.format_exc()}")
+            finally:
+                tally.seconds = time.monotonic() - started
+            return tally
+
+        run.__name__ = func.__name__
+        run.__doc__ = func.__doc__
+        return run
+
+    return wrap
+
+
+# --- the stack --------------------------------------------------------------------------------
+
+
+class Stack:
+    """A private Redis (AOF, appendfsync always), gunicorn, one Celery worker and beat, with the
+    stress reference data loaded; the sweeper runs every 0.5 s and re-dispatches after 2 s."""
+
+    def __init__(self, workdir: Path, sizes: Sizes, loglevel: str = "WARNING"):
+        self.workdir = workdir
+        self.sizes = sizes
+        self.loglevel = loglevel
+        self.server = RedisServer(workdir / "redis", appendonly=True)
+        self.procs = Processes({}, workdir)
+        self.env: dict[str, str] = {}
+        self.base = ""
+        self.redis: redis.Redis | None = None
+        self._next_invoice = 0
+        self._next_tight = 0
+
+    def start(self) -> Stack:
+        self.server.start()
+        self.env = {
+            "REDIS_URL": self.server.url,
+            "XINBAO_STALE_AFTER_SECONDS": "2",
+            "XINBAO_SWEEP_INTERVAL_SECONDS": "0.5",
+            "LOG_LEVEL": self.loglevel,
+        }
+        self.procs = Processes(self.env, self.workdir)
+        self.redis = redis.Redis.from_url(self.server.url, decode_responses=True)
+        reference = ds.write_reference(self.workdir / "reference.json", self.sizes.invoices,
+                                       self.sizes.tight)
+        from web.cli import load_file
+
+        load_file(reference, self.redis)
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        self.procs.web(port)
+        self.start_worker()
+        self.procs.beat(loglevel=self.loglevel)
+        wait_until(self._web_up, 60, what="gunicorn")
+        return self
+
+    def _web_up(self) -> bool:
+        try:
+            return requests.get(f"{self.base}/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> None:
+        self.procs.stop_all()
+        self.server.stop()
+
+    @property
+    def r(self) -> redis.Redis:
+        assert self.redis is not None, "the stack is not started"
+        return self.redis
+
+    def take(self, count: int) -> list[int]:
+        """Indexes of ``count`` declared invoices no earlier scenario has used."""
+        first = self._next_invoice
+        self._next_invoice += count
+        if self._next_invoice > self.sizes.invoices:
+            raise RuntimeError("the reference data declares too few invoices for this run")
+        return list(range(first, first + count))
+
+    def take_tight(self, count: int) -> list[str]:
+        first = self._next_tight
+        self._next_tight += count
+        if self._next_tight > self.sizes.tight:
+            raise RuntimeError("the reference data declares too few TIGHT invoices")
+        return [f"TIGHT-{i:06d}" for i in range(first, first + count)]
+
+    def kill_worker(self) -> None:
+        self.procs.stop("worker", signal.SIGKILL)  # the whole process group
+
+    def start_worker(self) -> None:
+        self.procs.worker(loglevel=self.loglevel)
+
+    def heal(self, tally: Tally) -> None:
+        """After a scenario: every process must still run; restart (and report) any that died."""
+        if self.server.process is None or self.server.process.poll() is not None:
+            tally.problem("redis-server was not running after the scenario")
+            self.server.start()
+        for name in ("web", "worker", "beat"):
+            if not self.procs.alive(name):
+                tally.problem(f"{name} was not running after the scenario")
+                self.procs.running.pop(name, None)
+                if name == "web":
+                    self.procs.web(int(self.base.rsplit(":", 1)[1]))
+                elif name == "worker":
+                    self.start_worker()
+                else:
+                    self.procs.beat(loglevel=self.loglevel)
+
+    def logs(self) -> str:
+        return self.procs.logs()
+
+
+# --- the HTTP client --------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    status: int | None
+    body: Any
+    attempts: int = 1
+    replayed: bool = False
+
+    @property
+    def code(self) -> str | None:
+        if isinstance(self.body, dict) and isinstance(self.body.get("error"), dict):
+            return self.body["error"].get("code")
+        return None
+
+
+class Client:
+    """A thread-safe API client that retries connection errors and 502/503/504 (with the same
+    Idempotency-Key) until ``give_up_after`` seconds, counting what it had to retry."""
+
+    def __init__(self, base: str, give_up_after: float = 90.0):
+        self.base = base
+        self.give_up_after = give_up_after
+        self.retried: Counter[str] = Counter()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self.retried[what] += 1
+
+    def call(self, method: str, path: str, token: str, *, body: Any = None,
+             key: str | None = None, retry: bool = True) -> Outcome:
+        headers = ds.auth(token)
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        deadline = time.monotonic() + self.give_up_after
+        delay, attempts, last = 0.05, 0, None
+        while True:
+            attempts += 1
+            try:
+                response = self._session().request(method, f"{self.base}{path}", json=body,
+                                                   headers=headers, timeout=(3, 30))
+            except requests.RequestException as exc:
+                self._count(type(exc).__name__)
+                last = None
+            else:
+                if not retry or response.status_code not in RETRYABLE:
+                    return Outcome(response.status_code, _json(response), attempts,
+                                   response.headers.get("Idempotent-Replayed") == "true")
+                self._count(f"HTTP {response.status_code}")
+                last = response.status_code
+            if not retry or time.monotonic() > deadline:
+                return Outcome(last, None, attempts)
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def submit(self, body: dict, key: str | None) -> Outcome:
+        return self.call("POST", "/api/v1/deals", ds.EXPORTER_TOKEN, body=body, key=key)
+
+    def retried_note(self) -> str:
+        if not self.retried:
+            return "client retries: none"
+        return "client retries: " + ", ".join(f"{k} x{v}" for k, v in sorted(self.retried.items()))
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:300]
+
+
+def submit_all(client: Client, items: list[tuple[str | None, dict]],
+               threads: int = CLIENT_THREADS,
+               on_accept: Callable[[str], None] | None = None) -> list[Outcome]:
+    """POST every (Idempotency-Key, body) from ``threads`` threads; results in input order."""
+
+    def one(item: tuple[str | None, dict]) -> Outcome:
+        key, body = item
+        outcome = client.submit(body, key)
+        if outcome.status == 202 and on_accept is not None:
+            on_accept(outcome.body["id"])
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(items)))) as pool:
+        return list(pool.map(one, items))
+
+
+def count_outcomes(tally: Tally, outcomes: list[Outcome], expected: Iterable[tuple]) -> list[str]:
+    """Count submitted/accepted; report every status that is not expected; return accepted ids.
+
+    ``expected`` holds (status, error code or None) pairs besides 202.
+    """
+    allowed = set(expected)
+    tally.submitted += len(outcomes)
+    ids = []
+    unexpected: Counter[str] = Counter()
+    for outcome in outcomes:
+        if outcome.status == 202:
+            ids.append(outcome.body["id"])
+        elif (outcome.status, outcome.code) not in allowed:
+            unexpected[f"{outcome.status} {outcome.code or outcome.body!r:.120}"] += 1
+    tally.accepted += len(ids)
+    for what, n in unexpected.items():
+        tally.problem(f"{n} submission(s) answered {what}")
+    replays = sum(o.replayed for o in outcomes)
+    retried = sum(o.attempts > 1 for o in outcomes)
+    tally.notes.append(f"{len(ids)} accepted of {len(outcomes)}; {retried} needed a retry, "
+                       f"{replays} answered by an idempotent replay")
+    return ids
+
+
+# --- reading the store ------------------------------------------------------------------------
+
+
+def chunks(items: list, size: int = 500) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def states_of(r: redis.Redis, ids: list[str]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for part in chunks(ids, 1000):
+        pipe = r.pipeline(transaction=False)
+        for deal_id in part:
+            pipe.hget(keys.deal(deal_id), "state")
+        out.update(zip(part, pipe.execute(), strict=True))
+    return out
+
+
+def await_settled(r: redis.Redis, ids: list[str], settled: frozenset[str],
+                  timeout: float) -> float:
+    """Wait (with a deadline, polling) until every deal's state is in ``settled``; seconds."""
+    started = time.monotonic()
+    remaining = list(ids)
+    while remaining and time.monotonic() - started < timeout:
+        try:
+            states = states_of(r, remaining)
+        except redis.ConnectionError:
+            states = {}
+        remaining = [i for i in remaining if states.get(i) not in settled]
+        if remaining:
+            time.sleep(0.2)
+    return time.monotonic() - started
+
+
+@dataclass
+class DealRecord:
+    id: str
+    fields: dict[str, str]
+    events: list[dict]
+    indexed: dict[str, bool]  # index name -> whether the deal is in it
+
+
+def read_deals(r: redis.Redis, ids: list[str]) -> Iterator[DealRecord | str]:
+    """Every deal with its events and index memberships; a missing deal yields its id."""
+    index_names = [keys.by_state(s) for s in NON_TERMINAL] + [keys.deadlines()]
+    for part in chunks(ids, 300):
+        pipe = r.pipeline(transaction=False)
+        for deal_id in part:
+            pipe.hgetall(keys.deal(deal_id))
+            pipe.lrange(keys.events(deal_id), 0, -1)
+            for name in index_names:
+                pipe.zscore(name, deal_id)
+        answers = pipe.execute()
+        width = 2 + len(index_names)
+        for n, deal_id in enumerate(part):
+            fields, raw_events, *scores = answers[n * width:(n + 1) * width]
+            if not fields:
+                yield deal_id
+                continue
+            indexed = {name: score is not None
+                       for name, score in zip(index_names, scores, strict=True)}
+            bank_id = fields.get("bank_id")
+            if bank_id:
+                indexed[keys.bank_queue(bank_id)] = (
+                    r.zscore(keys.bank_queue(bank_id), deal_id) is not None)
+            yield DealRecord(deal_id, fields, [json.loads(e) for e in raw_events], indexed)
+
+
+Expectation = Callable[[DealRecord], str | None]
+
+
+def audit(r: redis.Redis, ids: list[str], tally: Tally, expect: Expectation) -> dict[str, str]:
+    """Check every accepted deal: it exists (else lost); it left the worker-owned states and
+    sits in the indexes that give its next step an owner (else stranded); its event log has
+    each version once and each once-only event once, and no bank twice (else duplicated); the
+    log rebuilds the hash exactly and chains from state to state; and ``expect`` (the state its
+    data implies) holds. Returns each deal's final state."""
+    finals: dict[str, str] = {}
+    for record in read_deals(r, ids):
+        if isinstance(record, str):
+            tally.bump("lost", example=f"deal {record} was accepted (202) and is gone")
+            continue
+        deal_id, fields, events = record.id, record.fields, record.events
+        state = fields.get("state", "?")
+        finals[deal_id] = state
+        versions = [e.get("v") for e in events]
+        types = Counter(e.get("type") for e in events)
+        offered = json.loads(fields.get("offered_banks") or "[]")
+        doubled = [t for t in ONCE if types[t] > 1]
+        if versions != list(range(1, len(events) + 1)) or doubled or \
+                len(offered) != len(set(offered)):
+            tally.bump("duplicated", example=f"deal {deal_id}: versions {versions}, events "
+                       f"{[e.get('type') for e in events]}, offered to {offered}")
+            continue
+        if state in WORKING:
+            tally.bump("stranded", example=f"deal {deal_id} still {state} "
+                       f"after the deadline (events {[e.get('type') for e in events]})")
+            continue
+        owner = _owner_problem(record, state)
+        if owner:
+            tally.bump("stranded", example=f"deal {deal_id} ({state}): {owner}")
+            continue
+        if rebuild(events) != fields:
+            diff = {k for k in set(fields) | set(rebuild(events))
+                    if fields.get(k) != rebuild(events).get(k)}
+            tally.problem(f"deal {deal_id}: its event log does not rebuild its hash "
+                          f"(fields differing: {sorted(diff)})")
+        chain = [None] + [e.get("to") for e in events]
+        if [e.get("from") for e in events] != chain[:-1] or chain[-1] != state:
+            tally.problem(f"deal {deal_id}: events do not chain from state to state")
+        wrong = expect(record)
+        if wrong:
+            tally.problem(f"deal {deal_id}: {wrong}")
+    return finals
+
+
+def _owner_problem(record: DealRecord, state: str) -> str | None:
+    """Whether the indexes that route a deal's next step to its owner hold it, and no other."""
+    for s in NON_TERMINAL:
+        if record.indexed[keys.by_state(s)] != (s == state):
+            where = "missing from" if s == state else "left behind in"
+            return f"{where} the {s} index"
+    pending = state == str(State.PENDING_BANK)
+    if record.indexed[keys.deadlines()] != pending:
+        where = "missing from" if pending else "left behind in"
+        return f"{where} the bank-deadline schedule"
+    bank_id = record.fields.get("bank_id")
+    if pending and not (bank_id and record.indexed.get(keys.bank_queue(bank_id))):
+        return f"missing from the queue of its bank {bank_id}"
+    return None
+
+
+def types_of(record: DealRecord) -> list[str]:
+    return [e.get("type") for e in record.events]
+
+
+def expect_offered_to(bank: str) -> Expectation:
+    """A roomy, declared, valid deal: offered once, to the cheapest bank, and waiting there."""
+
+    def check(record: DealRecord) -> str | None:
+        f = record.fields
+        if f.get("state") != State.PENDING_BANK:
+            return f"reached {f.get('state')} ({f.get('reasons')}); its data implies pending_bank"
+        offered = json.loads(f.get("offered_banks") or "[]")
+        if offered != [bank] or f.get("bank_id") != bank:
+            return f"offered to {offered} (holder {f.get('bank_id')}), expected [{bank}]"
+        if types_of(record) != OFFERED:
+            return f"events {types_of(record)}, expected {OFFERED}"
+        return None
+
+    return check
+
+
+# --- scenario 1: the worker is SIGKILLed while deals flow ------------------------------------
+
+
+@scenario("worker SIGKILL")
+def worker_kills(stack: Stack, sizes: Sizes, tally: Tally) -> None:
+    """Submit ``sizes.deals`` deals while the Celery worker is SIGKILLed (its whole process
+    group) ``sizes.kills`` times, each time after it made progress, and restarted: every
+    accepted deal must end offered once to the cheapest bank, with an exact event log."""
+    r = stack.r
+    client = Client(stack.base)
+    indexes = stack.take(sizes.deals)
+    offered_key = keys.by_bank(BANK)
+    baseline = r.zcard(offered_key)
+    kills: list[str] = []
+
+    def chaos() -> None:
+        for k in range(sizes.kills):
+            target = baseline + (k + 1) * sizes.deals // (sizes.kills + 1)
+            try:
+                wait_until(lambda t=target: r.zcard(offered_key) >= t, 120, interval=0.05,
+                           what=f"the worker to offer {target - baseline} deals")
+            except AssertionError as exc:
+                tally.problem(f"worker kill {k + 1}: {exc} (a restarted worker made no "
+                              "progress)")
+                return
+            done = r.zcard(offered_key) - baseline
+            stack.kill_worker()
+            down = random.uniform(0.2, 1.0)
+            time.sleep(down)  # the outage itself, not a wait for a condition
+            stack.start_worker()
+            kills.append(f"#{k + 1} after {done} offered, down {down:.1f}s")
+
+    killer = threading.Thread(target=chaos, name="worker-killer", daemon=True)
+    started = time.monotonic()
+    killer.start()
+    items = [(f"chaos-kill-{i}", ds.deal_body(i)) for i in indexes]
+    outcomes = submit_all(client, items)
+    submitted_in = time.monotonic() - started
+    killer.join(180)
+    ids = count_outcomes(tally, outcomes, expected=())
+    waited = await_settled(r, ids, SETTLED_PENDING, sizes.settle_seconds)
+    if len(kills) != sizes.kills:
+        tally.problem(f"only {len(kills)} of {sizes.kills} worker kills happened")
+    audit(r, ids, tally, expect_offered_to(BANK))
+    tally.notes.append(f"SIGKILLed the worker {len(kills)}x: {'; '.join(kills)}")
+    tally.notes.append(f"submitted in {submitted_in:.1f}s "
+                       f"({len(items) / max(submitted_in, 1e-6):.0f}/s), "
+                       f"all settled {waited:.1f}s later")
+    tally.notes.append(client.retried_note())
+
+
+# --- scenario 2: Redis restarts while deals are submitted ------------------------------------
+
+
+def error_shape_problem(body: Any) -> str | None:
+    """None if ``body`` is the documented error: {"error": {"code", "message", "fields"}}."""
+    if not isinstance(body, dict) or set(body) != {"error"} or not isinstance(body["error"], dict):
+        return f"not {{'error': {{...}}}}: {body!r:.200}"
+    error = body["error"]
+    if set(error) != {"code", "message", "fields"}:
+        return f"error keys {sorted(error)} are not code, message, fields"
+    if not isinstance(error["code"], str) or not error["code"]:
+        return f"error.code {error['code']!r} is not a non-empty string"
+    if not isinstance(error["message"], str) or not error["message"]:
+        return f"error.message {error['message']!r} is not a non-empty string"
+    fields = error["fields"]
+    if not isinstance(fields, dict) or not all(
+        isinstance(k, str) and isinstance(v, list) and all(isinstance(m, str) for m in v)
+        for k, v in fields.items()
+    ):
+        return f"error.fields {fields!r:.200} is not an object of string lists"
+    return None
+
+
+@scenario("Redis restart")
+def redis_restarts(stack: Stack, sizes: Sizes, tally: Tally) -> None:
+    """Submit ``sizes.restart_deals`` deals while Redis is killed (SIGKILL, then SIGTERM, ...)
+    and started again on the same port and AOF. While it is down the API must answer 503 in
+    the error shape; the clients retry with their Idempotency-Key. Afterwards every accepted
+    deal exists and is offered to the cheapest bank, and gunicorn, the worker and beat are the
+    same processes, reconnected (a deal committed without its task proves beat and worker)."""
+    r = stack.r
+    client = Client(stack.base, give_up_after=120)
+    indexes = stack.take(sizes.restart_deals)
+    accepted = Counter()
+    lock = threading.Lock()
+    pids = {name: stack.procs.running[name].pid for name in ("web", "worker", "beat")}
+    restarts: list[str] = []
+    finished = threading.Event()
+
+    def on_accept(_: str) -> None:
+        with lock:
+            accepted["n"] += 1
+
+    def chaos() -> None:
+        for k in range(sizes.restarts):
+            target = (k + 1) * sizes.restart_deals // (sizes.restarts + 1)
+            try:
+                wait_until(lambda t=target: accepted["n"] >= t or finished.is_set(), 120,
+                           interval=0.02, what=f"{target} accepted deals")
+            except AssertionError as exc:
+                tally.problem(f"Redis restart {k + 1}: {exc}")
+                return
+            how = "SIGKILL" if k % 2 == 0 else "SIGTERM"
+            down_at = time.monotonic()
+            stack.server.kill() if how == "SIGKILL" else stack.server.stop()
+            # While Redis is down, the API says 503 in the documented shape (redis-py retries
+            # ~10 times with backoff first, so this takes a few seconds; Redis stays down).
+            probe = client.call("GET", "/api/v1/deals", ds.EXPORTER_TOKEN, retry=False)
+            try:
+                health = requests.get(f"{stack.base}/healthz", timeout=30).status_code
+            except requests.RequestException as exc:
+                health = repr(exc)
+            if probe.status != 503 or error_shape_problem(probe.body):
+                tally.problem(f"while Redis was down GET /api/v1/deals answered {probe.status} "
+                              f"{probe.body!r:.200} (expected 503 in the error shape)")
+            if health != 503:
+                tally.problem(f"while Redis was down /healthz answered {health}")
+            time.sleep(max(0.0, 2.0 - (time.monotonic() - down_at)))  # the outage itself
+            down = time.monotonic() - down_at
+            stack.server.start()  # same port, same dir: the AOF is replayed
+            restarts.append(f"#{k + 1} {how} after {accepted['n']} accepted, down {down:.1f}s, "
+                            f"API said {probe.status}, /healthz {health}")
+
+    restarter = threading.Thread(target=chaos, name="redis-restarter", daemon=True)
+    restarter.start()
+    items = [(f"chaos-redis-{i}", ds.deal_body(i)) for i in indexes[:-1]]
+    outcomes = submit_all(client, items, on_accept=on_accept)
+    finished.set()
+    restarter.join(180)
+    ids = count_outcomes(tally, outcomes, expected=())
+    if len(restarts) != sizes.restarts:
+        tally.problem(f"only {len(restarts)} of {sizes.restarts} Redis restarts happened")
+
+    # Reconnected by themselves: the same processes, still running ...
+    for name, pid in pids.items():
+        proc = stack.procs.running.get(name)
+        if proc is None or proc.pid != pid or proc.poll() is not None:
+            tally.problem(f"{name} did not survive the Redis restarts")
+    # ... and a deal committed without its task (a crash between commit and publish) is
+    # found by beat's sweep and verified and routed by the worker.
+    orphan = commit_without_task(stack, indexes[-1])
+    ids.append(orphan)
+    tally.notes.append(f"orphan probe {orphan} committed without a task after the restarts")
+    waited = await_settled(r, ids, SETTLED_PENDING, sizes.settle_seconds)
+    audit(r, ids, tally, expect_offered_to(BANK))
+    tally.notes.append("restarted Redis: " + "; ".join(restarts))
+    tally.notes.append(f"all settled {waited:.1f}s after the last submission")
+    tally.notes.append(client.retried_note())
+
+
+def commit_without_task(stack: Stack, index: int) -> str:
+    """Commit a deal straight into the store and publish nothing: only the sweeper can save it."""
+    from web import build_workflow
+    from web.schemas import DealRequestSchema
+    from workflow.settings import load_settings
+
+    application = DealRequestSchema().load(ds.deal_body(index))
+    flow = build_workflow(stack.r, load_settings(stack.env))
+    return flow.submit(application, f"chaos-orphan-{index}").deal.id
+
+
+# --- scenario 3: one buyer limit, many concurrent submissions and approvals ------------------
+
+
+class Approver:
+    """Bank officers of the cheapest bank approving each accepted deal as soon as it is offered
+    to them, from ``threads`` threads, concurrently with the submissions still running."""
+
+    def __init__(self, stack: Stack, client: Client, tally: Tally, threads: int = 3):
+        self.stack, self.client, self.tally = stack, client, tally
+        self.todo: queue.Queue[str] = queue.Queue()
+        self.approved: set[str] = set()
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, name=f"approver-{n}", daemon=True)
+                        for n in range(threads)]
+
+    def start(self) -> Approver:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def add(self, deal_id: str) -> None:
+        self.todo.put(deal_id)
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(30)
+
+    def _run(self) -> None:
+        token = ds.BANK_TOKENS[BANK]
+        while True:
+            try:
+                deal_id = self.todo.get(timeout=0.1)
+            except queue.Empty:
+                if self.stop.is_set():
+                    return
+                continue
+            state = self.stack.r.hget(keys.deal(deal_id), "state")
+            if state in WORKING:
+                if not self.stop.is_set():
+                    time.sleep(0.01)
+                    self.todo.put(deal_id)
+                continue
+            if state != State.PENDING_BANK:
+                continue  # rejected (no room): nothing to decide
+            answer = self.client.call("POST", f"/api/v1/deals/{deal_id}/decision", token,
+                                      body={"decision": "approve"})
+            if answer.status == 200 and answer.body.get("state") == State.APPROVED:
+                with self._lock:
+                    self.approved.add(deal_id)
+            else:
+                self.tally.problem(f"approving {deal_id} answered {answer.status} "
+                                   f"{answer.body!r:.200}")
+
+
+class Sampler:
+    """Reads a buyer limit's reserved total in a tight loop and remembers the highest value."""
+
+    def __init__(self, r: redis.Redis, key: str, cap: int):
+        self.r, self.key, self.cap = r, key, cap
+        self.samples = self.over = self.highest = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            value = int(self.r.get(self.key) or 0)
+            self.samples += 1
+            self.highest = max(self.highest, value)
+            self.over += value > self.cap
+            time.sleep(0.002)
+
+    def __enter__(self) -> Sampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+@scenario("tight limit")
+def tight_limit(stack: Stack, sizes: Sizes, tally: Tally) -> None:
+    """``sizes.tight`` concurrent submissions against the TIGHT buyer's limit, each of
+    limit / ``sizes.tight_pass``, while the bank approves every deal offered to it: the reserved
+    total never exceeds the limit at any sample, exactly ``tight_pass`` deals pass, the rest are
+    rejected LIMIT_INSUFFICIENT, and the reserved total is the sum of the live reservations."""
+    r = stack.r
+    cap = to_cents(Decimal(ds.TIGHT_LIMIT))
+    amount = (Decimal(ds.TIGHT_LIMIT) / sizes.tight_pass).quantize(Decimal("0.01"))
+    assert to_cents(amount) * sizes.tight_pass == cap, "pick a tight_pass that divides the limit"
+    client = Client(stack.base)
+    numbers = stack.take_tight(sizes.tight)
+    items = [(f"chaos-tight-{n}",
+              ds.deal_body(0, amount=str(amount), buyer=ds.TIGHT_BUYER, number=n))
+             for n in numbers]
+    reserved_key = keys.limit_reserved_total(TIGHT_LIMIT_ID)
+    approver = Approver(stack, client, tally).start()
+    with Sampler(r, reserved_key, cap) as sampler:
+        try:
+            outcomes = submit_all(client, items, threads=32, on_accept=approver.add)
+            ids = count_outcomes(tally, outcomes, expected=())
+            waited = await_settled(r, ids, SETTLED_DECIDED, sizes.settle_seconds)
+        finally:
+            approver.finish()
+    if sampler.over:
+        tally.bump("overcommit", sampler.over,
+                   example=f"{sampler.over} of {sampler.samples} samples of {reserved_key} were "
+                   f"above the limit's {cap} cents (highest {sampler.highest})")
+    finals = audit(r, ids, tally, _expect_tight(to_cents(amount)))
+    passed = sorted(i for i, s in finals.items() if s in (State.APPROVED, State.PENDING_BANK))
+    rejected = [i for i, s in finals.items() if s == State.REJECTED]
+    reserved = int(r.get(reserved_key) or 0)
+    if reserved > cap:
+        tally.bump("overcommit", example=f"{reserved_key} ends at {reserved} > {cap}")
+    holds = {k: int(v) for k, v in r.hgetall(keys.limit_reservations(TIGHT_LIMIT_ID)).items()}
+    if sum(holds.values()) != reserved:
+        tally.problem(f"{reserved_key} is {reserved} but its reservations sum to "
+                      f"{sum(holds.values())}")
+    if sorted(holds) != passed or any(v != to_cents(amount) for v in holds.values()):
+        tally.problem(f"the reservations ({len(holds)}) are not exactly the {len(passed)} live "
+                      "deals' invoice totals")
+    if len(passed) != sizes.tight_pass:
+        tally.problem(f"{len(passed)} deals passed; exactly {sizes.tight_pass} fit the limit")
+    if set(approver.approved) != set(passed):
+        tally.problem(f"the bank approved {len(approver.approved)} deals; {len(passed)} passed")
+    tally.notes.append(f"{len(passed)} passed ({len(approver.approved)} approved by the bank "
+                       f"concurrently), {len(rejected)} rejected LIMIT_INSUFFICIENT; "
+                       f"settled {waited:.1f}s after the last submission")
+    tally.notes.append(f"{reserved_key}: {sampler.samples} samples, highest {sampler.highest} "
+                       f"<= {cap}, ends at {reserved} = the sum of {len(holds)} reservations")
+    tally.notes.append(client.retried_note())
+
+
+def _expect_tight(cents: int) -> Expectation:
+    def check(record: DealRecord) -> str | None:
+        f = record.fields
+        if f.get("state") == State.APPROVED:
+            if types_of(record) != [*OFFERED, "approved"]:
+                return f"approved with events {types_of(record)}"
+            if json.loads(f.get("offered_banks") or "[]") != [BANK]:
+                return f"approved after offers to {f.get('offered_banks')}"
+            if to_cents(Decimal(f.get("reserved_amount") or "0")) != cents:
+                return f"reserved {f.get('reserved_amount')} on the limit"
+            return None
+        if f.get("state") == State.REJECTED:
+            if json.loads(f.get("reasons") or "[]") != ["LIMIT_INSUFFICIENT"]:
+                return f"rejected for {f.get('reasons')}, expected only LIMIT_INSUFFICIENT"
+            if types_of(record) != ["submitted", "verification_started", "rejected"]:
+                return f"rejected with events {types_of(record)}"
+            return None
+        return f"ended {f.get('state')}: expected approved or rejected LIMIT_INSUFFICIENT"
+
+    return check
+
+
+# --- scenario 4: one invoice, many concurrent submissions ------------------------------------
+
+
+@scenario("same invoice")
+def same_invoice(stack: Stack, sizes: Sizes, tally: Tally) -> None:
+    """``sizes.same_invoice`` concurrent submissions of one invoice (each with its own
+    Idempotency-Key): exactly one 202, every other a 409 DUPLICATE_RECEIVABLE, one live deal."""
+    r = stack.r
+    client = Client(stack.base)
+    index = stack.take(1)[0]
+    body = ds.deal_body(index)
+    items = [(f"chaos-same-{index}-{n}", body) for n in range(sizes.same_invoice)]
+    outcomes = submit_all(client, items, threads=min(64, sizes.same_invoice))
+    ids = count_outcomes(tally, outcomes, expected=[(409, "DUPLICATE_RECEIVABLE")])
+    if len(set(ids)) > 1:
+        tally.bump("duplicated", len(set(ids)) - 1,
+                   example=f"one invoice made {len(set(ids))} deals: {sorted(set(ids))}")
+    elif not ids:
+        tally.problem("no submission of the invoice was accepted")
+    statuses = Counter(o.status for o in outcomes)
+    tally.notes.append("answers: " + ", ".join(f"{s} x{n}" for s, n in sorted(statuses.items(),
+                                                                          key=str)))
+    for outcome in outcomes:
+        if outcome.status == 409 and error_shape_problem(outcome.body):
+            tally.problem(f"409 body: {error_shape_problem(outcome.body)}")
+            break
+    holder = r.get(keys.receivable(ds.EXPORTER, ds.buyer_of(index), ds.invoice_number(index)))
+    if ids and holder != ids[0]:
+        tally.problem(f"the receivable lock is held by {holder}, not the accepted {ids[0]}")
+    await_settled(r, ids, SETTLED_PENDING, sizes.settle_seconds)
+    audit(r, ids, tally, expect_offered_to(BANK))
+    tally.notes.append(client.retried_note())
+
+
+# --- scenario 5: fuzz the API from its own OpenAPI document ----------------------------------
+
+
+@scenario("fuzz")
+def fuzz(stack: Stack, sizes: Sizes, tally: Tally, seed: int | None = None) -> None:
+    """schemathesis generates valid and invalid requests for every operation of
+    /api/v1/openapi.json, sent with an exporter token and then with a bank token: no 5xx, and
+    every 4xx body in the documented error shape (checked here, beyond schemathesis's checks)."""
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis import seed as hypothesis_seed
+    from schemathesis import GenerationMode
+
+    seed = random.randrange(2**32) if seed is None else seed
+    schema = schemathesis.openapi.from_url(f"{stack.base}/api/v1/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    session = requests.Session()
+    statuses: Counter[str] = Counter()
+    shape_failures: Counter[str] = Counter()
+    conformance: Counter[str] = Counter()
+    unsendable: Counter[str] = Counter()
+    requests_sent = 0
+    from schemathesis.specs.openapi.checks import response_schema_conformance
+
+    def check(case: Any, label: str, headers: dict) -> None:
+        nonlocal requests_sent
+        try:
+            response = case.call(base_url=stack.base, session=session, headers=headers,
+                                 timeout=30)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            tally.problem(f"{label}: the server dropped the request: {exc!r:.200}")
+            return
+        except Exception as exc:  # noqa: BLE001 - a request that HTTP cannot carry
+            unsendable[type(exc).__name__] += 1
+            return
+        requests_sent += 1
+        status = response.status_code
+        statuses[f"{status // 100}xx"] += 1
+        where = f"{label}: {case.method} {case.formatted_path}"
+        if status >= 500:
+            tally.bump("fuzz_5xx", example=f"{where} -> {status} {response.content[:200]!r}"
+                       f"\n{case.as_curl_command()}")
+        elif status >= 400:
+            try:
+                body = json.loads(response.content)
+            except ValueError:
+                body = response.content[:200]
+            wrong = error_shape_problem(body)
+            if wrong:
+                shape_failures[f"{where} -> {status}: {wrong}"] += 1
+        try:
+            case.validate_response(response, checks=[response_schema_conformance])
+        except Exception as exc:  # noqa: BLE001 - schemathesis's FailureGroup
+            first = str(exc).strip().splitlines()
+            conformance[f"{where} -> {status}: {first[0] if first else repr(exc)}"] += 1
+
+    def fuzzer(strategy: Any, label: str, headers: dict) -> Callable[[], None]:
+        @settings(max_examples=sizes.fuzz_examples, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
+                  phases=[Phase.explicit, Phase.generate])
+        @given(case=strategy)
+        def run(case: Any) -> None:
+            check(case, label, headers)
+
+        return hypothesis_seed(seed)(run)
+
+    for who, token in (("exporter", ds.EXPORTER_TOKEN), ("bank", ds.BANK_TOKENS[BANK])):
+        headers = {"Authorization": f"Bearer {token}"}
+        for operation in operations:
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                label = f"{who} {operation.label} {mode.value}"
+                fuzzer(operation.as_strategy(generation_mode=mode), label, headers)()
+    for what, n in shape_failures.most_common(10):
+        tally.problem(f"error shape x{n}: {what}")
+    for what, n in conformance.most_common(10):
+        tally.problem(f"response_schema_conformance x{n}: {what}")
+    tally.notes.append(f"seed {seed}: {requests_sent} requests over {len(operations)} "
+                       f"operations x 2 modes x 2 tokens, {sizes.fuzz_examples} examples each: "
+                       + ", ".join(f"{k} x{v}" for k, v in sorted(statuses.items())))
+    if unsendable:
+        tally.notes.append("not sendable over HTTP (skipped): "
+                           + ", ".join(f"{k} x{v}" for k, v in unsendable.items()))
+
+
+# --- the ledger: invariants over everything the run left behind ------------------------------
+
+
+@scenario("ledger")
+def ledger(stack: Stack, sizes: Sizes, tally: Tally) -> None:
+    """Over every deal of the run: no receivable in two live deals, each live deal holds its
+    receivable lock, and each buyer limit's reserved total is the sum of the live deals'
+    reservations and within the limit."""
+    r = stack.r
+    ids = r.zrange(keys.by_exporter(ds.EXPORTER), 0, -1)
+    live: dict[tuple[str, str], list[str]] = defaultdict(list)
+    on_limit: dict[str, dict[str, int]] = defaultdict(dict)
+    ended = {str(State.REJECTED), str(State.UNPLACED), str(State.WITHDRAWN)}
+    for part in chunks(ids, 1000):
+        pipe = r.pipeline(transaction=False)
+        for deal_id in part:
+            pipe.hmget(keys.deal(deal_id), "state", "buyer", "invoices", "limit_id",
+                       "invoice_total")
+        for deal_id, (state, buyer, invoices, limit_id, total) in zip(part, pipe.execute(),
+                                                                      strict=True):
+            if state is None or state in ended:
+                continue
+            code = json.loads(buyer)["code"]
+            for invoice in json.loads(invoices):
+                live[(code, invoice["number"])].append(deal_id)
+            if limit_id:
+                on_limit[limit_id][deal_id] = to_cents(Decimal(total))
+    doubled = {k: v for k, v in live.items() if len(v) > 1}
+    for (code, number), holders in doubled.items():
+        tally.bump("duplicated", len(holders) - 1,
+                   example=f"receivable {code}/{number} is in {len(holders)} live deals")
+    pipe = r.pipeline(transaction=False)
+    receivables = list(live)
+    for code, number in receivables:
+        pipe.get(keys.receivable(ds.EXPORTER, code, number))
+    for (code, number), holder in zip(receivables, pipe.execute(), strict=True):
+        if holder not in live[(code, number)]:
+            tally.problem(f"receivable {code}/{number}: lock held by {holder}, not its live deal")
+    limits = {lim["limit_id"]: to_cents(Decimal(lim["amount"]))
+              for lim in ds.reference(0)["limits"]}
+    for limit_id, cap in limits.items():
+        reserved = int(r.get(keys.limit_reserved_total(limit_id)) or 0)
+        holds = {k: int(v) for k, v in r.hgetall(keys.limit_reservations(limit_id)).items()}
+        if reserved > cap:
+            tally.bump("overcommit", example=f"{limit_id}: {reserved} reserved > {cap}")
+        if reserved != sum(holds.values()) or holds != on_limit.get(limit_id, {}):
+            tally.problem(f"{limit_id}: reserved {reserved}, reservations sum "
+                          f"{sum(holds.values())} over {len(holds)} deals, live deals on it "
+                          f"{len(on_limit.get(limit_id, {}))}")
+    tally.notes.append(f"{len(ids)} deals, {len(live)} live receivables, {len(limits)} limits "
+                       "balanced")
+
+
+SCENARIOS: tuple[Callable[..., Tally], ...] = (
+    worker_kills, redis_restarts, tight_limit, same_invoice, fuzz, ledger)
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.stress.chaos", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--short", action="store_true", help="the small version of make test")
+    parser.add_argument("--seed", type=int, help="the fuzzer's seed (default: random)")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, AOF)")
+    parser.add_argument("--log-level", default="WARNING", help="of gunicorn, worker and beat")
+    args = parser.parse_args(argv)
+    if shutil.which("redis-server") is None:
+        print("chaos: needs redis-server on PATH (apt-get install redis-server)",
+              file=sys.stderr)
+        return 2
+    sizes = SHORT if args.short else FULL
+    workdir = Path(tempfile.mkdtemp(prefix="xinbao-chaos-"))
+    stack = Stack(workdir, sizes, loglevel=args.log_level)
+    started = time.monotonic()
+    tallies: list[Tally] = []
+    print(f"chaos: {'short' if args.short else 'full'} run, work dir {workdir}", flush=True)
+    try:
+        stack.start()
+        print(f"chaos: stack up in {time.monotonic() - started:.1f}s at {stack.base} "
+              f"(Redis {stack.server.url}, AOF appendfsync always)", flush=True)
+        for run in SCENARIOS:
+            kwargs = {"seed": args.seed} if run is fuzz else {}
+            tally = run(stack, sizes, **kwargs)
+            stack.heal(tally)
+            tallies.append(tally)
+            print(tally.summary(), flush=True)
+    except Exception:  # noqa: BLE001 - reported; the run fails
+        crash = Tally("stack")
+        crash.problem(traceback.format_exc())
+        tallies.append(crash)
+        print(crash.summary(), flush=True)
+    finally:
+        total = Tally.total(tallies)
+        if total.failed:
+            print(stack.logs()[-12000:], flush=True)
+        stack.stop()
+    keep = args.keep or total.failed
+    if keep:
+        print(f"chaos: logs and the AOF are in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"chaos: {'FAILED' if total.failed else 'passed'} in "
+          f"{time.monotonic() - started:.0f}s; {len(total.problems)} other problem(s)")
+    print(total.line(), flush=True)
+    return 1 if total.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
