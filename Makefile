@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint clean
+.PHONY: install run test test-fast lint clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(STAMP)
 ## Only the tests that need no real Redis or worker processes.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not redis and not integration"
+
+## The pipeline against bare Celery and bare Flask on this machine (needs redis-server).
+## Figures and how to read them: docs/performance.md.
+bench: $(STAMP)
+	$(BIN)/python -m tests.stress.bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
