@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import shared_task
 from flask import current_app
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from workflow import keys
 from workflow.gateway import InsurerUnavailable
 from workflow.pipeline import Workflow
 from workflow.states import State
@@ -47,6 +49,39 @@ def verify_deal(self, deal_id: str) -> str | None:
     return str(deal.state) if deal else None
 
 
+# One drain takes this many deals at a time, and hands the rest of the queue to another
+# worker before it starts, so a burst is spread over every worker process.
+DRAIN_BATCH = 16
+DRAIN_SECONDS = 2.0
+
+
+@shared_task(name="xinbao.drain_ready", **RETRY)
+def drain_ready() -> int:
+    """Verify and route newly submitted deals in batches: one message for a burst of
+    submissions instead of one per deal. Each deal's step is the idempotent verify."""
+    flow = workflow()
+    flow.store.redis.delete(keys.drain_scheduled())
+    done = 0
+    stop_at = time.monotonic() + DRAIN_SECONDS
+    while time.monotonic() < stop_at:
+        batch = flow.take_ready(DRAIN_BATCH)
+        if not batch:
+            return done
+        if flow.store.redis.llen(keys.ready()):
+            schedule_drain()
+        for deal_id in batch:
+            try:
+                flow.verify(deal_id)
+            except InsurerUnavailable:
+                dispatch_verify(deal_id)  # the per-deal task owns insurer retries and holds
+            except Exception:
+                # This deal stays in its state index; the stranded-deal sweep retries it.
+                log.exception("verify failed in drain", extra={"deal_id": deal_id})
+            done += 1
+    schedule_drain()  # time is up: another drain carries on
+    return done
+
+
 @shared_task(name="xinbao.route", **RETRY)
 def route_deal(deal_id: str) -> str | None:
     """Offer a deal in ``routing`` to the next eligible bank (after a decline or a deadline)."""
@@ -75,6 +110,22 @@ def sweep_stranded() -> int:
         else:
             verify_deal.delay(deal_id)
     return len(found)
+
+
+def schedule_drain() -> None:
+    """Publish a drain unless one is already queued. Called after a deal is committed; if
+    the publish fails the stranded-deal sweep picks the deal up."""
+    redis = workflow().store.redis
+    try:
+        # The flag expires, so a drain message that is lost only delays the next one.
+        if redis.set(keys.drain_scheduled(), "1", nx=True, ex=10):
+            try:
+                drain_ready.delay()
+            except Exception:
+                redis.delete(keys.drain_scheduled())  # let the next submission try again
+                raise
+    except Exception:  # noqa: BLE001 - any broker failure: the sweeper owns the retry
+        log.exception("could not schedule a drain; the sweeper will")
 
 
 def dispatch_verify(deal_id: str) -> None:

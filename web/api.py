@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
 
-from tasks.pipeline import dispatch_route, dispatch_verify
+from tasks.pipeline import dispatch_route, schedule_drain
 from web.auth import current_principal, require
 from web.errors import ApiError
 from web.schemas import (
@@ -93,7 +93,7 @@ def submit_deal():
         )
     result = flow().submit(application, key)
     if not result.replayed:
-        dispatch_verify(result.deal.id)
+        schedule_drain()
     headers = {"Location": url_for("api.get_deal", deal_id=result.deal.id)}
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -52,6 +52,17 @@ def by_state(state: str) -> str:
     return f"{P}idx:state:{state}"
 
 
+def ready() -> str:
+    """Deals just submitted, in order, for the workers' batch drain (a fast path: the
+    stranded-deal sweep still owns any deal that falls out of it)."""
+    return f"{P}queue:ready"
+
+
+def drain_scheduled() -> str:
+    """Set while a drain task is queued, so a burst of submissions publishes one task."""
+    return f"{P}queue:drain-scheduled"
+
+
 def deadlines() -> str:
     """Deals pending a bank, scored by the decision deadline (epoch seconds)."""
     return f"{P}sched:bank-deadlines"

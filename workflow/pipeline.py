@@ -182,6 +182,7 @@ class Workflow:
         for key in receivables:
             ops.lock(key, deal_id)
         ops.zadd(keys.by_exporter(app.exporter_uscc), _ts(now), deal_id)
+        ops.rpush(keys.ready(), deal_id)
         due = now + timedelta(seconds=self.settings.stale_after_seconds)
         ops.zadd(keys.by_state(State.SUBMITTED), _ts(due), deal_id)
         fields = {
@@ -528,6 +529,10 @@ class Workflow:
             except VersionConflict:
                 continue  # the bank decided at the last moment: its decision stands
         return rerouted
+
+    def take_ready(self, count: int) -> list[str]:
+        """Up to ``count`` submitted deals, oldest first, for one worker to verify."""
+        return self.store.redis.lpop(keys.ready(), count) or []
 
     def stranded(self) -> list[tuple[str, State]]:
         """Deals whose worker-owned next step is overdue; each is postponed one stale period so

@@ -90,6 +90,9 @@ class Ops:
         """Take ``key`` for ``holder``; fails the transition if another holder has it."""
         return self._add("lock", self._key(key), holder, str(ttl_seconds))
 
+    def rpush(self, key: str, value: str) -> Ops:
+        return self._add("rpush", self._key(key), value)
+
     def unlock(self, key: str, holder: str) -> Ops:
         return self._add("unlock", self._key(key), holder)
 

@@ -120,6 +120,41 @@ def test_deadline_sweep_sends_the_deal_to_the_next_bank(app, flow, clock):
     assert tasks.sweep_deadlines.apply().get() == 0  # nothing twice
 
 
+def test_drain_verifies_every_submitted_deal_once(app, flow):
+    deals = [committed(flow, number=f"INV-HX-10{n:02d}", amount="24000.00",
+                       requested_amount="20000.00") for n in range(1, 21)]
+    assert flow.store.redis.llen(keys.ready()) == 20
+    assert tasks.drain_ready.apply().get() >= 1
+    assert flow.store.redis.llen(keys.ready()) == 0
+    assert flow.store.redis.get(keys.drain_scheduled()) is None
+    states = {str(flow.store.get(d.id).state) for d in deals}
+    assert states == {"pending_bank"}
+    before = [snapshot(flow, d.id) for d in deals]
+    flow.store.redis.rpush(keys.ready(), *[d.id for d in deals])  # duplicated entries
+    tasks.drain_ready.apply()
+    assert [snapshot(flow, d.id) for d in deals] == before
+
+
+def test_drain_hands_an_unreachable_insurer_to_the_retrying_task(app, flow):
+    flaky = FlakyInsurer(flow.insurer)
+    flow.insurer = flaky
+    deal = committed(flow)
+    tasks.drain_ready.apply()
+    assert flow.store.get(deal.id).state == State.ON_HOLD  # retried, then parked
+    assert flaky.calls == 1 + flow.settings.insurer_retry_limit + 1
+
+
+def test_a_failed_drain_publish_leaves_no_flag_behind(app, flow, monkeypatch):
+    def broker_down(*_args, **_kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.drain_ready, "delay", broker_down)
+    committed(flow)
+    with app.app_context():
+        tasks.schedule_drain()  # logs, does not raise
+    assert flow.store.redis.get(keys.drain_scheduled()) is None
+
+
 def test_failed_publish_does_not_fail_the_caller(app, flow, monkeypatch):
     def broker_down(*_args, **_kwargs):
         raise ConnectionError("broker down")

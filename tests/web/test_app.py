@@ -160,7 +160,7 @@ def test_a_broker_failure_still_accepts_and_the_sweeper_owns_the_deal(
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(tasks.pipeline.verify_deal, "delay", broker_down)
+    monkeypatch.setattr(tasks.pipeline.drain_ready, "delay", broker_down)
     rv = api.submit()
     assert rv.status_code == 202
     deal_id = rv.get_json()["id"]

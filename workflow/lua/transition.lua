@@ -9,7 +9,7 @@
 --       | {"LOCKED", key_index, holder}
 
 local unpack = unpack or table.unpack
-local ARITY = {zadd = 3, zrem = 2, reserve = 5, release = 3, lock = 3, unlock = 2}
+local ARITY = {zadd = 3, zrem = 2, reserve = 5, release = 3, lock = 3, unlock = 2, rpush = 2}
 
 local expected = ARGV[1]
 local expected_state = ARGV[2]
@@ -88,6 +88,8 @@ for _, op in ipairs(ops) do
     else
       redis.call("SET", key, a[2])
     end
+  elseif name == "rpush" then
+    redis.call("RPUSH", key, a[2])
   elseif name == "unlock" then
     if redis.call("GET", key) == a[2] then redis.call("DEL", key) end
   end
