@@ -13,8 +13,10 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -215,6 +217,8 @@ def main() -> int:
     parser.add_argument("--queue-sizes", default="1000,100000")
     parser.add_argument("--api-requests", type=int, default=2000)
     args = parser.parse_args()
+    # Stopped from outside: still stop every process this run started (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     open_count = int(args.rate * args.seconds)
     total = args.deals + open_count + args.api_requests
 

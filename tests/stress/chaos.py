@@ -637,6 +637,15 @@ def redis_restarts(stack: Stack, sizes: Sizes, tally: Tally) -> None:
             except AssertionError as exc:
                 tally.problem(f"Redis restart {k + 1}: {exc}")
                 return
+            # Mid-run means with tasks in flight: kombu's "unacked" hash holds the messages a
+            # worker has taken and not yet acknowledged (acks_late).
+            try:
+                wait_until(lambda: r.hlen("unacked") > 0 or finished.is_set(), 60,
+                           interval=0.005, what="the worker to hold unacknowledged tasks")
+            except AssertionError as exc:
+                tally.problem(f"Redis restart {k + 1}: {exc}")
+                return
+            in_flight = r.hlen("unacked")
             how = "SIGKILL" if k % 2 == 0 else "SIGTERM"
             down_at = time.monotonic()
             stack.server.kill() if how == "SIGKILL" else stack.server.stop()
@@ -655,8 +664,9 @@ def redis_restarts(stack: Stack, sizes: Sizes, tally: Tally) -> None:
             time.sleep(max(0.0, 2.0 - (time.monotonic() - down_at)))  # the outage itself
             down = time.monotonic() - down_at
             stack.server.start()  # same port, same dir: the AOF is replayed
-            restarts.append(f"#{k + 1} {how} after {accepted['n']} accepted, down {down:.1f}s, "
-                            f"API said {probe.status}, /healthz {health}")
+            restarts.append(f"#{k + 1} {how} after {accepted['n']} accepted with {in_flight} "
+                            f"task(s) in flight, down {down:.1f}s, API said {probe.status}, "
+                            f"/healthz {health}")
 
     restarter = threading.Thread(target=chaos, name="redis-restarter", daemon=True)
     restarter.start()
@@ -1038,6 +1048,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="the fuzzer's seed (default: random)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, AOF)")
     parser.add_argument("--log-level", default="WARNING", help="of gunicorn, worker and beat")
+    parser.add_argument("--only", action="append", choices=[s.__name__ for s in SCENARIOS],
+                        help="run only this scenario (repeatable)")
     args = parser.parse_args(argv)
     if shutil.which("redis-server") is None:
         print("chaos: needs redis-server on PATH (apt-get install redis-server)",
@@ -1054,6 +1066,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chaos: stack up in {time.monotonic() - started:.1f}s at {stack.base} "
               f"(Redis {stack.server.url}, AOF appendfsync always)", flush=True)
         for run in SCENARIOS:
+            if args.only and run.__name__ not in args.only:
+                continue
             kwargs = {"seed": args.seed} if run is fuzz else {}
             tally = run(stack, sizes, **kwargs)
             stack.heal(tally)
