@@ -41,7 +41,58 @@ _DEAL_ID = {
 _COMMON = {
     "401": _error("Missing or unknown bearer token"),
     "403": _error("The token may not do this"),
+    "503": _error("The deal store is unavailable; retry (with the same Idempotency-Key)"),
 }
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+}
+_LIST_PARAMS = [
+    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100000}},
+    {
+        "name": "per_page",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+    },
+    {
+        "name": "state",
+        "in": "query",
+        "schema": {"type": "string", "enum": ["pending_bank"]},
+        "description": "Banks: only the deals awaiting your decision, most urgent first",
+    },
+]
+
+
+def _operation(
+    summary: str,
+    status: str,
+    ok: dict[str, Any],
+    *,
+    params: list[dict] | tuple = (),
+    body: str | None = None,
+    body_required: bool = True,
+    errors: dict[str, str],
+) -> dict[str, Any]:
+    """One bearer-secured operation with the error responses every call can give."""
+    responses = {status: ok, **_COMMON, **{code: _error(text) for code, text in errors.items()}}
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "security": [{"bearer": []}],
+        "parameters": list(params),
+        "responses": responses,
+    }
+    if body:
+        operation["requestBody"] = {"required": body_required, "content": {JSON: {"schema": body}}}
+        responses.update(
+            {
+                "400": _error("Malformed JSON"),
+                "413": _error("Body too large"),
+                "415": _error("Not a JSON body"),
+            }
+        )
+    return dict(operation, responses=dict(sorted(responses.items())))
 
 
 def _money_field(plugin: MarshmallowPlugin, field: Any, **_: Any) -> dict[str, Any]:
@@ -89,133 +140,91 @@ def spec_dict() -> dict[str, Any]:
         ("EventList", EventListSchema),
     ):
         spec.components.schema(name, schema=schema)
-    secured = [{"bearer": []}]
+    deals, one = "/api/v1/deals", "/api/v1/deals/{deal_id}"
     spec.path(
-        path="/api/v1/deals",
+        path=deals,
         operations={
-            "post": {
-                "summary": "Submit an application for financing (exporter token)",
-                "security": secured,
-                "parameters": [
-                    {
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
-                    }
-                ],
-                "requestBody": {"required": True, "content": {JSON: {"schema": "DealRequest"}}},
-                "responses": {
-                    "202": _ok(
-                        "Accepted; verification runs in the background",
-                        "Deal",
-                        {"Location": {"schema": {"type": "string"}}},
-                    ),
-                    "400": _error("Malformed JSON"),
-                    **_COMMON,
-                    "409": _error("DUPLICATE_RECEIVABLE or IDEMPOTENCY_KEY_REUSED"),
-                    "415": _error("Not a JSON body"),
-                    "422": _error("Invalid fields, each named in error.fields"),
+            "post": _operation(
+                "Submit an application for financing (exporter token)",
+                "202",
+                _ok(
+                    "Accepted; verification runs in the background",
+                    "Deal",
+                    {"Location": {"schema": {"type": "string"}}},
+                ),
+                params=[_IDEMPOTENCY_KEY],
+                body="DealRequest",
+                errors={
+                    "409": "DUPLICATE_RECEIVABLE or IDEMPOTENCY_KEY_REUSED",
+                    "422": "Invalid fields, each named in error.fields",
                 },
-            },
-            "get": {
-                "summary": "List your deals (exporter) or the deals offered to you (bank)",
-                "security": secured,
-                "parameters": [
-                    {
-                        "name": "page",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 100000},
-                    },
-                    {
-                        "name": "per_page",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-                    },
-                    {
-                        "name": "state",
-                        "in": "query",
-                        "schema": {"type": "string", "enum": ["pending_bank"]},
-                        "description": "Banks: only the deals awaiting your decision, most urgent "
-                        "first",
-                    },
-                ],
-                "responses": {
-                    "200": _ok("One page", "DealPage"),
-                    **_COMMON,
-                    "422": _error("Invalid query"),
-                },
-            },
+            ),
+            "get": _operation(
+                "List your deals (exporter) or the deals offered to you (bank)",
+                "200",
+                _ok("One page", "DealPage"),
+                params=_LIST_PARAMS,
+                errors={"422": "Invalid query"},
+            ),
         },
     )
     spec.path(
-        path="/api/v1/deals/{deal_id}",
+        path=one,
         operations={
-            "get": {
-                "summary": "A deal: state, amounts, check results, bank and deadline",
-                "security": secured,
-                "parameters": [_DEAL_ID],
-                "responses": {
-                    "200": _ok("The deal", "Deal"),
-                    **_COMMON,
-                    "404": _error("No such deal for you"),
-                },
-            }
+            "get": _operation(
+                "A deal: state, amounts, check results, bank and deadline",
+                "200",
+                _ok("The deal", "Deal"),
+                params=[_DEAL_ID],
+                errors={"404": "No such deal for you"},
+            )
         },
     )
     spec.path(
-        path="/api/v1/deals/{deal_id}/events",
+        path=f"{one}/events",
         operations={
-            "get": {
-                "summary": "The deal's ordered event log",
-                "security": secured,
-                "parameters": [_DEAL_ID],
-                "responses": {
-                    "200": _ok("Events, oldest first", "EventList"),
-                    **_COMMON,
-                    "404": _error("No such deal for you"),
-                },
-            }
+            "get": _operation(
+                "The deal's ordered event log",
+                "200",
+                _ok("Events, oldest first", "EventList"),
+                params=[_DEAL_ID],
+                errors={"404": "No such deal for you"},
+            )
         },
     )
     spec.path(
-        path="/api/v1/deals/{deal_id}/decision",
+        path=f"{one}/decision",
         operations={
-            "post": {
-                "summary": "Approve or decline a deal pending your bank's decision (bank token)",
-                "security": secured,
-                "parameters": [_DEAL_ID],
-                "requestBody": {"required": True, "content": {JSON: {"schema": "Decision"}}},
-                "responses": {
-                    "200": _ok("The deal after the decision", "Deal"),
-                    "400": _error("Malformed JSON"),
-                    **_COMMON,
-                    "404": _error("No such deal routed to your bank"),
-                    "409": _error("The deal is not pending your decision"),
-                    "415": _error("Not a JSON body"),
-                    "422": _error("Invalid fields"),
+            "post": _operation(
+                "Approve or decline a deal pending your bank's decision (bank token)",
+                "200",
+                _ok("The deal after the decision", "Deal"),
+                params=[_DEAL_ID],
+                body="Decision",
+                errors={
+                    "404": "No such deal routed to your bank",
+                    "409": "The deal is not pending your decision, or its deadline passed",
+                    "422": "Invalid fields",
                 },
-            }
+            )
         },
     )
     spec.path(
-        path="/api/v1/deals/{deal_id}/withdraw",
+        path=f"{one}/withdraw",
         operations={
-            "post": {
-                "summary": "Withdraw an application before disbursement (exporter token)",
-                "security": secured,
-                "parameters": [_DEAL_ID],
-                "requestBody": {"required": False, "content": {JSON: {"schema": "Withdraw"}}},
-                "responses": {
-                    "200": _ok("The withdrawn deal", "Deal"),
-                    "400": _error("Malformed JSON"),
-                    **_COMMON,
-                    "404": _error("No such deal for you"),
-                    "409": _error("Too late to withdraw"),
-                    "415": _error("Not a JSON body"),
-                    "422": _error("Invalid fields"),
+            "post": _operation(
+                "Withdraw an application before disbursement (exporter token)",
+                "200",
+                _ok("The withdrawn deal", "Deal"),
+                params=[_DEAL_ID],
+                body="Withdraw",
+                body_required=False,
+                errors={
+                    "404": "No such deal for you",
+                    "409": "Too late to withdraw",
+                    "422": "Invalid fields",
                 },
-            }
+            )
         },
     )
     return spec.to_dict()
