@@ -6,6 +6,8 @@ from typing import Any
 
 import redis
 from flask import Flask
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from tasks.celery_app import celery_config, celery_init_app
 from workflow.gateway import ReferenceDataInsurer
@@ -36,7 +38,14 @@ def create_app(
     )
     app.config.from_prefixed_env("XINBAO_FLASK")
     client = redis_client or redis.Redis.from_url(
-        settings.redis_url, decode_responses=True, health_check_interval=30
+        settings.redis_url,
+        decode_responses=True,
+        health_check_interval=30,
+        socket_connect_timeout=2,
+        socket_timeout=10,
+        # A short retry: while Redis is down a request gets its 503 within about a second
+        # instead of holding a web worker for several.
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
     )
     app.extensions["redis"] = client
     app.extensions["xinbao"] = build_workflow(client, settings)

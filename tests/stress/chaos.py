@@ -4,7 +4,7 @@ SIGKILLed and Redis restarts; that a buyer limit is never over-committed under c
 submissions and approvals; that one invoice makes one live deal; and fuzz the API from its own
 OpenAPI document with schemathesis.
 
-    python -m tests.stress.chaos [--short] [--seed N] [--keep]
+    python -m tests.stress.chaos [--short] [--seed N] [--keep] [--only SCENARIO ...]
 
 Its last line is machine-readable and any non-zero count (or any other broken invariant,
 listed above it) makes it exit 1:
@@ -55,6 +55,7 @@ SETTLED_PENDING = frozenset(str(s) for s in State) - WORKING
 SETTLED_DECIDED = SETTLED_PENDING - {str(State.PENDING_BANK)}
 CLIENT_THREADS = 16
 RETRYABLE = frozenset({502, 503, 504})
+OUTAGE_SECONDS = 6.0  # how long Redis stays down in each restart
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,10 @@ class Sizes:
 
     @property
     def invoices(self) -> int:
-        return self.deals + self.restart_deals + 2  # + the orphan probe and the shared invoice
+        return self.deals + self.restart_deals + 2  # + the same-invoice one and a spare
 
 
-FULL = Sizes(2000, 4, 400, 2, 500, 200, 200, 40, 120)
+FULL = Sizes(2000, 4, 400, 2, 500, 200, 200, 100, 120)
 SHORT = Sizes(150, 2, 60, 1, 60, 20, 30, 6, 60)
 
 
@@ -119,8 +120,9 @@ class Tally:
 
     def summary(self) -> str:
         counts = " ".join(f"{n}={getattr(self, n)}" for n in self.COUNTS)
-        lines = [f"[{'FAIL' if self.failed else ' ok '}] {self.name}: {counts} "
-                 f"({self.seconds:.1f}s)"]
+        lines = [
+            f"[{'FAIL' if self.failed else ' ok '}] {self.name}: {counts} ({self.seconds:.1f}s)"
+        ]
         lines += [f"         {note}" for note in self.notes]
         lines += [f"   !!    {p}" for p in self.problems[:40]]
         if len(self.problems) > 40:
@@ -170,10 +172,17 @@ class Stack:
     """A private Redis (AOF, appendfsync always), gunicorn, one Celery worker and beat, with the
     stress reference data loaded; the sweeper runs every 0.5 s and re-dispatches after 2 s."""
 
-    def __init__(self, workdir: Path, sizes: Sizes, loglevel: str = "WARNING"):
+    def __init__(
+        self,
+        workdir: Path,
+        sizes: Sizes,
+        loglevel: str = "WARNING",
+        env: dict[str, str] | None = None,
+    ):
         self.workdir = workdir
         self.sizes = sizes
         self.loglevel = loglevel
+        self.extra_env = env or {}
         self.server = RedisServer(workdir / "redis", appendonly=True)
         self.procs = Processes({}, workdir)
         self.env: dict[str, str] = {}
@@ -181,6 +190,8 @@ class Stack:
         self.redis: redis.Redis | None = None
         self._next_invoice = 0
         self._next_tight = 0
+        self._log_start: dict[str, int] = {}
+        self._log_read: dict[str, tuple[int, list[str]]] = {}
 
     def start(self) -> Stack:
         self.server.start()
@@ -189,19 +200,19 @@ class Stack:
             "XINBAO_STALE_AFTER_SECONDS": "2",
             "XINBAO_SWEEP_INTERVAL_SECONDS": "0.5",
             "LOG_LEVEL": self.loglevel,
+            **self.extra_env,
         }
         self.procs = Processes(self.env, self.workdir)
         self.redis = redis.Redis.from_url(self.server.url, decode_responses=True)
-        reference = ds.write_reference(self.workdir / "reference.json", self.sizes.invoices,
-                                       self.sizes.tight)
+        reference = ds.write_reference(
+            self.workdir / "reference.json", self.sizes.invoices, self.sizes.tight
+        )
         from web.cli import load_file
 
         load_file(reference, self.redis)
-        port = free_port()
-        self.base = f"http://127.0.0.1:{port}"
-        self.procs.web(port)
-        self.start_worker()
-        self.procs.beat(loglevel=self.loglevel)
+        self.base = f"http://127.0.0.1:{free_port()}"
+        for name in ("web", "worker", "beat"):
+            self.launch(name)
         wait_until(self._web_up, 60, what="gunicorn")
         return self
 
@@ -238,24 +249,87 @@ class Stack:
     def kill_worker(self) -> None:
         self.procs.stop("worker", signal.SIGKILL)  # the whole process group
 
+    def launch(self, name: str) -> None:
+        """Start gunicorn ("web"), the worker or beat, remembering where its log starts."""
+        log = self.workdir / f"{name}.log"
+        self._log_start[name] = log.stat().st_size if log.exists() else 0
+        self._log_read.pop(name, None)
+        if name == "web":
+            self.procs.web(int(self.base.rsplit(":", 1)[1]))
+        elif name == "worker":
+            self.procs.worker(loglevel=self.loglevel)
+        else:
+            self.procs.beat(loglevel=self.loglevel)
+
     def start_worker(self) -> None:
-        self.procs.worker(loglevel=self.loglevel)
+        self.launch("worker")
 
     def heal(self, tally: Tally) -> None:
-        """After a scenario: every process must still run; restart (and report) any that died."""
+        """After a scenario: every process must still run; report any that died or hung after
+        an unrecoverable error, and start it again for the next scenario."""
         if self.server.process is None or self.server.process.poll() is not None:
             tally.problem("redis-server was not running after the scenario")
             self.server.start()
         for name in ("web", "worker", "beat"):
-            if not self.procs.alive(name):
-                tally.problem(f"{name} was not running after the scenario")
-                self.procs.running.pop(name, None)
-                if name == "web":
-                    self.procs.web(int(self.base.rsplit(":", 1)[1]))
-                elif name == "worker":
-                    self.start_worker()
-                else:
-                    self.procs.beat(loglevel=self.loglevel)
+            state = self.condition(name)
+            if state:
+                tally.problem(
+                    f"{name} {state} after the scenario; it said: {self.last_words(name)}"
+                )
+                if name in self.procs.running:
+                    self.procs.stop(name, signal.SIGKILL)
+                self.launch(name)
+
+    def condition(self, name: str) -> str | None:
+        """None while the process runs; else "died", or "hung" (alive, after logging an
+        unrecoverable error: Celery 5.7's worker can stay in warm shutdown for ever)."""
+        if not self.procs.alive(name):
+            return "died"
+        if self._critical(name):
+            return "hung"
+        return None
+
+    def dead(self) -> list[str]:
+        """The processes of the stack that should run and do not (or hang)."""
+        dead = [n for n in ("web", "worker", "beat") if self.condition(n)]
+        if self.server.process is None or self.server.process.poll() is not None:
+            dead.append("redis-server")
+        return dead
+
+    def _critical(self, name: str) -> list[str]:
+        """The CRITICAL lines a process logged since it was started (read incrementally)."""
+        path = self.workdir / f"{name}.log"
+        start = self._log_start.get(name, 0)
+        read, found = self._log_read.get(name, (start, []))
+        if path.exists():
+            with path.open("rb") as log:
+                log.seek(read)
+                chunk = log.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits
+            found = found + [
+                line
+                for line in complete.decode(errors="replace").splitlines()
+                if '"CRITICAL"' in line or "Unrecoverable error" in line
+            ]
+            self._log_read[name] = (read + len(complete), found)
+        return found
+
+    def last_words(self, name: str) -> str:
+        """Why a process stopped working, from its log since it started: its last CRITICAL
+        record and the line that raised it."""
+        lines = self._critical(name)
+        if not lines:
+            return "no CRITICAL record in its log"
+        try:
+            record = json.loads(lines[-1])
+        except ValueError:
+            return lines[-1].strip()[:300]
+        frames = [
+            f.strip()
+            for f in str(record.get("exc", "")).splitlines()
+            if f.strip().startswith("File ")
+        ]
+        return f"{record.get('msg', '')[:300]} [{frames[-1] if frames else ''}]"
 
     def logs(self) -> str:
         return self.procs.logs()
@@ -299,8 +373,16 @@ class Client:
         with self._lock:
             self.retried[what] += 1
 
-    def call(self, method: str, path: str, token: str, *, body: Any = None,
-             key: str | None = None, retry: bool = True) -> Outcome:
+    def call(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        *,
+        body: Any = None,
+        key: str | None = None,
+        retry: bool = True,
+    ) -> Outcome:
         headers = ds.auth(token)
         if key is not None:
             headers["Idempotency-Key"] = key
@@ -309,15 +391,20 @@ class Client:
         while True:
             attempts += 1
             try:
-                response = self._session().request(method, f"{self.base}{path}", json=body,
-                                                   headers=headers, timeout=(3, 30))
+                response = self._session().request(
+                    method, f"{self.base}{path}", json=body, headers=headers, timeout=(3, 30)
+                )
             except requests.RequestException as exc:
                 self._count(type(exc).__name__)
                 last = None
             else:
                 if not retry or response.status_code not in RETRYABLE:
-                    return Outcome(response.status_code, _json(response), attempts,
-                                   response.headers.get("Idempotent-Replayed") == "true")
+                    return Outcome(
+                        response.status_code,
+                        _json(response),
+                        attempts,
+                        response.headers.get("Idempotent-Replayed") == "true",
+                    )
                 self._count(f"HTTP {response.status_code}")
                 last = response.status_code
             if not retry or time.monotonic() > deadline:
@@ -341,9 +428,12 @@ def _json(response: requests.Response) -> Any:
         return response.text[:300]
 
 
-def submit_all(client: Client, items: list[tuple[str | None, dict]],
-               threads: int = CLIENT_THREADS,
-               on_accept: Callable[[str], None] | None = None) -> list[Outcome]:
+def submit_all(
+    client: Client,
+    items: list[tuple[str | None, dict]],
+    threads: int = CLIENT_THREADS,
+    on_accept: Callable[[str], None] | None = None,
+) -> list[Outcome]:
     """POST every (Idempotency-Key, body) from ``threads`` threads; results in input order."""
 
     def one(item: tuple[str | None, dict]) -> Outcome:
@@ -376,8 +466,10 @@ def count_outcomes(tally: Tally, outcomes: list[Outcome], expected: Iterable[tup
         tally.problem(f"{n} submission(s) answered {what}")
     replays = sum(o.replayed for o in outcomes)
     retried = sum(o.attempts > 1 for o in outcomes)
-    tally.notes.append(f"{len(ids)} accepted of {len(outcomes)}; {retried} needed a retry, "
-                       f"{replays} answered by an idempotent replay")
+    tally.notes.append(
+        f"{len(ids)} accepted of {len(outcomes)}; {retried} needed a retry, "
+        f"{replays} answered by an idempotent replay"
+    )
     return ids
 
 
@@ -386,7 +478,7 @@ def count_outcomes(tally: Tally, outcomes: list[Outcome], expected: Iterable[tup
 
 def chunks(items: list, size: int = 500) -> Iterator[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def states_of(r: redis.Redis, ids: list[str]) -> dict[str, str | None]:
@@ -399,12 +491,23 @@ def states_of(r: redis.Redis, ids: list[str]) -> dict[str, str | None]:
     return out
 
 
-def await_settled(r: redis.Redis, ids: list[str], settled: frozenset[str],
-                  timeout: float) -> float:
-    """Wait (with a deadline, polling) until every deal's state is in ``settled``; seconds."""
+def await_settled(
+    r: redis.Redis,
+    ids: list[str],
+    settled: frozenset[str],
+    timeout: float,
+    give_up: Callable[[], Any] | None = None,
+) -> float:
+    """Wait (with a deadline, polling) until every deal's state is in ``settled``, or until
+    ``give_up()`` is true for 5 s (a process that must move them has died); seconds waited."""
     started = time.monotonic()
     remaining = list(ids)
+    hopeless_since = None
     while remaining and time.monotonic() - started < timeout:
+        if give_up is not None and give_up():
+            hopeless_since = hopeless_since or time.monotonic()
+            if time.monotonic() - hopeless_since > 5:
+                break
         try:
             states = states_of(r, remaining)
         except redis.ConnectionError:
@@ -436,16 +539,18 @@ def read_deals(r: redis.Redis, ids: list[str]) -> Iterator[DealRecord | str]:
         answers = pipe.execute()
         width = 2 + len(index_names)
         for n, deal_id in enumerate(part):
-            fields, raw_events, *scores = answers[n * width:(n + 1) * width]
+            fields, raw_events, *scores = answers[n * width : (n + 1) * width]
             if not fields:
                 yield deal_id
                 continue
-            indexed = {name: score is not None
-                       for name, score in zip(index_names, scores, strict=True)}
+            indexed = {
+                name: score is not None for name, score in zip(index_names, scores, strict=True)
+            }
             bank_id = fields.get("bank_id")
             if bank_id:
                 indexed[keys.bank_queue(bank_id)] = (
-                    r.zscore(keys.bank_queue(bank_id), deal_id) is not None)
+                    r.zscore(keys.bank_queue(bank_id), deal_id) is not None
+                )
             yield DealRecord(deal_id, fields, [json.loads(e) for e in raw_events], indexed)
 
 
@@ -470,24 +575,38 @@ def audit(r: redis.Redis, ids: list[str], tally: Tally, expect: Expectation) -> 
         types = Counter(e.get("type") for e in events)
         offered = json.loads(fields.get("offered_banks") or "[]")
         doubled = [t for t in ONCE if types[t] > 1]
-        if versions != list(range(1, len(events) + 1)) or doubled or \
-                len(offered) != len(set(offered)):
-            tally.bump("duplicated", example=f"deal {deal_id}: versions {versions}, events "
-                       f"{[e.get('type') for e in events]}, offered to {offered}")
+        if (
+            versions != list(range(1, len(events) + 1))
+            or doubled
+            or len(offered) != len(set(offered))
+        ):
+            tally.bump(
+                "duplicated",
+                example=f"deal {deal_id}: versions {versions}, events "
+                f"{[e.get('type') for e in events]}, offered to {offered}",
+            )
             continue
         if state in WORKING:
-            tally.bump("stranded", example=f"deal {deal_id} still {state} "
-                       f"after the deadline (events {[e.get('type') for e in events]})")
+            tally.bump(
+                "stranded",
+                example=f"deal {deal_id} still {state} "
+                f"after the deadline (events {[e.get('type') for e in events]})",
+            )
             continue
         owner = _owner_problem(record, state)
         if owner:
             tally.bump("stranded", example=f"deal {deal_id} ({state}): {owner}")
             continue
         if rebuild(events) != fields:
-            diff = {k for k in set(fields) | set(rebuild(events))
-                    if fields.get(k) != rebuild(events).get(k)}
-            tally.problem(f"deal {deal_id}: its event log does not rebuild its hash "
-                          f"(fields differing: {sorted(diff)})")
+            diff = {
+                k
+                for k in set(fields) | set(rebuild(events))
+                if fields.get(k) != rebuild(events).get(k)
+            }
+            tally.problem(
+                f"deal {deal_id}: its event log does not rebuild its hash "
+                f"(fields differing: {sorted(diff)})"
+            )
         chain = [None] + [e.get("to") for e in events]
         if [e.get("from") for e in events] != chain[:-1] or chain[-1] != state:
             tally.problem(f"deal {deal_id}: events do not chain from state to state")
@@ -553,11 +672,14 @@ def worker_kills(stack: Stack, sizes: Sizes, tally: Tally) -> None:
         for k in range(sizes.kills):
             target = baseline + (k + 1) * sizes.deals // (sizes.kills + 1)
             try:
-                wait_until(lambda t=target: r.zcard(offered_key) >= t, 120, interval=0.05,
-                           what=f"the worker to offer {target - baseline} deals")
+                wait_until(
+                    lambda t=target: r.zcard(offered_key) >= t,
+                    120,
+                    interval=0.05,
+                    what=f"the worker to offer {target - baseline} deals",
+                )
             except AssertionError as exc:
-                tally.problem(f"worker kill {k + 1}: {exc} (a restarted worker made no "
-                              "progress)")
+                tally.problem(f"worker kill {k + 1}: {exc} (a restarted worker made no progress)")
                 return
             done = r.zcard(offered_key) - baseline
             stack.kill_worker()
@@ -574,14 +696,16 @@ def worker_kills(stack: Stack, sizes: Sizes, tally: Tally) -> None:
     submitted_in = time.monotonic() - started
     killer.join(180)
     ids = count_outcomes(tally, outcomes, expected=())
-    waited = await_settled(r, ids, SETTLED_PENDING, sizes.settle_seconds)
+    waited = await_settled(r, ids, SETTLED_PENDING, sizes.settle_seconds, stack.dead)
     if len(kills) != sizes.kills:
         tally.problem(f"only {len(kills)} of {sizes.kills} worker kills happened")
     audit(r, ids, tally, expect_offered_to(BANK))
     tally.notes.append(f"SIGKILLed the worker {len(kills)}x: {'; '.join(kills)}")
-    tally.notes.append(f"submitted in {submitted_in:.1f}s "
-                       f"({len(items) / max(submitted_in, 1e-6):.0f}/s), "
-                       f"all settled {waited:.1f}s later")
+    tally.notes.append(
+        f"submitted in {submitted_in:.1f}s "
+        f"({len(items) / max(submitted_in, 1e-6):.0f}/s), "
+        f"all settled {waited:.1f}s later"
+    )
     tally.notes.append(client.retried_note())
 
 
@@ -618,37 +742,74 @@ def redis_restarts(stack: Stack, sizes: Sizes, tally: Tally) -> None:
     r = stack.r
     client = Client(stack.base, give_up_after=120)
     indexes = stack.take(sizes.restart_deals)
+    orphan_index, probe_indexes = indexes[-1], indexes[-1 - sizes.restarts : -1]
     accepted = Counter()
     lock = threading.Lock()
     pids = {name: stack.procs.running[name].pid for name in ("web", "worker", "beat")}
     restarts: list[str] = []
+    probes: list[Outcome] = []
     finished = threading.Event()
+    gate = threading.Event()  # the clients submit while it is set
+    gate.set()
 
     def on_accept(_: str) -> None:
         with lock:
             accepted["n"] += 1
 
+    since = [time.time()]
+
+    def in_flight() -> int:
+        """Tasks a worker took since the scenario started or Redis last came back and has not
+        acknowledged (acks_late). Older entries are messages whose worker lost them (a kill,
+        an outage): kombu restores those after the visibility timeout; the sweeper does not
+        wait for that."""
+        return r.zcount("unacked_index", since[0], "+inf")
+
+    def kill_mid_task(k: int) -> tuple[bool, float]:
+        """Kill Redis while the worker runs exactly one task and polls for the next: the state
+        a lightly loaded system spends its life in. The clients pause, the queue drains, one
+        probe deal is submitted, and Redis dies once a worker holds exactly one task and the
+        queue is empty. Returns whether that moment was seen, and when Redis went down."""
+        gate.clear()
+        try:
+            wait_until(
+                lambda: stack.dead() or (r.llen("celery") == 0 and in_flight() == 0),
+                30,
+                interval=0.005,
+                what="the queue to drain",
+            )
+        except AssertionError as exc:
+            tally.problem(f"Redis restart {k + 1}: {exc}")
+        probes.append(client.submit(ds.deal_body(probe_indexes[k]), f"chaos-redis-probe-{k}"))
+        deadline = time.monotonic() + 3
+        caught = False
+        while time.monotonic() < deadline and not caught:
+            pipe = r.pipeline(transaction=False)
+            pipe.llen("celery").zcount("unacked_index", since[0], "+inf")
+            queued, taken = pipe.execute()
+            caught = queued == 0 and taken == 1
+        down_at = time.monotonic()
+        if k % 2 == 0:
+            stack.server.kill()
+        else:
+            stack.server.stop()
+        gate.set()
+        return caught, down_at
+
     def chaos() -> None:
         for k in range(sizes.restarts):
             target = (k + 1) * sizes.restart_deals // (sizes.restarts + 1)
             try:
-                wait_until(lambda t=target: accepted["n"] >= t or finished.is_set(), 120,
-                           interval=0.02, what=f"{target} accepted deals")
+                wait_until(
+                    lambda t=target: accepted["n"] >= t or finished.is_set(),
+                    120,
+                    interval=0.02,
+                    what=f"{target} accepted deals",
+                )
             except AssertionError as exc:
                 tally.problem(f"Redis restart {k + 1}: {exc}")
                 return
-            # Mid-run means with tasks in flight: kombu's "unacked" hash holds the messages a
-            # worker has taken and not yet acknowledged (acks_late).
-            try:
-                wait_until(lambda: r.hlen("unacked") > 0 or finished.is_set(), 60,
-                           interval=0.005, what="the worker to hold unacknowledged tasks")
-            except AssertionError as exc:
-                tally.problem(f"Redis restart {k + 1}: {exc}")
-                return
-            in_flight = r.hlen("unacked")
-            how = "SIGKILL" if k % 2 == 0 else "SIGTERM"
-            down_at = time.monotonic()
-            stack.server.kill() if how == "SIGKILL" else stack.server.stop()
+            caught, down_at = kill_mid_task(k)
             # While Redis is down, the API says 503 in the documented shape (redis-py retries
             # ~10 times with backoff first, so this takes a few seconds; Redis stays down).
             probe = client.call("GET", "/api/v1/deals", ds.EXPORTER_TOKEN, retry=False)
@@ -657,38 +818,58 @@ def redis_restarts(stack: Stack, sizes: Sizes, tally: Tally) -> None:
             except requests.RequestException as exc:
                 health = repr(exc)
             if probe.status != 503 or error_shape_problem(probe.body):
-                tally.problem(f"while Redis was down GET /api/v1/deals answered {probe.status} "
-                              f"{probe.body!r:.200} (expected 503 in the error shape)")
+                tally.problem(
+                    f"while Redis was down GET /api/v1/deals answered {probe.status} "
+                    f"{probe.body!r:.200} (expected 503 in the error shape)"
+                )
             if health != 503:
                 tally.problem(f"while Redis was down /healthz answered {health}")
-            time.sleep(max(0.0, 2.0 - (time.monotonic() - down_at)))  # the outage itself
+            # The outage itself: longer than redis-py's own retries (10, backoff capped at 1 s),
+            # so every client really loses its connection instead of riding the outage out.
+            time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - down_at)))
             down = time.monotonic() - down_at
             stack.server.start()  # same port, same dir: the AOF is replayed
-            restarts.append(f"#{k + 1} {how} after {accepted['n']} accepted with {in_flight} "
-                            f"task(s) in flight, down {down:.1f}s, API said {probe.status}, "
-                            f"/healthz {health}")
+            since[0] = time.time()
+            how = "SIGKILL" if k % 2 == 0 else "SIGTERM"
+            restarts.append(
+                f"#{k + 1} {how} after {accepted['n']} accepted, "
+                f"{'with one' if caught else 'WITHOUT one'} task in flight, "
+                f"down {down:.1f}s, API said {probe.status}, /healthz {health}"
+            )
+
+    def submit(item: tuple[str | None, dict]) -> Outcome:
+        gate.wait(60)
+        outcome = client.submit(item[1], item[0])
+        if outcome.status == 202:
+            on_accept(outcome.body["id"])
+        return outcome
 
     restarter = threading.Thread(target=chaos, name="redis-restarter", daemon=True)
     restarter.start()
-    items = [(f"chaos-redis-{i}", ds.deal_body(i)) for i in indexes[:-1]]
-    outcomes = submit_all(client, items, on_accept=on_accept)
+    items = [(f"chaos-redis-{i}", ds.deal_body(i)) for i in indexes[: -1 - sizes.restarts]]
+    with ThreadPoolExecutor(max_workers=CLIENT_THREADS) as pool:
+        outcomes = list(pool.map(submit, items))
     finished.set()
     restarter.join(180)
-    ids = count_outcomes(tally, outcomes, expected=())
+    ids = count_outcomes(tally, outcomes + probes, expected=())
     if len(restarts) != sizes.restarts:
         tally.problem(f"only {len(restarts)} of {sizes.restarts} Redis restarts happened")
 
     # Reconnected by themselves: the same processes, still running ...
     for name, pid in pids.items():
         proc = stack.procs.running.get(name)
-        if proc is None or proc.pid != pid or proc.poll() is not None:
-            tally.problem(f"{name} did not survive the Redis restarts")
+        state = stack.condition(name) or (None if proc and proc.pid == pid else "was replaced")
+        if state:
+            tally.problem(
+                f"{name} did not survive the Redis restarts ({state}); it said: "
+                f"{stack.last_words(name)}"
+            )
     # ... and a deal committed without its task (a crash between commit and publish) is
     # found by beat's sweep and verified and routed by the worker.
-    orphan = commit_without_task(stack, indexes[-1])
+    orphan = commit_without_task(stack, orphan_index)
     ids.append(orphan)
     tally.notes.append(f"orphan probe {orphan} committed without a task after the restarts")
-    waited = await_settled(r, ids, SETTLED_PENDING, sizes.settle_seconds)
+    waited = await_settled(r, ids, SETTLED_PENDING, sizes.settle_seconds, stack.dead)
     audit(r, ids, tally, expect_offered_to(BANK))
     tally.notes.append("restarted Redis: " + "; ".join(restarts))
     tally.notes.append(f"all settled {waited:.1f}s after the last submission")
@@ -719,8 +900,10 @@ class Approver:
         self.approved: set[str] = set()
         self.stop = threading.Event()
         self._lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._run, name=f"approver-{n}", daemon=True)
-                        for n in range(threads)]
+        self.threads = [
+            threading.Thread(target=self._run, name=f"approver-{n}", daemon=True)
+            for n in range(threads)
+        ]
 
     def start(self) -> Approver:
         for thread in self.threads:
@@ -752,14 +935,23 @@ class Approver:
                 continue
             if state != State.PENDING_BANK:
                 continue  # rejected (no room): nothing to decide
-            answer = self.client.call("POST", f"/api/v1/deals/{deal_id}/decision", token,
-                                      body={"decision": "approve"})
-            if answer.status == 200 and answer.body.get("state") == State.APPROVED:
+            answer = self.client.call(
+                "POST", f"/api/v1/deals/{deal_id}/decision", token, body={"decision": "approve"}
+            )
+            retried_after_commit = (  # a retry whose first attempt did approve it
+                answer.status == 409
+                and answer.attempts > 1
+                and self.stack.r.hget(keys.deal(deal_id), "state") == State.APPROVED
+            )
+            if retried_after_commit or (
+                answer.status == 200 and answer.body.get("state") == State.APPROVED
+            ):
                 with self._lock:
                     self.approved.add(deal_id)
             else:
-                self.tally.problem(f"approving {deal_id} answered {answer.status} "
-                                   f"{answer.body!r:.200}")
+                self.tally.problem(
+                    f"approving {deal_id} answered {answer.status} {answer.body!r:.200}"
+                )
 
 
 class Sampler:
@@ -800,22 +992,26 @@ def tight_limit(stack: Stack, sizes: Sizes, tally: Tally) -> None:
     assert to_cents(amount) * sizes.tight_pass == cap, "pick a tight_pass that divides the limit"
     client = Client(stack.base)
     numbers = stack.take_tight(sizes.tight)
-    items = [(f"chaos-tight-{n}",
-              ds.deal_body(0, amount=str(amount), buyer=ds.TIGHT_BUYER, number=n))
-             for n in numbers]
+    items = [
+        (f"chaos-tight-{n}", ds.deal_body(0, amount=str(amount), buyer=ds.TIGHT_BUYER, number=n))
+        for n in numbers
+    ]
     reserved_key = keys.limit_reserved_total(TIGHT_LIMIT_ID)
     approver = Approver(stack, client, tally).start()
     with Sampler(r, reserved_key, cap) as sampler:
         try:
             outcomes = submit_all(client, items, threads=32, on_accept=approver.add)
             ids = count_outcomes(tally, outcomes, expected=())
-            waited = await_settled(r, ids, SETTLED_DECIDED, sizes.settle_seconds)
+            waited = await_settled(r, ids, SETTLED_DECIDED, sizes.settle_seconds, stack.dead)
         finally:
             approver.finish()
     if sampler.over:
-        tally.bump("overcommit", sampler.over,
-                   example=f"{sampler.over} of {sampler.samples} samples of {reserved_key} were "
-                   f"above the limit's {cap} cents (highest {sampler.highest})")
+        tally.bump(
+            "overcommit",
+            sampler.over,
+            example=f"{sampler.over} of {sampler.samples} samples of {reserved_key} were "
+            f"above the limit's {cap} cents (highest {sampler.highest})",
+        )
     finals = audit(r, ids, tally, _expect_tight(to_cents(amount)))
     passed = sorted(i for i, s in finals.items() if s in (State.APPROVED, State.PENDING_BANK))
     rejected = [i for i, s in finals.items() if s == State.REJECTED]
@@ -824,20 +1020,27 @@ def tight_limit(stack: Stack, sizes: Sizes, tally: Tally) -> None:
         tally.bump("overcommit", example=f"{reserved_key} ends at {reserved} > {cap}")
     holds = {k: int(v) for k, v in r.hgetall(keys.limit_reservations(TIGHT_LIMIT_ID)).items()}
     if sum(holds.values()) != reserved:
-        tally.problem(f"{reserved_key} is {reserved} but its reservations sum to "
-                      f"{sum(holds.values())}")
+        tally.problem(
+            f"{reserved_key} is {reserved} but its reservations sum to {sum(holds.values())}"
+        )
     if sorted(holds) != passed or any(v != to_cents(amount) for v in holds.values()):
-        tally.problem(f"the reservations ({len(holds)}) are not exactly the {len(passed)} live "
-                      "deals' invoice totals")
+        tally.problem(
+            f"the reservations ({len(holds)}) are not exactly the {len(passed)} live "
+            "deals' invoice totals"
+        )
     if len(passed) != sizes.tight_pass:
         tally.problem(f"{len(passed)} deals passed; exactly {sizes.tight_pass} fit the limit")
     if set(approver.approved) != set(passed):
         tally.problem(f"the bank approved {len(approver.approved)} deals; {len(passed)} passed")
-    tally.notes.append(f"{len(passed)} passed ({len(approver.approved)} approved by the bank "
-                       f"concurrently), {len(rejected)} rejected LIMIT_INSUFFICIENT; "
-                       f"settled {waited:.1f}s after the last submission")
-    tally.notes.append(f"{reserved_key}: {sampler.samples} samples, highest {sampler.highest} "
-                       f"<= {cap}, ends at {reserved} = the sum of {len(holds)} reservations")
+    tally.notes.append(
+        f"{len(passed)} passed ({len(approver.approved)} approved by the bank "
+        f"concurrently), {len(rejected)} rejected LIMIT_INSUFFICIENT; "
+        f"settled {waited:.1f}s after the last submission"
+    )
+    tally.notes.append(
+        f"{reserved_key}: {sampler.samples} samples, highest {sampler.highest} "
+        f"<= {cap}, ends at {reserved} = the sum of {len(holds)} reservations"
+    )
     tally.notes.append(client.retried_note())
 
 
@@ -878,13 +1081,17 @@ def same_invoice(stack: Stack, sizes: Sizes, tally: Tally) -> None:
     outcomes = submit_all(client, items, threads=min(64, sizes.same_invoice))
     ids = count_outcomes(tally, outcomes, expected=[(409, "DUPLICATE_RECEIVABLE")])
     if len(set(ids)) > 1:
-        tally.bump("duplicated", len(set(ids)) - 1,
-                   example=f"one invoice made {len(set(ids))} deals: {sorted(set(ids))}")
+        tally.bump(
+            "duplicated",
+            len(set(ids)) - 1,
+            example=f"one invoice made {len(set(ids))} deals: {sorted(set(ids))}",
+        )
     elif not ids:
         tally.problem("no submission of the invoice was accepted")
     statuses = Counter(o.status for o in outcomes)
-    tally.notes.append("answers: " + ", ".join(f"{s} x{n}" for s, n in sorted(statuses.items(),
-                                                                          key=str)))
+    tally.notes.append(
+        "answers: " + ", ".join(f"{s} x{n}" for s, n in sorted(statuses.items(), key=str))
+    )
     for outcome in outcomes:
         if outcome.status == 409 and error_shape_problem(outcome.body):
             tally.problem(f"409 body: {error_shape_problem(outcome.body)}")
@@ -892,7 +1099,7 @@ def same_invoice(stack: Stack, sizes: Sizes, tally: Tally) -> None:
     holder = r.get(keys.receivable(ds.EXPORTER, ds.buyer_of(index), ds.invoice_number(index)))
     if ids and holder != ids[0]:
         tally.problem(f"the receivable lock is held by {holder}, not the accepted {ids[0]}")
-    await_settled(r, ids, SETTLED_PENDING, sizes.settle_seconds)
+    await_settled(r, ids, SETTLED_PENDING, sizes.settle_seconds, stack.dead)
     audit(r, ids, tally, expect_offered_to(BANK))
     tally.notes.append(client.retried_note())
 
@@ -924,8 +1131,7 @@ def fuzz(stack: Stack, sizes: Sizes, tally: Tally, seed: int | None = None) -> N
     def check(case: Any, label: str, headers: dict) -> None:
         nonlocal requests_sent
         try:
-            response = case.call(base_url=stack.base, session=session, headers=headers,
-                                 timeout=30)
+            response = case.call(base_url=stack.base, session=session, headers=headers, timeout=30)
         except (requests.ConnectionError, requests.Timeout) as exc:
             tally.problem(f"{label}: the server dropped the request: {exc!r:.200}")
             return
@@ -937,8 +1143,10 @@ def fuzz(stack: Stack, sizes: Sizes, tally: Tally, seed: int | None = None) -> N
         statuses[f"{status // 100}xx"] += 1
         where = f"{label}: {case.method} {case.formatted_path}"
         if status >= 500:
-            tally.bump("fuzz_5xx", example=f"{where} -> {status} {response.content[:200]!r}"
-                       f"\n{case.as_curl_command()}")
+            tally.bump(
+                "fuzz_5xx",
+                example=f"{where} -> {status} {response.content[:200]!r}\n{case.as_curl_command()}",
+            )
         elif status >= 400:
             try:
                 body = json.loads(response.content)
@@ -954,9 +1162,14 @@ def fuzz(stack: Stack, sizes: Sizes, tally: Tally, seed: int | None = None) -> N
             conformance[f"{where} -> {status}: {first[0] if first else repr(exc)}"] += 1
 
     def fuzzer(strategy: Any, label: str, headers: dict) -> Callable[[], None]:
-        @settings(max_examples=sizes.fuzz_examples, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
-                  phases=[Phase.explicit, Phase.generate])
+        @settings(
+            max_examples=sizes.fuzz_examples,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+            verbosity=Verbosity.quiet,
+            phases=[Phase.explicit, Phase.generate],
+        )
         @given(case=strategy)
         def run(case: Any) -> None:
             check(case, label, headers)
@@ -973,12 +1186,16 @@ def fuzz(stack: Stack, sizes: Sizes, tally: Tally, seed: int | None = None) -> N
         tally.problem(f"error shape x{n}: {what}")
     for what, n in conformance.most_common(10):
         tally.problem(f"response_schema_conformance x{n}: {what}")
-    tally.notes.append(f"seed {seed}: {requests_sent} requests over {len(operations)} "
-                       f"operations x 2 modes x 2 tokens, {sizes.fuzz_examples} examples each: "
-                       + ", ".join(f"{k} x{v}" for k, v in sorted(statuses.items())))
+    tally.notes.append(
+        f"seed {seed}: {requests_sent} requests over {len(operations)} "
+        f"operations x 2 modes x 2 tokens, {sizes.fuzz_examples} examples each: "
+        + ", ".join(f"{k} x{v}" for k, v in sorted(statuses.items()))
+    )
     if unsendable:
-        tally.notes.append("not sendable over HTTP (skipped): "
-                           + ", ".join(f"{k} x{v}" for k, v in unsendable.items()))
+        tally.notes.append(
+            "not sendable over HTTP (skipped): "
+            + ", ".join(f"{k} x{v}" for k, v in unsendable.items())
+        )
 
 
 # --- the ledger: invariants over everything the run left behind ------------------------------
@@ -997,10 +1214,12 @@ def ledger(stack: Stack, sizes: Sizes, tally: Tally) -> None:
     for part in chunks(ids, 1000):
         pipe = r.pipeline(transaction=False)
         for deal_id in part:
-            pipe.hmget(keys.deal(deal_id), "state", "buyer", "invoices", "limit_id",
-                       "invoice_total")
-        for deal_id, (state, buyer, invoices, limit_id, total) in zip(part, pipe.execute(),
-                                                                      strict=True):
+            pipe.hmget(
+                keys.deal(deal_id), "state", "buyer", "invoices", "limit_id", "invoice_total"
+            )
+        for deal_id, (state, buyer, invoices, limit_id, total) in zip(
+            part, pipe.execute(), strict=True
+        ):
             if state is None or state in ended:
                 continue
             code = json.loads(buyer)["code"]
@@ -1010,8 +1229,11 @@ def ledger(stack: Stack, sizes: Sizes, tally: Tally) -> None:
                 on_limit[limit_id][deal_id] = to_cents(Decimal(total))
     doubled = {k: v for k, v in live.items() if len(v) > 1}
     for (code, number), holders in doubled.items():
-        tally.bump("duplicated", len(holders) - 1,
-                   example=f"receivable {code}/{number} is in {len(holders)} live deals")
+        tally.bump(
+            "duplicated",
+            len(holders) - 1,
+            example=f"receivable {code}/{number} is in {len(holders)} live deals",
+        )
     pipe = r.pipeline(transaction=False)
     receivables = list(live)
     for code, number in receivables:
@@ -1019,41 +1241,57 @@ def ledger(stack: Stack, sizes: Sizes, tally: Tally) -> None:
     for (code, number), holder in zip(receivables, pipe.execute(), strict=True):
         if holder not in live[(code, number)]:
             tally.problem(f"receivable {code}/{number}: lock held by {holder}, not its live deal")
-    limits = {lim["limit_id"]: to_cents(Decimal(lim["amount"]))
-              for lim in ds.reference(0)["limits"]}
+    limits = {
+        lim["limit_id"]: to_cents(Decimal(lim["amount"])) for lim in ds.reference(0)["limits"]
+    }
     for limit_id, cap in limits.items():
         reserved = int(r.get(keys.limit_reserved_total(limit_id)) or 0)
         holds = {k: int(v) for k, v in r.hgetall(keys.limit_reservations(limit_id)).items()}
         if reserved > cap:
             tally.bump("overcommit", example=f"{limit_id}: {reserved} reserved > {cap}")
         if reserved != sum(holds.values()) or holds != on_limit.get(limit_id, {}):
-            tally.problem(f"{limit_id}: reserved {reserved}, reservations sum "
-                          f"{sum(holds.values())} over {len(holds)} deals, live deals on it "
-                          f"{len(on_limit.get(limit_id, {}))}")
-    tally.notes.append(f"{len(ids)} deals, {len(live)} live receivables, {len(limits)} limits "
-                       "balanced")
+            tally.problem(
+                f"{limit_id}: reserved {reserved}, reservations sum "
+                f"{sum(holds.values())} over {len(holds)} deals, live deals on it "
+                f"{len(on_limit.get(limit_id, {}))}"
+            )
+    tally.notes.append(
+        f"{len(ids)} deals, {len(live)} live receivables, {len(limits)} limits balanced"
+    )
 
 
 SCENARIOS: tuple[Callable[..., Tally], ...] = (
-    worker_kills, redis_restarts, tight_limit, same_invoice, fuzz, ledger)
+    worker_kills,
+    redis_restarts,
+    tight_limit,
+    same_invoice,
+    fuzz,
+    ledger,
+)
 
 
 # --- the command ------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.stress.chaos", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.stress.chaos",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--short", action="store_true", help="the small version of make test")
     parser.add_argument("--seed", type=int, help="the fuzzer's seed (default: random)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, AOF)")
     parser.add_argument("--log-level", default="WARNING", help="of gunicorn, worker and beat")
-    parser.add_argument("--only", action="append", choices=[s.__name__ for s in SCENARIOS],
-                        help="run only this scenario (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=[s.__name__ for s in SCENARIOS],
+        help="run only this scenario (repeatable)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("redis-server") is None:
-        print("chaos: needs redis-server on PATH (apt-get install redis-server)",
-              file=sys.stderr)
+        print("chaos: needs redis-server on PATH (apt-get install redis-server)", file=sys.stderr)
         return 2
     sizes = SHORT if args.short else FULL
     workdir = Path(tempfile.mkdtemp(prefix="xinbao-chaos-"))
@@ -1063,8 +1301,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"chaos: {'short' if args.short else 'full'} run, work dir {workdir}", flush=True)
     try:
         stack.start()
-        print(f"chaos: stack up in {time.monotonic() - started:.1f}s at {stack.base} "
-              f"(Redis {stack.server.url}, AOF appendfsync always)", flush=True)
+        print(
+            f"chaos: stack up in {time.monotonic() - started:.1f}s at {stack.base} "
+            f"(Redis {stack.server.url}, AOF appendfsync always)",
+            flush=True,
+        )
         for run in SCENARIOS:
             if args.only and run.__name__ not in args.only:
                 continue
@@ -1088,8 +1329,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chaos: logs and the AOF are in {workdir}")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"chaos: {'FAILED' if total.failed else 'passed'} in "
-          f"{time.monotonic() - started:.0f}s; {len(total.problems)} other problem(s)")
+    print(
+        f"chaos: {'FAILED' if total.failed else 'passed'} in "
+        f"{time.monotonic() - started:.0f}s; {len(total.problems)} problem line(s) above"
+    )
     print(total.line(), flush=True)
     return 1 if total.failed else 0
 
