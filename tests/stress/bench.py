@@ -189,6 +189,45 @@ def memory_of(r: redis.Redis, deal_ids: list[str]) -> float:
     return sum(sizes) / len(deal_ids)
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each named process tree, and by this client process."""
+    usage = {name: sum(_cpu_of(p) for p in _descendants(pid)) for name, pid in roots.items()}
+    usage["client"] = _cpu_of(os.getpid())
+    return usage
+
+
+def cpu_report(before: dict[str, float], after: dict[str, float], per: int) -> str:
+    parts = [f"{name}={(after[name] - before[name]) * 1000 / per:.2f}" for name in after]
+    return " ".join(parts)
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -244,6 +283,9 @@ def main() -> int:
 
             # 1. throughput, closed loop
             used_before = r.info("memory")["used_memory"]
+            roots = {name: procs.running[name].pid for name in ("web", "worker", "beat")}
+            roots["redis"] = server.process.pid
+            cpu_before = cpu_seconds(roots)
             sent = closed_loop(client, range(args.deals), args.concurrency)
             ids = [s.deal_id for s in sent if s.deal_id]
             assert len(ids) == args.deals, "some deals were refused"
@@ -255,6 +297,8 @@ def main() -> int:
                 ids)
             print(f"throughput: {args.deals} deals POST->pending_bank in {elapsed:.1f} s = "
                   f"{out['deals_per_s']:.1f} deals/s ({args.concurrency} concurrent clients)",
+                  flush=True)
+            print(f"  cpu ms per deal: {cpu_report(cpu_before, cpu_seconds(roots), args.deals)}",
                   flush=True)
 
             # 2. latency at a fixed offered load, open loop
@@ -301,6 +345,10 @@ def main() -> int:
                        what="bare warm-up")
             r.delete(bare_celery.DONE_KEY)
             chains = args.deals
+            bare_roots = {"worker": procs.running["bare-worker"].pid,
+                          "redis": server.process.pid}
+            bare_before = cpu_seconds(bare_roots)
+            publisher = os.times()
             t0 = time.time()
             subprocess.run(
                 [str(BIN / "python"), "-c", "from tests.stress import bare_celery as b; "
@@ -313,6 +361,14 @@ def main() -> int:
             print(f"baseline: bare Celery chain of {PIPELINE_HOPS} no-op hop(s), {chains} "
                   f"chains from a Python loop: {bare_rate:.1f} chains/s; ours/bare = "
                   f"{out['ratio_vs_bare']:.2f}", flush=True)
+            bare_after = cpu_seconds(bare_roots)
+            bare_after.pop("client")
+            bare_before.pop("client")
+            done_at = os.times()
+            published = (done_at.children_user + done_at.children_system
+                         - publisher.children_user - publisher.children_system)
+            print(f"  cpu ms per chain: {cpu_report(bare_before, bare_after, chains)} "
+                  f"publisher={published * 1000 / chains:.2f}", flush=True)
             procs.stop("bare-worker")
 
             # 5. API requests/s against a bare Flask echo under the same gunicorn settings
