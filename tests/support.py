@@ -8,7 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,17 @@ class Processes:
             f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
             for p in sorted(self.logdir.glob("*.log"))
         )
+
+
+@contextmanager
+def supervised(server: RedisServer, procs: Processes) -> Iterator[None]:
+    """Stop every process and the Redis server however the block ends, and show the
+    processes' logs when it ends with an error."""
+    try:
+        yield
+    except BaseException:
+        print(procs.logs())
+        raise
+    finally:
+        procs.stop_all()
+        server.stop()

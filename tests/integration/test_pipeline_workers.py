@@ -11,7 +11,7 @@ import pytest
 import redis
 import requests
 
-from tests.support import BIN, ROOT, Processes, RedisServer, free_port, wait_until
+from tests.support import BIN, ROOT, Processes, RedisServer, free_port, supervised, wait_until
 from web import build_workflow
 from workflow.deal import Application, Buyer, Invoice
 from workflow.settings import load_settings
@@ -64,12 +64,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     }
     extra = workdir / "extra.json"
     extra.write_text(json.dumps(EXTRA_REFERENCE))
-    for path in (ROOT / "data" / "demo.json", extra):
-        # The console script, for real: `xinbao load FILE.json`.
-        subprocess.run([str(BIN / "xinbao"), "load", str(path)], env={**env, "PATH": str(BIN)},
-                       check=True, capture_output=True)
     procs = Processes(env, workdir)
-    try:
+    with supervised(server, procs):
+        for path in (ROOT / "data" / "demo.json", extra):
+            # The console script, for real: `xinbao load FILE.json`.
+            subprocess.run([str(BIN / "xinbao"), "load", str(path)],
+                           env={**env, "PATH": str(BIN)}, check=True, capture_output=True)
         port = free_port()
         procs.web(port)
         procs.worker()
@@ -78,12 +78,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         wait_until(lambda: _up(base), 30, what="gunicorn")
         client = redis.Redis.from_url(server.url, decode_responses=True)
         yield {"base": base, "redis": client, "procs": procs, "env": env}
-    except Exception:
-        print(procs.logs())
-        raise
-    finally:
-        procs.stop_all()
-        server.stop()
 
 
 def _up(base: str) -> bool:

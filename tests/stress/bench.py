@@ -29,7 +29,15 @@ import redis
 import requests
 
 from tests.stress import bare_celery, dataset
-from tests.support import BIN, ROOT, Processes, RedisServer, free_port, wait_until
+from tests.support import (
+    BIN,
+    ROOT,
+    Processes,
+    RedisServer,
+    free_port,
+    supervised,
+    wait_until,
+)
 from workflow import keys
 
 # One Celery hop from POST to pending_bank: the verify task verifies, reserves and routes.
@@ -268,7 +276,7 @@ def main() -> int:
         env = {"REDIS_URL": server.url, "LOG_LEVEL": "WARNING"}
         procs = Processes(env, work)
         r = redis.Redis.from_url(server.url, decode_responses=True)
-        try:
+        with supervised(server, procs):
             print(f"machine: {machine()}", flush=True)
             reference = dataset.write_reference(work / "reference.json", total)
             subprocess.run([str(BIN / "xinbao"), "load", str(reference)],
@@ -404,12 +412,6 @@ def main() -> int:
                 print(f"bank queue at {size} pending: first page p50="
                       f"{statistics.median(times):.1f} ms p95={percentile(times, 95):.1f} ms; "
                       f"a middle page p50={statistics.median(deep):.1f} ms", flush=True)
-        except Exception:
-            print(procs.logs())
-            raise
-        finally:
-            procs.stop_all()
-            server.stop()
 
     print(f"bench: deals_per_s={out['deals_per_s']:.1f} ratio_vs_bare={out['ratio_vs_bare']:.2f} "
           f"p99_ms={out['p99_ms']:.0f} api_ratio={out['api_ratio']:.2f} "

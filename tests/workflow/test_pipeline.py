@@ -562,7 +562,8 @@ def test_hold_then_verify_brings_it_back(wf):
     assert indexed_states(wf, deal.id) == ["pending_bank"]
 
 
-def test_insurer_down_leaves_an_owned_verifying_deal(wf, monkeypatch):
+def verify_with_insurer_down(wf, monkeypatch):
+    """Submit a deal and try to verify it while the insurer cannot be reached."""
     deal = wf.submit(make_application()).deal
 
     def unreachable(app):
@@ -571,6 +572,11 @@ def test_insurer_down_leaves_an_owned_verifying_deal(wf, monkeypatch):
     monkeypatch.setattr(wf.insurer, "cover_facts", unreachable)
     with pytest.raises(InsurerUnavailable):
         wf.verify(deal.id)
+    return deal
+
+
+def test_insurer_down_leaves_an_owned_verifying_deal(wf, monkeypatch):
+    deal = verify_with_insurer_down(wf, monkeypatch)
     stuck = wf.store.get(deal.id)
     assert stuck.state == State.VERIFYING
     assert indexed_states(wf, deal.id) == ["verifying"]
@@ -596,14 +602,7 @@ def test_a_stray_retry_does_not_end_a_hold_early(wf):
 
 
 def test_a_pending_insurer_retry_keeps_the_sweeper_off(wf, monkeypatch):
-    deal = wf.submit(make_application()).deal
-
-    def unreachable(app):
-        raise InsurerUnavailable("timeout")
-
-    monkeypatch.setattr(wf.insurer, "cover_facts", unreachable)
-    with pytest.raises(InsurerUnavailable):
-        wf.verify(deal.id)
+    deal = verify_with_insurer_down(wf, monkeypatch)
     wf.expect_retry(deal.id, 155)  # the task's backoff
     wf.clock.advance(seconds=155 + 29)
     assert wf.stranded() == []  # no second retry chain
