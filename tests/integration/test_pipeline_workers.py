@@ -83,7 +83,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
 def _up(base: str) -> bool:
     try:
         return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-    except requests.ConnectionError:
+    except requests.RequestException:  # refused, or accepted before the app is loaded
         return False
 
 

@@ -56,7 +56,7 @@ def _listening(port: int) -> bool:
     try:
         requests.get(f"http://127.0.0.1:{port}/", timeout=1)
         return True
-    except requests.ConnectionError:
+    except requests.RequestException:  # refused, or accepted before the app is loaded
         return False
 
 
