@@ -146,9 +146,8 @@ def decide(deal_id: str):
 @api.post("/deals/<deal_id>/withdraw")
 @require("exporter")
 def withdraw(deal_id: str):
-    if request.get_data():
-        _withdraw.load(json_body())
-    deal = flow().withdraw(deal_id, current_principal().subject)
+    body = _withdraw.load(json_body()) if request.get_data() else {}
+    deal = flow().withdraw(deal_id, current_principal().subject, body.get("reason"))
     return jsonify(view(deal))
 
 

@@ -472,7 +472,8 @@ class Workflow:
 
     # --- withdraw ----------------------------------------------------------------------------
 
-    def withdraw(self, deal_id: str, exporter_uscc: str) -> Deal:
+    def withdraw(self, deal_id: str, exporter_uscc: str, note: str | None = None) -> Deal:
+        """The exporter withdraws the application (any state before disbursement)."""
         for _ in range(5):
             deal = self.store.get(deal_id)
             if deal is None or deal.fields.get("exporter_uscc") != exporter_uscc:
@@ -491,7 +492,11 @@ class Workflow:
                     actor=f"exporter:{exporter_uscc}",
                     event="withdrawn",
                     reasons=reasons,
-                    changes={"reasons": reasons, "deadline": None},
+                    changes={
+                        "reasons": reasons,
+                        "deadline": None,
+                        **({"withdraw_note": note} if note else {}),
+                    },
                 )
             except VersionConflict:
                 continue  # a worker moved it meanwhile: withdraw from its new state

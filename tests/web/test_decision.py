@@ -200,6 +200,10 @@ def test_withdraw_with_a_reason_body(api):
     rv = api.withdraw(deal["id"], json={"reason": "buyer paid early"})
     assert rv.status_code == 200
     assert rv.get_json()["state"] == "withdrawn"
+    events = api.client.get(f"/api/v1/deals/{deal['id']}/events", headers=auth("haixin"))
+    withdrawn = events.get_json()["events"][-1]
+    assert withdrawn["type"] == "withdrawn"
+    assert withdrawn["set"]["withdraw_note"] == "buyer paid early"
 
 
 def test_withdraw_body_is_validated(api):
