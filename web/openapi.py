@@ -96,18 +96,19 @@ def _operation(
 
 
 def _money_field(plugin: MarshmallowPlugin, field: Any, **_: Any) -> dict[str, Any]:
-    from web.schemas import Money, Rate
+    from web.schemas import RATE_RE, Money, Rate
+    from workflow.money import AMOUNT_RE
 
     if isinstance(field, Money):
         return {
             "type": "string",
-            "pattern": r"^[0-9]{1,12}(\.[0-9]{1,2})?$",
+            "pattern": f"^{AMOUNT_RE.pattern}$",
             "example": "125000.00",
         }
     if isinstance(field, Rate):
         return {
             "type": "string",
-            "pattern": r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$",
+            "pattern": f"^({RATE_RE.pattern})$",
             "example": "0.0450",
         }
     return {}

@@ -26,7 +26,7 @@ from workflow.money import MoneyFormatError, parse_amount
 
 MAX_INVOICES = 50
 _TEXT = r"^[A-Za-z0-9][A-Za-z0-9 _./#-]{0,63}\Z"
-_RATE = re.compile(r"0(?:\.[0-9]{1,6})?|1(?:\.0{1,6})?")
+RATE_RE = re.compile(r"0(?:\.[0-9]{1,6})?|1(?:\.0{1,6})?")
 
 
 class Money(fields.Field):
@@ -51,7 +51,7 @@ class Rate(fields.Field):
     """An annual rate as a decimal fraction string ("0.0450"), between 0 and 1."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
-        if not isinstance(value, str) or not _RATE.fullmatch(value):
+        if not isinstance(value, str) or not RATE_RE.fullmatch(value):
             raise ValidationError('must be a decimal string from "0" to "1", e.g. "0.0450"')
         return Decimal(value)
 

@@ -177,8 +177,12 @@ class Verdict:
     """The outcome of the cover checks over every invoice."""
 
     limit: BuyerLimit | None
-    checks: dict[str, str]  # check name -> "ok" or the first reason it gave
     failures: list[dict[str, str]]  # one entry per failed (invoice, check)
+
+    @property
+    def checks(self) -> dict[str, str]:
+        """Check name -> "ok" or the first reason it gave."""
+        return invoice_check_table(self.failures)
 
     @property
     def reasons(self) -> list[str]:
@@ -197,23 +201,26 @@ def verify_cover(app: Application, facts: CoverFacts, today: date) -> Verdict:
     """Run every invoice check; the limit-room check runs atomically at reservation."""
     limit = choose_limit(app, facts.limits, today)
     ctx = Context(app, facts, today, limit)
-    checks: dict[str, str] = {}
-    failures: list[dict[str, str]] = []
-    for inv in app.invoices:
-        for check in INVOICE_CHECKS:
-            reason = check(ctx, inv)
-            name = check.__name__
-            if reason is None:
-                checks.setdefault(name, "ok")
-            else:
-                if checks.get(name, "ok") == "ok":
-                    checks[name] = str(reason)
-                failures.append({"invoice": inv.number, "check": name, "reason": str(reason)})
-    return Verdict(limit, checks, failures)
+    failures = [
+        {"invoice": inv.number, "check": check.__name__, "reason": str(reason)}
+        for inv in app.invoices
+        for check in INVOICE_CHECKS
+        if (reason := check(ctx, inv)) is not None
+    ]
+    return Verdict(limit, failures)
 
 
 LIMIT_ROOM_CHECK = "limit_has_room"  # run atomically when the limit is reserved
 WHITELIST_CHECK = "exporter_whitelisted"
+
+
+def invoice_check_table(failures: list[dict[str, str]]) -> dict[str, str]:
+    """Every invoice check with "ok" or the first reason it gave, from the failures alone."""
+    table = {check.__name__: "ok" for check in INVOICE_CHECKS}
+    for failure in failures:
+        if table.get(failure["check"]) == "ok":
+            table[failure["check"]] = failure["reason"]
+    return table
 
 
 def check_results(deal: Deal) -> dict[str, str]:
@@ -223,12 +230,10 @@ def check_results(deal: Deal) -> dict[str, str]:
     if whitelist is None:
         return {}  # not verified yet
     failures = deal.get("failures", [])
-    results = {check.__name__: "ok" for check in INVOICE_CHECKS}
-    failed_on_cover = any(f["check"] in results for f in failures)
-    results[LIMIT_ROOM_CHECK] = "not_run" if failed_on_cover else "ok"
-    for failure in failures:
-        if results.get(failure["check"], "ok") in ("ok", "not_run"):
-            results[failure["check"]] = failure["reason"]
+    results = invoice_check_table(failures)
+    room = [f["reason"] for f in failures if f["check"] == LIMIT_ROOM_CHECK]
+    failed_on_cover = any(v != "ok" for v in results.values())
+    results[LIMIT_ROOM_CHECK] = room[0] if room else ("not_run" if failed_on_cover else "ok")
     results[WHITELIST_CHECK] = whitelist.get("reason") or "ok"
     return results
 

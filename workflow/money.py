@@ -10,7 +10,7 @@ CENT = Decimal("0.01")
 # cents stays exact in the doubles Lua uses to add reservations (2**53 is about 9e15 cents).
 MAX_AMOUNT = Decimal("999999999999.99")
 MAX_CENTS = 2**53 - 1
-_AMOUNT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
+AMOUNT_RE = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
 
 
 class MoneyFormatError(ValueError):
@@ -21,7 +21,7 @@ def parse_amount(raw: object) -> Decimal:
     """Parse a wire amount: a string like "125000.00"; numbers are refused (floats lose cents)."""
     if not isinstance(raw, str):
         raise MoneyFormatError('must be a decimal string such as "125000.00", not a number')
-    if not _AMOUNT.fullmatch(raw):
+    if not AMOUNT_RE.fullmatch(raw):
         raise MoneyFormatError(
             "must be a non-negative decimal string with at most 12 digits and 2 decimals"
         )

@@ -25,7 +25,15 @@ from workflow.reference import ReferenceRepository
 from workflow.routing import RoutingInput, next_offer
 from workflow.settings import Settings
 from workflow.states import TERMINAL, WORKER_OWNED, State, sources_of
-from workflow.store import DealStore, LimitExhausted, Locked, Ops, VersionConflict
+from workflow.store import (
+    DealStore,
+    LimitExhausted,
+    Locked,
+    Ops,
+    VersionConflict,
+    epoch_seconds,
+    index_ops,
+)
 
 log = logging.getLogger("xinbao.workflow")
 
@@ -89,10 +97,6 @@ def new_deal_id() -> str:
     return secrets.token_hex(10)
 
 
-def _ts(moment: datetime) -> float:
-    return round(moment.timestamp(), 3)
-
-
 @dataclass
 class Workflow:
     store: DealStore
@@ -105,13 +109,9 @@ class Workflow:
 
     def _ops(self, deal: Deal, new: State, now: datetime, due: datetime | None, ops: Ops) -> Ops:
         old = deal.state
-        if old not in TERMINAL and old != new:
-            ops.zrem(keys.by_state(old), deal.id)
-        if new not in TERMINAL:
-            if due is None:
-                stale = self.settings.stale_after_seconds
-                due = now + timedelta(seconds=stale) if new in WORKER_OWNED else now
-            ops.zadd(keys.by_state(new), _ts(due), deal.id)
+        if due is None and new in WORKER_OWNED:
+            due = now + timedelta(seconds=self.settings.stale_after_seconds)
+        index_ops(deal, new, now, due, ops)
         if old == State.PENDING_BANK and new != State.PENDING_BANK:
             ops.zrem(keys.deadlines(), deal.id)
             if deal.bank_id:
@@ -181,10 +181,10 @@ class Workflow:
         }
         for key in receivables:
             ops.lock(key, deal_id)
-        ops.zadd(keys.by_exporter(app.exporter_uscc), _ts(now), deal_id)
+        ops.zadd(keys.by_exporter(app.exporter_uscc), epoch_seconds(now), deal_id)
         ops.rpush(keys.ready(), deal_id)
         due = now + timedelta(seconds=self.settings.stale_after_seconds)
-        ops.zadd(keys.by_state(State.SUBMITTED), _ts(due), deal_id)
+        ops.zadd(keys.by_state(State.SUBMITTED), epoch_seconds(due), deal_id)
         fields = {
             **application_fields(app),
             "invoice_total": app.invoice_total,
@@ -389,9 +389,9 @@ class Workflow:
             )
         deadline = now + timedelta(hours=float(offer.decision_hours))
         ops = Ops()
-        ops.zadd(keys.deadlines(), _ts(deadline), deal.id)
-        ops.zadd(keys.bank_queue(offer.bank_id), _ts(deadline), deal.id)
-        ops.zadd(keys.by_bank(offer.bank_id), _ts(now), deal.id)
+        ops.zadd(keys.deadlines(), epoch_seconds(deadline), deal.id)
+        ops.zadd(keys.bank_queue(offer.bank_id), epoch_seconds(deadline), deal.id)
+        ops.zadd(keys.by_bank(offer.bank_id), epoch_seconds(now), deal.id)
         return self._move(
             deal,
             State.PENDING_BANK,

@@ -97,7 +97,8 @@ class Ops:
         return self._add("unlock", self._key(key), holder)
 
 
-def _ts(moment: datetime) -> float:
+def epoch_seconds(moment: datetime) -> float:
+    """A sorted-set score for a moment: epoch seconds to the millisecond."""
     return round(moment.timestamp(), 3)
 
 
@@ -137,11 +138,11 @@ class DealStore:
 
     def due(self, index_key: str, now: datetime, limit: int = 500) -> list[str]:
         """Members of a schedule index whose score (a due time) has passed."""
-        return self.redis.zrangebyscore(index_key, "-inf", _ts(now), start=0, num=limit)
+        return self.redis.zrangebyscore(index_key, "-inf", epoch_seconds(now), start=0, num=limit)
 
     def postpone(self, index_key: str, deal_id: str, until: datetime) -> None:
         """Move a still-indexed deal's due time; XX so a deal that left the index stays out."""
-        self.redis.zadd(index_key, {deal_id: _ts(until)}, xx=True)
+        self.redis.zadd(index_key, {deal_id: epoch_seconds(until)}, xx=True)
 
     def reserved_cents(self, limit_id: str) -> int:
         return int(self.redis.get(keys.limit_reserved_total(limit_id)) or 0)
@@ -259,14 +260,17 @@ class DealStore:
         raise StoreError(f"unexpected script answer {result!r}")
 
 
-def index_ops(deal: Deal, new_state: State, now: datetime, due: datetime | None) -> Ops:
-    """The index changes that follow a deal from its state into ``new_state``."""
-    ops = Ops()
+def index_ops(
+    deal: Deal, new_state: State, now: datetime, due: datetime | None, ops: Ops | None = None
+) -> Ops:
+    """The state-index changes that follow a deal from its state into ``new_state``: out of
+    the old state's index, into the new one's scored by when its next step is due."""
+    ops = ops if ops is not None else Ops()
     old = deal.state
-    if old not in TERMINAL:
+    if old not in TERMINAL and old != new_state:
         ops.zrem(keys.by_state(old), deal.id)
     if new_state not in TERMINAL:
-        ops.zadd(keys.by_state(new_state), _ts(due or now), deal.id)
+        ops.zadd(keys.by_state(new_state), epoch_seconds(due or now), deal.id)
     return ops
 
 
@@ -278,5 +282,6 @@ __all__ = [
     "Ops",
     "StoreError",
     "VersionConflict",
+    "epoch_seconds",
     "index_ops",
 ]
