@@ -11,6 +11,7 @@ from tasks.pipeline import dispatch_route, schedule_drain
 from web.auth import current_principal, require
 from web.errors import ApiError
 from web.schemas import (
+    CancelSchema,
     DealRequestSchema,
     DecisionSchema,
     ListQuerySchema,
@@ -27,6 +28,7 @@ api = Blueprint("api", __name__, url_prefix="/api/v1")
 _deal_request = DealRequestSchema()
 _decision = DecisionSchema()
 _withdraw = WithdrawSchema()
+_cancel = CancelSchema()
 _list_query = ListQuerySchema()
 
 
@@ -148,6 +150,16 @@ def decide(deal_id: str):
 def withdraw(deal_id: str):
     body = _withdraw.load(json_body()) if request.get_data() else {}
     deal = flow().withdraw(deal_id, current_principal().subject, body.get("reason"))
+    return jsonify(view(deal))
+
+
+@api.post("/deals/<deal_id>/cancel")
+@require("bank")
+def cancel(deal_id: str):
+    body = _cancel.load(json_body())
+    deal = flow().cancel_approval(
+        deal_id, current_principal().subject, body.get("officer", "api"), body["reason"]
+    )
     return jsonify(view(deal))
 
 

@@ -9,6 +9,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from web.schemas import (
+    CancelSchema,
     DealPageSchema,
     DealRequestSchema,
     DealSchema,
@@ -138,6 +139,7 @@ def spec_dict() -> dict[str, Any]:
         ("DealPage", DealPageSchema),
         ("Decision", DecisionSchema),
         ("Withdraw", WithdrawSchema),
+        ("Cancel", CancelSchema),
         ("EventList", EventListSchema),
     ):
         spec.components.schema(name, schema=schema)
@@ -214,7 +216,7 @@ def spec_dict() -> dict[str, Any]:
         path=f"{one}/withdraw",
         operations={
             "post": _operation(
-                "Withdraw an application before disbursement (exporter token)",
+                "Withdraw an application before a bank approves it (exporter token)",
                 "200",
                 _ok("The withdrawn deal", "Deal"),
                 params=[_DEAL_ID],
@@ -222,7 +224,26 @@ def spec_dict() -> dict[str, Any]:
                 body_required=False,
                 errors={
                     "404": "No such deal for you",
-                    "409": "Too late to withdraw",
+                    "409": "Too late to withdraw: ALREADY_APPROVED once a bank has approved "
+                    "(only that bank can cancel), INVALID_STATE once the deal has ended",
+                    "422": "Invalid fields",
+                },
+            )
+        },
+    )
+    spec.path(
+        path=f"{one}/cancel",
+        operations={
+            "post": _operation(
+                "Cancel your bank's approval before disbursement (bank token); releases the "
+                "buyer-limit reservation and the invoices",
+                "200",
+                _ok("The cancelled deal", "Deal"),
+                params=[_DEAL_ID],
+                body="Cancel",
+                errors={
+                    "404": "No such deal routed to your bank",
+                    "409": "The deal is not approved by your bank",
                     "422": "Invalid fields",
                 },
             )

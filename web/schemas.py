@@ -153,6 +153,13 @@ class WithdrawSchema(Schema):
     reason = fields.String(validate=[validate.Length(min=1, max=500), validate_text])
 
 
+class CancelSchema(Schema):
+    reason = fields.String(
+        required=True, validate=[validate.Length(min=1, max=500), validate_text]
+    )
+    officer = fields.String(validate=[validate.Length(min=1, max=64), validate_text])
+
+
 class ListQuerySchema(Schema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))

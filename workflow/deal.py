@@ -110,6 +110,7 @@ JSON_FIELDS = frozenset(
         "offered_banks",
         "pricing",
         "decision",
+        "cancellation",
         "routing_notes",
     }
 )

@@ -67,6 +67,12 @@ class WrongState(WorkflowError):
     code = "INVALID_STATE"
 
 
+class AlreadyApproved(WrongState):
+    """The exporter may not withdraw once a bank has approved: the money may be out."""
+
+    code = "ALREADY_APPROVED"
+
+
 class InvalidDecision(WorkflowError):
     """A decision whose values the deal cannot take (e.g. more than the offered amount)."""
 
@@ -473,7 +479,7 @@ class Workflow:
     # --- withdraw ----------------------------------------------------------------------------
 
     def withdraw(self, deal_id: str, exporter_uscc: str, note: str | None = None) -> Deal:
-        """The exporter withdraws the application (any state before disbursement)."""
+        """The exporter withdraws the application, at any state before a bank approves it."""
         for _ in range(5):
             deal = self.store.get(deal_id)
             if deal is None or deal.fields.get("exporter_uscc") != exporter_uscc:
@@ -481,6 +487,13 @@ class Workflow:
             if deal.state == State.WITHDRAWN:
                 return deal
             if deal.state not in _withdrawable():
+                if deal.state not in TERMINAL:
+                    # Approved (and later): the bank may have paid; only it can cancel.
+                    raise AlreadyApproved(
+                        f"deal {deal_id} is {deal.state}: the bank has approved it, so only "
+                        "the approving bank can cancel it",
+                        state=str(deal.state),
+                    )
                 raise WrongState(
                     f"a deal in {deal.state} can no longer be withdrawn", state=str(deal.state)
                 )
@@ -501,6 +514,37 @@ class Workflow:
             except VersionConflict:
                 continue  # a worker moved it meanwhile: withdraw from its new state
         raise WrongState(f"deal {deal_id} is changing too fast; try again")
+
+    def cancel_approval(self, deal_id: str, bank_id: str, officer: str, reason: str) -> Deal:
+        """The approving bank cancels its approval before disbursement: the limit reservation
+        and the receivable locks are released in the same atomic step."""
+        deal = self.store.get(deal_id)
+        if deal is None or bank_id not in deal.offered_banks:
+            raise DealNotFound(f"no deal {deal_id} was routed to bank {bank_id}")
+        if deal.state == State.CANCELLED and deal.bank_id == bank_id:
+            return deal
+        if deal.state != State.APPROVED or deal.bank_id != bank_id:
+            raise WrongState(
+                f"deal {deal_id} is {deal.state}, not approved by your bank",
+                state=str(deal.state),
+            )
+        reasons = [str(Reason.APPROVAL_CANCELLED_BY_BANK)]
+        try:
+            return self._move(
+                deal,
+                State.CANCELLED,
+                actor=f"bank:{bank_id}:{officer}",
+                event="approval_cancelled",
+                reasons=reasons,
+                changes={
+                    "reasons": reasons,
+                    "cancellation": {"bank_id": bank_id, "officer": officer, "reason": reason},
+                },
+            )
+        except VersionConflict as exc:
+            raise WrongState(
+                f"deal {deal_id} changed while you cancelled; reload it", state=exc.state
+            ) from exc
 
     # --- sweeps ------------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ class Reason(StrEnum):
     BANK_AMOUNT_OUT_OF_RANGE = "BANK_AMOUNT_OUT_OF_RANGE"
     BANK_TENOR_EXCEEDED = "BANK_TENOR_EXCEEDED"
     WITHDRAWN_BY_EXPORTER = "WITHDRAWN_BY_EXPORTER"
+    APPROVAL_CANCELLED_BY_BANK = "APPROVAL_CANCELLED_BY_BANK"
 
 
 DESCRIPTIONS: dict[Reason, str] = {
@@ -64,4 +65,5 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.BANK_AMOUNT_OUT_OF_RANGE: "The financeable amount is outside the bank's range.",
     Reason.BANK_TENOR_EXCEEDED: "The tenor is longer than the bank or the policy allows.",
     Reason.WITHDRAWN_BY_EXPORTER: "The exporter withdrew the application.",
+    Reason.APPROVAL_CANCELLED_BY_BANK: "The approving bank cancelled its approval.",
 }

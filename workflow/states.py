@@ -21,6 +21,7 @@ class State(StrEnum):
     INDEMNIFIED = "indemnified"
     CLAIM_REJECTED = "claim_rejected"
     WITHDRAWN = "withdrawn"
+    CANCELLED = "cancelled"
 
 
 S = State
@@ -32,7 +33,9 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     S.ON_HOLD:      frozenset({S.VERIFYING, S.WITHDRAWN}),
     S.ROUTING:      frozenset({S.PENDING_BANK, S.UNPLACED, S.WITHDRAWN}),
     S.PENDING_BANK: frozenset({S.APPROVED, S.ROUTING, S.WITHDRAWN}),
-    S.APPROVED:     frozenset({S.DISBURSED, S.WITHDRAWN}),
+    # After approval the exporter can no longer withdraw (the bank may already have paid):
+    # only the approving bank can cancel its approval.
+    S.APPROVED:     frozenset({S.DISBURSED, S.CANCELLED}),
     S.DISBURSED:    frozenset({S.REPAID, S.OVERDUE}),
     S.OVERDUE:      frozenset({S.REPAID, S.CLAIM_FILED}),
     S.CLAIM_FILED:  frozenset({S.INDEMNIFIED, S.CLAIM_REJECTED}),
@@ -42,6 +45,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     S.INDEMNIFIED:  frozenset(),
     S.CLAIM_REJECTED: frozenset(),
     S.WITHDRAWN:    frozenset(),
+    S.CANCELLED:    frozenset(),
 }  # fmt: skip
 
 TERMINAL: frozenset[State] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
@@ -50,7 +54,9 @@ TERMINAL: frozenset[State] = frozenset(s for s, nxt in TRANSITIONS.items() if no
 WORKER_OWNED: frozenset[State] = frozenset({S.SUBMITTED, S.VERIFYING, S.ROUTING, S.ON_HOLD})
 
 # Terminal states in which the buyer-limit reservation and the receivable lock are released.
-ENDED_WITHOUT_FINANCING: frozenset[State] = frozenset({S.REJECTED, S.UNPLACED, S.WITHDRAWN})
+ENDED_WITHOUT_FINANCING: frozenset[State] = frozenset(
+    {S.REJECTED, S.UNPLACED, S.WITHDRAWN, S.CANCELLED}
+)
 
 
 def can_transition(current: State, new: State) -> bool:

@@ -152,6 +152,10 @@ class Api:
         return self.client.post(f"/api/v1/deals/{deal_id}/withdraw", headers=auth(who),
                                 **kwargs)
 
+    def cancel(self, deal_id: str, who: str, **body: Any):
+        return self.client.post(f"/api/v1/deals/{deal_id}/cancel", json=body,
+                                headers=auth(who))
+
     def list(self, who: str = "haixin", **query: Any):
         return self.client.get("/api/v1/deals", query_string=query, headers=auth(who))
 

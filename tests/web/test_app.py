@@ -16,6 +16,7 @@ ROUTES = {
     "/api/v1/deals/{deal_id}/events": {"get"},
     "/api/v1/deals/{deal_id}/decision": {"post"},
     "/api/v1/deals/{deal_id}/withdraw": {"post"},
+    "/api/v1/deals/{deal_id}/cancel": {"post"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 

@@ -223,11 +223,52 @@ def test_withdrawing_twice_is_idempotent(api):
     assert len(api.events(deal["id"]).get_json()["events"]) == first.get_json()["version"]
 
 
-def test_an_approved_deal_can_still_be_withdrawn(api, fake_redis):
+def test_an_approved_deal_cannot_be_withdrawn_by_the_exporter(api, fake_redis):
     deal = api.create()
     api.decide(deal["id"], "boc", decision="approve")
-    assert api.withdraw(deal["id"]).get_json()["state"] == "withdrawn"
-    assert DealStore(fake_redis).reserved_cents(LIMIT) == 0
+    error_of(api.withdraw(deal["id"]), 409, "ALREADY_APPROVED")
+    store = DealStore(fake_redis)
+    assert store.get(deal["id"]).state == "approved"
+    assert store.reserved_cents(LIMIT) == 10_000_000
+    assert store.receivable_holder(HAIXIN, "DE-0001", "INV-HX-1001") == deal["id"]
+    # The invoice cannot be financed a second time (一单多融).
+    error_of(api.submit(deal_body("INV-HX-1001")), 409, "DUPLICATE_RECEIVABLE")
+
+
+def test_the_approving_bank_cancels_its_approval(api, fake_redis):
+    deal = api.create()
+    api.decide(deal["id"], "boc", decision="approve")
+    error_of(api.cancel(deal["id"], "boc"), 422, "VALIDATION_FAILED")  # a reason is required
+    rv = api.cancel(deal["id"], "boc", reason="client changed terms", officer="li.wei")
+    assert rv.status_code == 200
+    assert rv.get_json()["state"] == "cancelled"
+    store = DealStore(fake_redis)
+    assert store.reserved_cents(LIMIT) == 0
+    assert store.receivable_holder(HAIXIN, "DE-0001", "INV-HX-1001") is None
+    last = store.events(deal["id"])[-1]
+    assert last["type"] == "approval_cancelled"
+    assert last["by"] == "bank:BOC-NB:li.wei"
+    assert last["why"] == ["APPROVAL_CANCELLED_BY_BANK"]
+    assert last["set"]["cancellation"]
+    # Repeating the cancel is harmless; the exporter still cannot withdraw a cancelled deal.
+    assert api.cancel(deal["id"], "boc", reason="again").get_json()["version"] == (
+        rv.get_json()["version"]
+    )
+    error_of(api.withdraw(deal["id"]), 409, "INVALID_STATE")
+    # Now the invoice may be financed again.
+    assert api.submit(deal_body("INV-HX-1001")).status_code == 202
+
+
+def test_only_the_approving_bank_cancels_and_only_an_approval(api, fake_redis):
+    deal = api.create()
+    error_of(api.cancel(deal["id"], "boc", reason="x"), 409, "INVALID_STATE")  # pending
+    api.decide(deal["id"], "boc", decision="decline", reason="no appetite")
+    approved = api.decide(deal["id"], "icbc", decision="approve").get_json()
+    assert approved["state"] == "approved"
+    error_of(api.cancel(deal["id"], "boc", reason="x"), 409, "INVALID_STATE")
+    error_of(api.cancel(deal["id"], "ccb", reason="x"), 404, "NOT_FOUND")
+    error_of(api.cancel(deal["id"], "haixin", reason="x"), 403, "FORBIDDEN")
+    assert DealStore(fake_redis).get(deal["id"]).state == "approved"
 
 
 def test_a_rejected_deal_cannot_be_withdrawn(api):

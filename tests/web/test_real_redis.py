@@ -23,7 +23,7 @@ def real_api(real_redis, demo_reference, settings):
     return Api(app.test_client(), clock)
 
 
-def test_submit_decline_approve_withdraw_on_real_redis(real_api, real_redis):
+def test_submit_decline_approve_cancel_on_real_redis(real_api, real_redis):
     api = real_api
     first = api.submit(key="real-1")
     assert first.status_code == 202
@@ -40,9 +40,13 @@ def test_submit_decline_approve_withdraw_on_real_redis(real_api, real_redis):
 
     store = DealStore(real_redis)
     assert store.reserved_cents("LIM-HX-DE0001") == 10_000_000
-    assert api.withdraw(deal_id).get_json()["state"] == "withdrawn"
+    error_of(api.withdraw(deal_id), 409, "ALREADY_APPROVED")
+    assert store.reserved_cents("LIM-HX-DE0001") == 10_000_000
+    assert api.cancel(deal_id, "icbc", reason="terms changed").get_json()["state"] == "cancelled"
     assert store.reserved_cents("LIM-HX-DE0001") == 0
     assert store.receivable_holder(HAIXIN, "DE-0001", "INV-HX-1001") is None
     events = api.events(deal_id).get_json()["events"]
     assert [e["v"] for e in events] == list(range(1, len(events) + 1))
-    assert [e["type"] for e in events][-3:] == ["offered_to_bank", "approved", "withdrawn"]
+    assert [e["type"] for e in events][-3:] == [
+        "offered_to_bank", "approved", "approval_cancelled"
+    ]

@@ -34,9 +34,10 @@ BRIEF_EDGES = {
     (S.CLAIM_FILED, S.INDEMNIFIED),
     (S.CLAIM_FILED, S.CLAIM_REJECTED),
 }
-BEFORE_DISBURSED = {S.SUBMITTED, S.VERIFYING, S.ON_HOLD, S.ROUTING, S.PENDING_BANK, S.APPROVED}
-# Allowed beyond the diagram: a late payment after an overdue still closes the deal.
-EXTRA_EDGES = {(S.OVERDUE, S.REPAID)}
+BEFORE_APPROVAL = {S.SUBMITTED, S.VERIFYING, S.ON_HOLD, S.ROUTING, S.PENDING_BANK}
+# Allowed beyond the diagram: a late payment after an overdue still closes the deal; the
+# approving bank (and only it) cancels an approval before disbursement.
+EXTRA_EDGES = {(S.OVERDUE, S.REPAID), (S.APPROVED, S.CANCELLED)}
 
 
 def all_edges() -> set[tuple[State, State]]:
@@ -48,7 +49,7 @@ def test_every_state_has_a_row():
 
 
 def test_table_is_exactly_the_briefs():
-    withdrawals = {(s, S.WITHDRAWN) for s in BEFORE_DISBURSED}
+    withdrawals = {(s, S.WITHDRAWN) for s in BEFORE_APPROVAL}
     assert all_edges() == BRIEF_EDGES | withdrawals | EXTRA_EDGES
 
 
@@ -66,7 +67,9 @@ def test_brief_transitions_allowed(current, new):
         (S.ROUTING, S.APPROVED),  # only a bank holding the deal approves it
         (S.PENDING_BANK, S.DISBURSED),
         (S.APPROVED, S.REPAID),
+        (S.APPROVED, S.WITHDRAWN),  # the bank may have paid: the exporter cannot withdraw
         (S.DISBURSED, S.WITHDRAWN),  # withdrawn not reachable from disbursed
+        (S.DISBURSED, S.CANCELLED),
         (S.OVERDUE, S.WITHDRAWN),
         (S.REPAID, S.OVERDUE),
         (S.REJECTED, S.VERIFYING),
@@ -81,14 +84,21 @@ def test_illegal_transitions_refused(current, new):
 
 
 def test_terminal_states():
-    expected = {S.REJECTED, S.UNPLACED, S.REPAID, S.INDEMNIFIED, S.CLAIM_REJECTED, S.WITHDRAWN}
+    expected = {
+        S.REJECTED, S.UNPLACED, S.REPAID, S.INDEMNIFIED, S.CLAIM_REJECTED, S.WITHDRAWN,
+        S.CANCELLED,
+    }
     assert set(TERMINAL) == expected
     for state in TERMINAL:
         assert not TRANSITIONS[state]
 
 
-def test_withdrawn_reachable_exactly_before_disbursed():
-    assert sources_of(S.WITHDRAWN) == BEFORE_DISBURSED
+def test_withdrawn_reachable_exactly_before_approval():
+    assert sources_of(S.WITHDRAWN) == BEFORE_APPROVAL
+
+
+def test_only_an_approval_can_be_cancelled():
+    assert sources_of(S.CANCELLED) == {S.APPROVED}
 
 
 def test_sources_of_inverts_the_table():
@@ -111,7 +121,7 @@ def test_every_non_terminal_state_reaches_a_terminal_one():
 def test_worker_owned_and_ended_without_financing():
     assert set(WORKER_OWNED) == {S.SUBMITTED, S.VERIFYING, S.ROUTING, S.ON_HOLD}
     assert not WORKER_OWNED & TERMINAL
-    assert set(ENDED_WITHOUT_FINANCING) == {S.REJECTED, S.UNPLACED, S.WITHDRAWN}
+    assert set(ENDED_WITHOUT_FINANCING) == {S.REJECTED, S.UNPLACED, S.WITHDRAWN, S.CANCELLED}
     assert ENDED_WITHOUT_FINANCING <= TERMINAL
 
 
