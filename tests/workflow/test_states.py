@@ -129,5 +129,5 @@ def test_state_values_are_the_wire_names():
     assert [str(s) for s in State] == [
         "submitted", "verifying", "on_hold", "rejected", "routing", "pending_bank", "unplaced",
         "approved", "disbursed", "repaid", "overdue", "claim_filed", "indemnified",
-        "claim_rejected", "withdrawn",
+        "claim_rejected", "withdrawn", "cancelled",
     ]
