@@ -345,8 +345,9 @@ class Workflow:
         """A verification will be retried in ``delay_seconds``: keep the stranded-deal sweep
         from starting a second one meanwhile."""
         due = self.clock() + timedelta(seconds=delay_seconds + self.settings.stale_after_seconds)
-        for state in (State.SUBMITTED, State.VERIFYING):
-            self.store.postpone(keys.by_state(state), deal_id, due)
+        deal = self.store.get(deal_id)
+        if deal is not None and deal.state in (State.SUBMITTED, State.VERIFYING):
+            self.store.defer(keys.by_state(deal.state), deal_id, deal.version, due)
 
     # --- route -------------------------------------------------------------------------------
 
@@ -549,14 +550,18 @@ class Workflow:
     # --- sweeps ------------------------------------------------------------------------------
 
     def expire_deadlines(self) -> list[str]:
-        """Move every deal whose bank let its decision deadline pass back to ``routing``."""
+        """Move every deal whose bank let its decision deadline pass back to ``routing``.
+
+        Safe to run in several processes at once: each move is a compare-and-set on the
+        version read, so of two sweeps one moves the deal and the other gets a conflict."""
         now = self.clock()
         rerouted = []
         for deal_id in self.store.due(keys.deadlines(), now):
             deal = self.store.get(deal_id)
             if deal is None or deal.state != State.PENDING_BANK:
-                # The transition out of pending_bank removes the entry; this is only a leftover.
-                self.store.redis.zrem(keys.deadlines(), deal_id)
+                # The transition out of pending_bank removes the entry; this is a leftover.
+                # Only while the deal is as read: it may since have been offered again.
+                self.store.prune(keys.deadlines(), deal_id, deal.version if deal else 0)
                 continue
             deadline = deal.fields.get("deadline")
             if deadline and datetime.fromisoformat(deadline) > now:
@@ -576,7 +581,7 @@ class Workflow:
                 )
                 rerouted.append(deal_id)
             except VersionConflict:
-                continue  # the bank decided at the last moment: its decision stands
+                continue  # the bank decided at the last moment, or another sweep acted
         return rerouted
 
     def take_ready(self, count: int) -> list[str]:
@@ -584,15 +589,18 @@ class Workflow:
         return self.store.redis.lpop(keys.ready(), count) or []
 
     def stranded(self) -> list[tuple[str, State]]:
-        """Deals whose worker-owned next step is overdue; each is postponed one stale period so
-        a slow step is not re-dispatched in a tight loop."""
+        """Deals whose worker-owned next step is overdue, each claimed for one stale period so
+        a slow step is not re-dispatched in a tight loop. Of sweeps running at once, exactly
+        one claims a given deal, and a deal that moved since it was read is left alone."""
         now = self.clock()
         again = now + timedelta(seconds=self.settings.stale_after_seconds)
         found = []
         for state in (State.SUBMITTED, State.VERIFYING, State.ROUTING, State.ON_HOLD):
-            for deal_id in self.store.due(keys.by_state(state), now):
-                self.store.postpone(keys.by_state(state), deal_id, again)
-                found.append((deal_id, state))
+            index = keys.by_state(state)
+            due = self.store.due(index, now)
+            for deal_id, version in zip(due, self.store.versions(due), strict=True):
+                if self.store.defer(index, deal_id, version, again, if_due_by=now):
+                    found.append((deal_id, state))
         return found
 
 

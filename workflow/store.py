@@ -107,8 +107,9 @@ class DealStore:
 
     def __init__(self, redis: Any):
         self.redis = redis
-        source = resources.files("workflow").joinpath("lua/transition.lua").read_text()
-        self._transition = redis.register_script(source)
+        lua = resources.files("workflow").joinpath("lua")
+        self._transition = redis.register_script(lua.joinpath("transition.lua").read_text())
+        self._index_entry = redis.register_script(lua.joinpath("index_entry.lua").read_text())
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -140,9 +141,12 @@ class DealStore:
         """Members of a schedule index whose score (a due time) has passed."""
         return self.redis.zrangebyscore(index_key, "-inf", epoch_seconds(now), start=0, num=limit)
 
-    def postpone(self, index_key: str, deal_id: str, until: datetime) -> None:
-        """Move a still-indexed deal's due time; XX so a deal that left the index stays out."""
-        self.redis.zadd(index_key, {deal_id: epoch_seconds(until)}, xx=True)
+    def versions(self, deal_ids: list[str]) -> list[int]:
+        """Each deal's current version (0 for a deal that does not exist), in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for deal_id in deal_ids:
+            pipe.hget(keys.deal(deal_id), "version")
+        return [int(v or 0) for v in pipe.execute()]
 
     def reserved_cents(self, limit_id: str) -> int:
         return int(self.redis.get(keys.limit_reserved_total(limit_id)) or 0)
@@ -151,6 +155,34 @@ class DealStore:
         return self.redis.get(keys.receivable(uscc, buyer_code, invoice))
 
     # --- writes ------------------------------------------------------------------------------
+
+    # Index entries change with their deal's transition. The two changes below happen outside
+    # one, so each is conditional on the deal still being at the version the caller read.
+
+    def prune(self, index_key: str, deal_id: str, seen_version: int) -> bool:
+        """Remove a leftover index entry unless the deal has changed since it was read."""
+        args = ["zrem", deal_id, str(seen_version)]
+        return bool(self._index_entry(keys=[keys.deal(deal_id), index_key], args=args))
+
+    def defer(
+        self,
+        index_key: str,
+        deal_id: str,
+        seen_version: int,
+        until: datetime,
+        *,
+        if_due_by: datetime | None = None,
+    ) -> bool:
+        """Move a still-indexed deal's due time to ``until``; with ``if_due_by`` only an entry
+        due by then moves (a claim: of overlapping sweeps, one wins). False if nothing moved."""
+        args = [
+            "defer",
+            deal_id,
+            str(seen_version),
+            repr(epoch_seconds(until)),
+            "" if if_due_by is None else repr(epoch_seconds(if_due_by)),
+        ]
+        return bool(self._index_entry(keys=[keys.deal(deal_id), index_key], args=args))
 
     def create(
         self,

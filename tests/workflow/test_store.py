@@ -236,7 +236,7 @@ def test_one_lock_refused_refuses_all(store):
 # --- reads and indexes -------------------------------------------------------------------------
 
 
-def test_indexes_page_due_postpone(store):
+def test_indexes_page_due_defer(store):
     for i, deal_id in enumerate(["a", "b", "c"]):
         create(store, deal_id, ops=Ops().zadd("xb:idx:test", 100 + i, deal_id))
     total, deals = store.page("xb:idx:test", 0, 2)
@@ -247,9 +247,9 @@ def test_indexes_page_due_postpone(store):
         "a", "b", "c"]
     now = datetime.fromtimestamp(101, UTC)
     assert store.due("xb:idx:test", now) == ["a", "b"]
-    store.postpone("xb:idx:test", "a", now + timedelta(seconds=10))
+    assert store.defer("xb:idx:test", "a", 1, now + timedelta(seconds=10))
     assert store.due("xb:idx:test", now) == ["b"]
-    store.postpone("xb:idx:test", "zz", now)  # not indexed: stays out
+    assert not store.defer("xb:idx:test", "zz", 0, now)  # not indexed: stays out
     assert store.redis.zscore("xb:idx:test", "zz") is None
     assert [d.id for d in store.get_many(["c", "missing", "a"])] == ["c", "a"]
 
