@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -45,6 +46,33 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+# Beat sends these every few seconds; their tasks log themselves when they act, so Celery's
+# own "sending", "received" and "succeeded: 0" lines for them are noise at INFO.
+QUIET_TASKS = frozenset({"xinbao.sweep_deadlines", "xinbao.sweep_stranded"})
+
+
+class QuietSweeps(logging.Filter):
+    """Drops Celery's routine INFO lines about sweeps that found nothing to do."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        data = getattr(record, "data", None)
+        if isinstance(data, dict) and data.get("name") in QUIET_TASKS:
+            # "received" carries no outcome; "succeeded" says how many deals the sweep moved.
+            return "return_value" in data and str(data["return_value"]) not in ("0", "None")
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (record.name == "celery.beat" and len(args) == 2 and args[1] in QUIET_TASKS)
+
+
+def quiet_sweep_logs() -> None:
+    """Install :class:`QuietSweeps` on the loggers Celery writes those lines to (idempotent)."""
+    for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, QuietSweeps) for f in logger.filters):
+            logger.addFilter(QuietSweeps())
+
+
 def celery_init_app(app: Flask) -> Celery:
     """Create the Celery app whose tasks run inside ``app``'s application context."""
 
@@ -57,6 +85,7 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.config_from_object(app.config["CELERY"])
     celery_app.set_default()
     app.extensions["celery"] = celery_app
+    quiet_sweep_logs()
     # Import for the side effect of registering the shared tasks with this app.
     import tasks.pipeline  # noqa: F401
 

@@ -94,6 +94,7 @@ def sweep_deadlines() -> int:
     """Beat: deals whose bank let the decision deadline pass go to the next bank."""
     rerouted = workflow().expire_deadlines()
     for deal_id in rerouted:
+        log.info("bank deadline missed, re-routing", extra={"deal_id": deal_id})
         route_deal.delay(deal_id)
     return len(rerouted)
 

@@ -22,6 +22,7 @@ from workflow import keys
 from workflow.deal import Deal
 from workflow.pipeline import DealNotFound, Decision, Workflow
 from workflow.states import State
+from workflow.visibility import as_seen_by_bank, holds, public_event
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -56,15 +57,24 @@ def json_body() -> Any:
 
 
 def visible_deal(deal_id: str) -> Deal:
-    """The deal if the caller may see it; 404 otherwise (no hint that it exists)."""
+    """The deal as the caller may see it; 404 if they may not (no hint that it exists)."""
     principal = current_principal()
     deal = flow().store.get(deal_id) if len(deal_id) <= 64 else None
     if deal is not None:
         if principal.role == "exporter" and deal.fields.get("exporter_uscc") == principal.subject:
             return deal
         if principal.role == "bank" and principal.subject in deal.offered_banks:
-            return deal
+            return as_seen_by(deal, principal.subject)
     raise DealNotFound(f"no deal {deal_id} for you")
+
+
+def as_seen_by(deal: Deal, bank_id: str, events: list[dict] | None = None) -> Deal:
+    """A deal the bank no longer holds, as it was when the bank's offer ended."""
+    if holds(deal, bank_id):
+        return deal
+    if events is None:
+        events = flow().store.events(deal.id)
+    return as_seen_by_bank(deal, events, bank_id)[0]
 
 
 def view(deal: Deal) -> dict[str, Any]:
@@ -115,16 +125,10 @@ def get_events(deal_id: str):
     events = flow().store.events(deal.id)
     principal = current_principal()
     if principal.role == "bank":
-        events = [_bank_event(e, principal.subject) for e in events]
+        events = as_seen_by_bank(deal, events, principal.subject)[1]
+    else:
+        events = [public_event(e) for e in events]
     return jsonify({"deal_id": deal.id, "events": events})
-
-
-def _bank_event(event: dict, bank_id: str) -> dict:
-    """A bank reads the log without the field changes and other banks' identities."""
-    who = event.get("by", "")
-    if who.startswith("bank:") and not who.startswith(f"bank:{bank_id}:"):
-        who = "bank:other"
-    return {k: v for k, v in {**event, "by": who}.items() if k != "set"}
 
 
 @api.post("/deals/<deal_id>/decision")
@@ -183,7 +187,12 @@ def list_deals():
         index, newest_first = keys.bank_queue(principal.subject), False
     else:
         index, newest_first = keys.by_bank(principal.subject), True
-    total, deals = flow().store.page(index, (page - 1) * per_page, per_page, newest_first)
+    store = flow().store
+    total, deals = store.page(index, (page - 1) * per_page, per_page, newest_first)
+    if principal.role == "bank":
+        passed_on = [d.id for d in deals if not holds(d, principal.subject)]
+        logs = dict(zip(passed_on, store.events_many(passed_on), strict=True))
+        deals = [as_seen_by(d, principal.subject, logs.get(d.id)) for d in deals]
     return jsonify(
         {"items": [view(d) for d in deals], "page": page, "per_page": per_page, "total": total}
     )

@@ -23,6 +23,7 @@ from workflow.identifiers import (
     validate_uscc as _uscc,
 )
 from workflow.money import MoneyFormatError, parse_amount
+from workflow.reasons import DESCRIPTIONS, Reason
 
 MAX_INVOICES = 50
 _TEXT = r"^[A-Za-z0-9][A-Za-z0-9 _./#-]{0,63}\Z"
@@ -238,6 +239,15 @@ class EventListSchema(Schema):
     events = fields.List(fields.Nested(EventSchema))
 
 
+def explained(failure: dict[str, str]) -> dict[str, str]:
+    """A failed check with its reason in words beside the code."""
+    try:
+        message = DESCRIPTIONS[Reason(failure.get("reason", ""))]
+    except ValueError:
+        message = failure.get("reason", "")
+    return {**failure, "message": message}
+
+
 def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
     """The API's representation of a deal for an exporter or a bank.
 
@@ -264,7 +274,7 @@ def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
             "reserved_on_limit": f.get("reserved_amount") or None,
         },
         "checks": check_results(deal),
-        "failures": deal.get("failures", []),
+        "failures": [explained(f) for f in deal.get("failures", [])],
         "reasons": deal.get("reasons", []),
         "whitelist": deal.get("whitelist"),
         "bank": (

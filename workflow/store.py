@@ -126,6 +126,13 @@ class DealStore:
     def events(self, deal_id: str) -> list[dict[str, Any]]:
         return [json.loads(e) for e in self.redis.lrange(keys.events(deal_id), 0, -1)]
 
+    def events_many(self, deal_ids: list[str]) -> list[list[dict[str, Any]]]:
+        """The event logs of several deals in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for deal_id in deal_ids:
+            pipe.lrange(keys.events(deal_id), 0, -1)
+        return [[json.loads(e) for e in log] for log in pipe.execute()]
+
     def page(self, index_key: str, offset: int, limit: int, newest_first: bool = True):
         """One page of an index: (total, deals). Reads only the index, never scans keys."""
         pipe = self.redis.pipeline(transaction=False)

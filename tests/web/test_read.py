@@ -69,10 +69,71 @@ def test_bank_that_declined_no_longer_sees_the_offer(api):
         == 200
     assert api.decide(deal["id"], "icbc", decision="approve").status_code == 200
     seen = api.get(deal["id"], "boc").get_json()
-    assert seen["state"] == "approved"
+    # BOC sees the deal as it was when its offer ended: its own decline, nothing later.
+    assert seen["state"] == "routing"
     assert seen["bank"] is None
-    assert seen["decision"] is None
+    assert seen["decision"]["bank_id"] == "BOC-NB" and seen["decision"]["decision"] == "decline"
     assert seen["amounts"]["eligible"] is None and seen["amounts"]["approved"] is None
+    assert "ICBC" not in str(seen) and seen["amounts"]["approved"] is None
+    events = api.events(deal["id"], "boc").get_json()["events"]
+    assert events[-1]["type"] == "declined" and events[-1]["v"] == seen["version"]
+    assert "ICBC" not in str(events) and "approved" not in str(events)
+    listed = api.list("boc").get_json()["items"]
+    assert [(d["id"], d["state"], d["version"]) for d in listed] == [
+        (deal["id"], "routing", seen["version"])
+    ]
+
+
+def test_bank_whose_deadline_passed_sees_nothing_later(api):
+    deal = api.create()
+    api.clock.advance(hours=25)
+    flow = api.client.application.extensions["xinbao"]
+    assert flow.expire_deadlines() == [deal["id"]]
+    flow.route(deal["id"])
+    api.decide(deal["id"], "icbc", decision="decline", reason="too big")
+    flow.route(deal["id"])
+    seen = api.get(deal["id"], "boc").get_json()
+    assert seen["state"] == "routing" and seen["decision"]["decision"] == "expired"
+    events = api.events(deal["id"], "boc").get_json()["events"]
+    assert [e["type"] for e in events] == [
+        "submitted", "verification_started", "verified", "offered_to_bank", "deadline_missed"
+    ]
+    icbc = api.get(deal["id"], "icbc").get_json()
+    assert icbc["decision"]["decision"] == "decline" and icbc["state"] == "routing"
+    assert [e["type"] for e in api.events(deal["id"], "icbc").get_json()["events"]][-1] == (
+        "declined"
+    )
+    # The exporter sees everything, to the offer to CCB.
+    mine = api.get(deal["id"]).get_json()
+    assert mine["state"] == "pending_bank" and mine["offered_banks"][-1] == "CCB-NB"
+
+
+def test_the_approving_bank_keeps_seeing_its_deal(api):
+    deal = api.create()
+    api.decide(deal["id"], "boc", decision="approve")
+    api.cancel(deal["id"], "boc", reason="terms changed")
+    seen = api.get(deal["id"], "boc").get_json()
+    assert seen["state"] == "cancelled"
+    assert api.events(deal["id"], "boc").get_json()["events"][-1]["type"] == (
+        "approval_cancelled"
+    )
+
+
+def test_events_never_show_internal_fields(api):
+    deal = api.submit(key="key-123").get_json()
+    for who in ("haixin", "boc"):
+        text = str(api.events(deal["id"], who).get_json())
+        assert "request_digest" not in text and "idempotency_key" not in text
+        assert "key-123" not in text
+    text = str(api.get(deal["id"]).get_json())
+    assert "request_digest" not in text and "idempotency_key" not in text
+
+
+def test_each_failed_check_says_why_in_words(api):
+    body = deal_body("INV-HX-9999", invoices=[invoice("INV-HX-9999")])
+    deal = api.create(body)
+    failure = next(f for f in deal["failures"] if f["reason"] == "SHIPMENT_NOT_DECLARED")
+    assert failure["message"] == "The shipment was not declared to the insurer."
 
 
 def test_holding_bank_does_not_see_the_previous_banks_decision(api):
@@ -91,7 +152,8 @@ def test_rejected_deal_shows_check_results_with_reason_codes(api, fake_redis):
     assert deal["checks"]["shipment_declared"] == "SHIPMENT_NOT_DECLARED"
     assert "SHIPMENT_NOT_DECLARED" in deal["reasons"]
     assert {"invoice": "INV-HX-9999", "check": "shipment_declared",
-            "reason": "SHIPMENT_NOT_DECLARED"} in deal["failures"]
+            "reason": "SHIPMENT_NOT_DECLARED",
+            "message": "The shipment was not declared to the insurer."} in deal["failures"]
     assert deal["bank"] is None and deal["offered_banks"] == []
     assert deal["amounts"]["reserved_on_limit"] is None
     # A rejected deal holds no lock on its invoice and no limit reservation.
@@ -158,12 +220,14 @@ def test_bank_view_of_events_hides_changes_and_other_banks(api):
     assert full[4]["by"] == "bank:BOC-NB:wang" and full[4]["why"] == ["BANK_DECLINED"]
     assert full[6]["by"] == "bank:ICBC-NB:li"
 
-    for who, own, other in (("boc", 4, 6), ("icbc", 6, 4)):
-        rv = api.events(deal["id"], who)
-        assert rv.status_code == 200
-        events = rv.get_json()["events"]
-        assert [e["v"] for e in events] == [e["v"] for e in full]
+    # ICBC holds the deal and reads the whole log, BOC's decline anonymised; BOC reads up to
+    # its own decline and nothing after it.
+    icbc = api.events(deal["id"], "icbc").get_json()["events"]
+    assert [e["v"] for e in icbc] == [e["v"] for e in full]
+    assert icbc[6]["by"] == full[6]["by"] and icbc[4]["by"] == "bank:other"
+    boc = api.events(deal["id"], "boc").get_json()["events"]
+    assert [e["v"] for e in boc] == [e["v"] for e in full[:5]]
+    assert boc[4]["by"] == full[4]["by"]
+    for events in (icbc, boc):
         assert all("set" not in e for e in events)
-        assert events[own]["by"] == full[own]["by"]
-        assert events[other]["by"] == "bank:other"
-        assert "BOC-NB" not in str(events[6]) and "ICBC-NB" not in str(events[4])
+        assert "BOC-NB" not in str(events[5:]) and "ICBC-NB" not in str(events[:5])

@@ -1,0 +1,68 @@
+"""What each party may read of a deal: no internal fields, and a bank nothing after its offer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflow.deal import Deal, rebuild
+from workflow.states import State
+
+# Stored for the workflow's own use (idempotent replays), never shown to anyone.
+INTERNAL_FIELDS = frozenset({"request_digest", "idempotency_key"})
+
+
+def public_event(event: dict[str, Any]) -> dict[str, Any]:
+    """An event without the internal fields among its changes."""
+    changes = event.get("set")
+    if not changes or not INTERNAL_FIELDS & changes.keys():
+        return event
+    return {**event, "set": {k: v for k, v in changes.items() if k not in INTERNAL_FIELDS}}
+
+
+def bank_event(event: dict[str, Any], bank_id: str) -> dict[str, Any]:
+    """A bank reads the log without the field changes and without other banks' identities."""
+    who = event.get("by", "")
+    if who.startswith("bank:") and not who.startswith(f"bank:{bank_id}:"):
+        who = "bank:other"
+    return {k: v for k, v in {**event, "by": who}.items() if k != "set"}
+
+
+def offer_cut(events: list[dict[str, Any]], bank_id: str) -> int:
+    """How many of the deal's events ``bank_id`` may see: all while it holds the deal (its
+    offer is pending, or it approved), else up to the event that ended its offer."""
+    offered_at = None
+    for index, event in enumerate(events):
+        if event["type"] == "offered_to_bank" and event.get("set", {}).get("bank_id") == bank_id:
+            offered_at = index
+        elif offered_at is not None and event.get("from") == State.PENDING_BANK:
+            if event["to"] == State.APPROVED:
+                return len(events)  # its own approval: the deal stays the bank's
+            return index + 1
+    return len(events) if offered_at is not None else 0
+
+
+def as_seen_by_bank(
+    deal: Deal, events: list[dict[str, Any]], bank_id: str
+) -> tuple[Deal, list[dict[str, Any]]]:
+    """The deal and its log as ``bank_id`` may see them: a bank whose offer ended sees the deal
+    as it was at that moment, with its own decision, and nothing that happened later."""
+    cut = offer_cut(events, bank_id)
+    seen = events[:cut]
+    if cut < len(events):
+        deal = Deal(rebuild(seen))
+    return deal, [bank_event(e, bank_id) for e in seen]
+
+
+def holds(deal: Deal, bank_id: str) -> bool:
+    """True while the deal is the bank's: offered to it and not passed on."""
+    return deal.bank_id == bank_id
+
+
+__all__ = [
+    "INTERNAL_FIELDS",
+    "as_seen_by_bank",
+    "bank_event",
+    "holds",
+    "offer_cut",
+    "public_event",
+]
