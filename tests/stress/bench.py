@@ -1,6 +1,7 @@
 """`make bench`: the deal pipeline measured against bare Celery and bare Flask in one run.
 
-Starts a private redis-server (AOF, everysec), the web app under gunicorn, a Celery worker and
+Starts a private redis-server (AOF; ``--appendfsync`` or $APPENDFSYNC picks ``always`` or
+``everysec``, default ``always`` as shipped), the web app under gunicorn, a Celery worker and
 beat, drives deals through HTTP with a concurrent client, and prints throughput, latency at a
 fixed offered load, the baselines and their ratios, Redis memory per deal, and the bank queue's
 response time at 1,000 and 100,000 pending deals. The last line is machine-readable.
@@ -263,6 +264,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="open-loop duration")
     parser.add_argument("--queue-sizes", default="1000,100000")
     parser.add_argument("--api-requests", type=int, default=2000)
+    parser.add_argument("--appendfsync", choices=("always", "everysec"),
+                        default=os.environ.get("APPENDFSYNC", "always"),
+                        help="Redis AOF fsync policy (default $APPENDFSYNC, else always: the "
+                        "setting docker-compose and make run ship)")
     args = parser.parse_args()
     # Stopped from outside: still stop every process this run started (the finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -272,12 +277,13 @@ def main() -> int:
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="xinbao-bench-") as tmp:
         work = Path(tmp)
-        server = RedisServer(work / "redis", appendonly=True, fsync="everysec").start()
+        server = RedisServer(work / "redis", appendonly=True, fsync=args.appendfsync).start()
         env = {"REDIS_URL": server.url, "LOG_LEVEL": "WARNING"}
         procs = Processes(env, work)
         r = redis.Redis.from_url(server.url, decode_responses=True)
         with supervised(server, procs):
             print(f"machine: {machine()}", flush=True)
+            print(f"redis: appendonly yes, appendfsync {args.appendfsync}", flush=True)
             reference = dataset.write_reference(work / "reference.json", total)
             subprocess.run([str(BIN / "xinbao"), "load", str(reference)],
                            env={**os.environ, **env}, check=True, capture_output=True)
@@ -415,7 +421,7 @@ def main() -> int:
 
     print(f"bench: deals_per_s={out['deals_per_s']:.1f} ratio_vs_bare={out['ratio_vs_bare']:.2f} "
           f"p99_ms={out['p99_ms']:.0f} api_ratio={out['api_ratio']:.2f} "
-          f"bytes_per_deal={out['bytes_per_deal']:.0f}")
+          f"bytes_per_deal={out['bytes_per_deal']:.0f} appendfsync={args.appendfsync}")
     return 0
 
 
