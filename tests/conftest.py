@@ -21,6 +21,7 @@ import redis
 
 from tests.support import RedisServer, require_real_redis_or_skip
 from workflow.deal import Application, Buyer, Invoice
+from workflow.demo import expand_relative_dates_json
 from workflow.gateway import ReferenceDataInsurer
 from workflow.pipeline import Workflow
 from workflow.reference import (
@@ -35,7 +36,8 @@ from workflow.store import DealStore
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_FILE = ROOT / "data" / "demo.json"
 
-# The demo data is valid on this day (declarations ship in Nov 2026).
+# The day the tests load the demo data on: its relative dates ("today-14") count from here, so
+# declared shipments are on 2026-11-10 and the README's invoice is due 2027-01-09.
 DEMO_NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 DEMO_TODAY = DEMO_NOW.date()
 
@@ -46,6 +48,11 @@ NANHAI = "91440300MA5FG6H7JX"  # only on the lapsed SZ-2025-TONGBAO list; premiu
 
 # The test database used when the tests run against an external REDIS_URL.
 EXTERNAL_TEST_DB = 15
+
+
+def demo_text(today: date = DEMO_TODAY) -> str:
+    """data/demo.json as loaded on ``today``: its relative dates made ISO dates."""
+    return expand_relative_dates_json(DEMO_FILE.read_text(encoding="utf-8"), today)
 
 
 # --- clocks -----------------------------------------------------------------------------------
@@ -222,8 +229,8 @@ def any_redis(request: pytest.FixtureRequest) -> redis.Redis:
 
 @pytest.fixture(scope="session")
 def demo_reference() -> ReferenceData:
-    """data/demo.json, parsed and validated."""
-    return parse_reference_json(DEMO_FILE.read_text(encoding="utf-8"))
+    """data/demo.json loaded on DEMO_TODAY, parsed and validated."""
+    return parse_reference_json(demo_text())
 
 
 @pytest.fixture

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 import redis
 from flask.cli import with_appcontext
 
+from workflow.demo import expand_relative_dates_json
 from workflow.logs import configure_logging
 from workflow.reference import ReferenceFileError, parse_reference_json, store_reference
 from workflow.settings import load_settings
@@ -16,7 +18,9 @@ from workflow.settings import load_settings
 
 def load_file(path: Path, client: redis.Redis) -> dict[str, int]:
     """Validate the whole file, then upsert it in one transaction; raises ReferenceFileError."""
-    data = parse_reference_json(path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    # Dates written "today-14" (the demo's) count from the day of loading, in UTC as the workflow.
+    data = parse_reference_json(expand_relative_dates_json(text, datetime.now(UTC).date()))
     return store_reference(client, data)
 
 

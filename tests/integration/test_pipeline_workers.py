@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,12 @@ from workflow.deal import Application, Buyer, Invoice
 from workflow.settings import load_settings
 
 pytestmark = pytest.mark.integration
+
+
+def days_from_today(days: int) -> str:
+    """The ISO date ``days`` after today (UTC): ``xinbao load`` counts the demo's dates from it."""
+    return (datetime.now(UTC).date() + timedelta(days=days)).isoformat()
+
 
 HAIXIN = "91330200MA2AB1C2DJ"
 EXPORTER = {"Authorization": "Bearer demo-exporter-haixin-0001"}
@@ -40,7 +47,7 @@ EXTRA_REFERENCE = {
     }],
     "declarations": [
         {"policy_no": "SIN-2026-9001", "buyer_code": "CN-HK-01", "invoice_number": f"CNY-{i}",
-         "shipment_date": "2026-11-10", "declared_on": "2026-11-11"} for i in range(1, 6)
+         "shipment_date": "today-14", "declared_on": "today-13"} for i in range(1, 6)
     ],
     "banks": [{
         "bank_id": "FAST-CNY", "name": "Fast Deadline Bank", "currencies": ["CNY"],
@@ -89,14 +96,15 @@ def _up(base: str) -> bool:
 
 def application(number: str, amount: str = "100000.00", buyer: str = "DE-0001",
                 country: str = "DE", currency: str = "USD", policy: str = "SIN-2026-0001",
-                shipped: str = "2026-11-10", requested: str | None = None) -> dict:
+                shipped: int = -14, requested: str | None = None) -> dict:
     return {
         "exporter_uscc": HAIXIN,
         "policy_no": policy,
         "buyer": {"code": buyer, "name": "Buyer", "country": country},
         "invoices": [{"number": number, "amount": amount, "currency": currency,
-                      "issue_date": "2026-11-01", "shipment_date": shipped,
-                      "due_date": "2027-01-09"}],
+                      "issue_date": days_from_today(-23),
+                      "shipment_date": days_from_today(shipped),
+                      "due_date": days_from_today(46)}],
         "requested_amount": requested or amount,
         "currency": currency,
     }
@@ -208,7 +216,7 @@ def test_deal_whose_task_was_lost_is_picked_up_by_the_sweeper(stack):
 def test_concurrent_deals_never_overcommit_a_buyer_limit(stack):
     # Buyer US-0042 has a USD 200,000 limit: four 50,000 invoices fit, the other six do not.
     bodies = [application(f"INV-HX-20{i:02d}", amount="50000.00", buyer="US-0042",
-                          country="US", shipped="2026-11-05") for i in range(1, 11)]
+                          country="US", shipped=-19) for i in range(1, 11)]
     with ThreadPoolExecutor(max_workers=10) as pool:
         deals = list(pool.map(lambda b: submit(stack, b), bodies))
     finals = [await_state(stack, d["id"], "pending_bank", "rejected") for d in deals]

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.conftest import DEMO_FILE, DONGFANG, HAIXIN, NANHAI
+from tests.conftest import DONGFANG, HAIXIN, NANHAI, demo_text
 from workflow import keys
 from workflow.reference import (
     Bank,
@@ -28,8 +28,8 @@ from workflow.reference import (
 
 @pytest.fixture
 def demo_doc() -> dict:
-    """data/demo.json as a document (amounts as Decimal, as the loader reads them)."""
-    return json.loads(DEMO_FILE.read_text(encoding="utf-8"), parse_float=Decimal)
+    """data/demo.json as loaded on DEMO_TODAY (amounts as Decimal, as the loader reads them)."""
+    return json.loads(demo_text(), parse_float=Decimal)
 
 
 def problems_of(document) -> list[str]:
@@ -82,7 +82,7 @@ def test_demo_file_parses(demo_reference):
 
 
 def test_float_numbers_in_the_file_stay_exact():
-    text = DEMO_FILE.read_text(encoding="utf-8").replace('"0.0420"', "0.042")
+    text = demo_text().replace('"0.0420"', "0.042")
     data = parse_reference_json(text)
     boc = next(b for b in data.banks if b.bank_id == "BOC-NB")
     assert boc.annual_rate == Decimal("0.042")
