@@ -28,7 +28,8 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not redis and not integration"
 
-## The pipeline against bare Celery and bare Flask on this machine (needs redis-server).
+## The pipeline against bare Celery and bare Flask on this machine (needs redis-server), with
+## Redis at appendfsync always as shipped (APPENDFSYNC=everysec make bench for the other policy).
 ## Figures and how to read them: docs/performance.md.
 bench: $(STAMP)
 	$(BIN)/python -m tests.stress.bench

@@ -64,13 +64,32 @@ def lock_checkout(path: Path) -> int:
         os.close(fd)
         raise AlreadyRunning(
             f"another `make run` is already running in this checkout ({holder}; it holds "
-            f"{path}). Stop it first (Ctrl-C in its terminal): two stacks on the same "
-            f"{REDIS_DATA} files would each accept the same invoice."
+            f"{path}). {_how_to_stop(holder, path)} Two stacks on the same {REDIS_DATA} files "
+            "would each accept the same invoice."
         ) from None
     os.ftruncate(fd, 0)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     os.write(fd, f"pid {os.getpid()}, started {started}\n".encode())
     return fd
+
+
+def _how_to_stop(holder: str, path: Path) -> str:
+    match = re.match(r"pid (\d+)", holder)
+    pid = int(match.group(1)) if match else None
+    if pid is not None:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            # Killed without the chance to stop its children, which still hold the lock.
+            return (
+                f"Its pid {pid} is gone, but processes it started still run (its redis-server, "
+                f"gunicorn or celery): `fuser -v {path}` or `lsof {path}` lists them; stop "
+                "them first."
+            )
+        except PermissionError:
+            pass
+        return f"Stop it first (Ctrl-C in its terminal, or `kill {pid}`)."
+    return "Stop it first."
 
 
 def free_port() -> int:

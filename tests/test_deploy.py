@@ -15,6 +15,8 @@ def test_redis_keeps_every_write_and_never_evicts():
     command = compose()["services"]["redis"]["command"]
     joined = " ".join(command)
     assert "--appendonly yes" in joined
+    # The setting make chaos proves "no accepted deal lost" with, also against a host crash.
+    assert "--appendfsync always" in joined
     assert "--maxmemory-policy noeviction" in joined
     assert "--hash-max-ziplist-value 1024" in joined  # deals stay compact listpacks
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, wait_until
 
 
 def _load_devstack():
@@ -42,17 +42,16 @@ def test_second_lock_is_refused_while_the_first_is_held(tmp_path):
     devstack.os.close(devstack.lock_checkout(lock))
 
 
-def _holder(lock: Path) -> subprocess.Popen:
-    """Another process that takes the lock, says so, and then just waits."""
+def _holder(lock: Path, then: str = "time.sleep(60)") -> subprocess.Popen:
+    """Another process that takes the lock, says so, and then does ``then``."""
     path = str(ROOT / "scripts" / "devstack.py")
     script = textwrap.dedent(f"""
-        import importlib.util, sys, time
+        import importlib.util, subprocess, sys, time
         spec = importlib.util.spec_from_file_location("d", {path!r})
         d = importlib.util.module_from_spec(spec); spec.loader.exec_module(d)
-        d.lock_checkout(__import__("pathlib").Path({str(lock)!r}))
+        fd = d.lock_checkout(__import__("pathlib").Path({str(lock)!r}))
         print("locked", flush=True)
-        time.sleep(60)
-    """)
+    """) + then
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
     return proc
@@ -69,6 +68,35 @@ def test_lock_held_by_another_process_and_gone_with_it(tmp_path):
         holder.kill()
         holder.wait()
     devstack.os.close(devstack.lock_checkout(lock))
+
+
+def test_children_left_by_a_killed_stack_keep_the_lock(tmp_path):
+    # The stack's processes inherit the lock: a redis-server orphaned by a killed devstack
+    # still writes var/redis, so a new start must wait for it too.
+    orphan_starter = (
+        "child = subprocess.Popen(['sleep', '60'], pass_fds=(fd,))\n"
+        "print(child.pid, flush=True)\n"
+    )
+    lock = tmp_path / "devstack.lock"
+    holder = _holder(lock, orphan_starter)
+    orphan = int(holder.stdout.readline())
+    holder.wait()
+    try:
+        with pytest.raises(devstack.AlreadyRunning, match=f"pid {holder.pid} is gone") as info:
+            devstack.lock_checkout(lock)
+        assert f"fuser -v {lock}" in str(info.value)
+    finally:
+        devstack.os.kill(orphan, 9)
+    # SIGKILL is asynchronous: the lock goes when the orphan is gone.
+    wait_until(lambda: _free(lock), 10, what="the lock to be released")
+
+
+def _free(lock: Path) -> bool:
+    try:
+        devstack.os.close(devstack.lock_checkout(lock))
+        return True
+    except devstack.AlreadyRunning:
+        return False
 
 
 def test_a_second_make_run_refuses_with_a_clear_message(tmp_path, monkeypatch, capsys):
