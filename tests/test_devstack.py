@@ -45,13 +45,16 @@ def test_second_lock_is_refused_while_the_first_is_held(tmp_path):
 def _holder(lock: Path, then: str = "time.sleep(60)") -> subprocess.Popen:
     """Another process that takes the lock, says so, and then does ``then``."""
     path = str(ROOT / "scripts" / "devstack.py")
-    script = textwrap.dedent(f"""
+    script = (
+        textwrap.dedent(f"""
         import importlib.util, subprocess, sys, time
         spec = importlib.util.spec_from_file_location("d", {path!r})
         d = importlib.util.module_from_spec(spec); spec.loader.exec_module(d)
         fd = d.lock_checkout(__import__("pathlib").Path({str(lock)!r}))
         print("locked", flush=True)
-    """) + then
+    """)
+        + then
+    )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
     return proc
@@ -74,8 +77,7 @@ def test_children_left_by_a_killed_stack_keep_the_lock(tmp_path):
     # The stack's processes inherit the lock: a redis-server orphaned by a killed devstack
     # still writes var/redis, so a new start must wait for it too.
     orphan_starter = (
-        "child = subprocess.Popen(['sleep', '60'], pass_fds=(fd,))\n"
-        "print(child.pid, flush=True)\n"
+        "child = subprocess.Popen(['sleep', '60'], pass_fds=(fd,))\nprint(child.pid, flush=True)\n"
     )
     lock = tmp_path / "devstack.lock"
     holder = _holder(lock, orphan_starter)

@@ -29,9 +29,12 @@ def readme_body(today: date) -> dict:
 
     ``date`` answers as GNU date would on ``today``; ``curl`` prints what it would send.
     """
-    if shutil.which("bash") is None or subprocess.run(
-        ["date", "-u", "-d", "2030-01-01 14 days ago", "+%F"], capture_output=True
-    ).returncode:
+    if (
+        shutil.which("bash") is None
+        or subprocess.run(
+            ["date", "-u", "-d", "2030-01-01 14 days ago", "+%F"], capture_output=True
+        ).returncode
+    ):
         pytest.skip("needs bash and GNU date")
     shell = (
         f'date() {{ command date -u -d "{today.isoformat()} $3" +%F; }}\n'
@@ -64,8 +67,9 @@ def test_readme_example_reaches_the_bank_on_any_day(today, fake_redis, settings)
 
     body = readme_body(today)
     assert body["invoices"][0]["shipment_date"] == (today - timedelta(days=14)).isoformat()
-    rv = client.post("/api/v1/deals", json=body,
-                     headers={**exporter, "Idempotency-Key": "first-try"})
+    rv = client.post(
+        "/api/v1/deals", json=body, headers={**exporter, "Idempotency-Key": "first-try"}
+    )
     assert rv.status_code == 202, rv.get_json()
     assert rv.get_json()["state"] == "submitted"
     location = rv.headers["Location"]
