@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -176,9 +177,11 @@ def wait_for_redis(url: str, timeout: float = 20.0) -> None:
             time.sleep(0.1)
 
 
-def wait_for_web(url: str, child: subprocess.Popen, timeout: float = 60.0) -> bool:
+def wait_for_web(
+    url: str, child: subprocess.Popen, stopping: Callable[[], bool], timeout: float = 60.0
+) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and child.poll() is None:
+    while time.monotonic() < deadline and child.poll() is None and not stopping():
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return True
@@ -326,7 +329,7 @@ def main() -> int:
             say(f"starting {name}")
             children.append(subprocess.Popen(command, env=env, cwd=ROOT, pass_fds=(lock_fd,)))
         openapi = f"http://127.0.0.1:{port}/api/v1/openapi.json"
-        if wait_for_web(f"http://127.0.0.1:{port}/healthz", children[-3]):
+        if wait_for_web(f"http://127.0.0.1:{port}/healthz", children[-3], lambda: stopping):
             say(f"Xinbao is up: {openapi}  (Ctrl-C stops)")
         else:
             say(f"the web app is not answering on port {port} yet: see its log above")

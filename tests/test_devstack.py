@@ -181,3 +181,32 @@ def test_demo_reload_can_be_skipped(monkeypatch, capsys):
     devstack.load_demo({})
     assert ran[0][0][1:] == ["load", str(devstack.DEMO_FILE)]
     assert "INV-HX-1001 has issue_date" in capsys.readouterr().out
+
+
+def test_embedded_redis_6_uses_its_own_directory_and_says_loudly_what_it_hides(
+    tmp_path, monkeypatch, capsys
+):
+    # A checkout that ran Redis 7 before, now falling back to the embedded Redis 6.2.
+    _write(tmp_path / "redis" / "7" / "appendonlydir" / "appendonly.aof.1.incr.aof", "*2\r\n")
+    fake = tmp_path / "redis-server"
+    fake.write_text("#!/bin/sh\necho 'Redis server v=6.2.7 sha=00000000:0 malloc=libc bits=64'\n")
+    fake.chmod(0o755)
+    started = []
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setattr(devstack, "REDIS_DATA", tmp_path / "redis")
+    monkeypatch.setattr(devstack, "redis_binary", lambda: (str(fake), "embedded redis-server"))
+    popen = devstack.subprocess.Popen
+
+    def server(args, **kwargs):
+        # `redis-server --version` runs for real; the server itself is only recorded.
+        return started.append(args) if "--port" in args else popen(args, **kwargs)
+
+    monkeypatch.setattr(devstack.subprocess, "Popen", server)
+    monkeypatch.setattr(devstack, "wait_for_redis", lambda url: None)
+    devstack.start_redis([], lock_fd=99)
+    args = started[0]
+    assert args[args.index("--dir") + 1] == str(tmp_path / "redis" / "6")
+    assert args[args.index("--appendfsync") + 1] == "always"
+    out = capsys.readouterr().out
+    assert f"!!! {tmp_path / 'redis' / '7'} holds data of a Redis 7 server" in out
+    assert "does NOT show" in out
