@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,16 @@ BANK_TOKENS = {bank: f"stress-token-{bank.lower()}" for bank in BANKS}
 BUYERS = 20
 TIGHT_BUYER = "TIGHT-0001"  # a buyer whose limit fits only a known number of deals
 TIGHT_LIMIT = "200000.00"
-SHIPPED, DECLARED, ISSUED, DUE = "2026-11-10", "2026-11-11", "2026-11-01", "2027-01-09"
+
+
+
+def _day(offset: int) -> str:
+    """An ISO date ``offset`` days from today (UTC), so the data set is valid on any day."""
+    return (datetime.now(UTC).date() + timedelta(days=offset)).isoformat()
+
+
+SHIPPED, DECLARED, ISSUED, DUE = _day(-14), _day(-13), _day(-23), _day(46)
+START, END = _day(-365), _day(4 * 365)
 
 
 def buyer_of(index: int) -> str:
@@ -37,7 +47,7 @@ def reference(invoices: int, tight_invoices: int = 0) -> dict[str, Any]:
     return {
         "policies": [{
             "policy_no": POLICY, "exporter_uscc": EXPORTER, "status": "active",
-            "start": "2026-01-01", "end": "2030-12-31", "coverage_ratio": "0.90",
+            "start": START, "end": END, "coverage_ratio": "0.90",
             "premium_paid": True, "declaration_window_days": 15, "max_credit_days": 180,
         }],
         "limits": limits,
@@ -56,8 +66,8 @@ def reference(invoices: int, tight_invoices: int = 0) -> dict[str, Any]:
 def _limit(limit_id: str, buyer: str, amount: str) -> dict[str, Any]:
     return {"limit_id": limit_id, "policy_no": POLICY, "buyer_code": buyer,
             "buyer_name": f"Buyer {buyer}", "country": "DE", "currency": "USD",
-            "amount": amount, "max_credit_days": 120, "effective": "2026-01-01",
-            "expiry": "2030-12-31", "status": "active"}
+            "amount": amount, "max_credit_days": 120, "effective": START,
+            "expiry": END, "status": "active"}
 
 
 def _declaration(buyer: str, number: str) -> dict[str, Any]:
