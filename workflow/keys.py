@@ -115,3 +115,35 @@ def exporter(uscc: str) -> str:
 
 def token(digest: str) -> str:
     return f"{P}token:{digest}"
+
+
+# Registries of what the last load wrote, per section, so a reload can remove what its file no
+# longer names without scanning keys (banks() and whitelists() above serve banks and whitelists).
+def policies() -> str:
+    """Set of loaded policy numbers."""
+    return f"{P}ref:policies"
+
+
+def limits() -> str:
+    """Set of loaded limit ids."""
+    return f"{P}ref:limits"
+
+
+def limit_lookups() -> str:
+    """Set of the (policy, buyer) lookup-set key names the loaded limits filled."""
+    return f"{P}ref:limit-lookups"
+
+
+def declarations() -> str:
+    """Set of the loaded declarations' key names."""
+    return f"{P}ref:declarations"
+
+
+def overdue_keys() -> str:
+    """Set of the loaded overdue hashes' key names."""
+    return f"{P}ref:overdue-keys"
+
+
+def exporters() -> str:
+    """Set of loaded exporter USCCs."""
+    return f"{P}ref:exporters"

@@ -183,7 +183,7 @@ def test_not_json():
 
 def test_empty_document_is_valid():
     data = parse_reference({})
-    assert data == ReferenceData()
+    assert data == ReferenceData(sections=frozenset())
 
 
 def test_policy_cannot_list_both_covered_and_excluded(demo_doc):
