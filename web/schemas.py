@@ -209,6 +209,13 @@ class DealSchema(Schema):
     failures = fields.List(fields.Dict())
     reasons = fields.List(fields.String())
     whitelist = fields.Dict(allow_none=True)
+    warnings = fields.List(
+        fields.Dict(keys=fields.String(), values=fields.String()),
+        metadata={
+            "description": "Recorded at verification, never a refusal: `code` "
+            "(BUYER_NAME_MISMATCH) with `stated_name` and `insurer_name`"
+        },
+    )
     bank = fields.Nested(BankOfferSchema, allow_none=True)
     decision = fields.Dict(allow_none=True)
     offered_banks = fields.List(fields.String())
@@ -277,6 +284,7 @@ def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
         "failures": [explained(f) for f in deal.get("failures", [])],
         "reasons": deal.get("reasons", []),
         "whitelist": deal.get("whitelist"),
+        "warnings": deal.get("warnings", []),
         "bank": (
             {
                 "bank_id": bank_id,

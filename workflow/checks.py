@@ -7,6 +7,7 @@ the check that found it missing has already reported the reason.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -26,7 +27,13 @@ class Context:
 
 
 def choose_limit(app: Application, limits: list[BuyerLimit], today: date) -> BuyerLimit | None:
-    """The buyer limit that covers this application: in force today, in its currency if any."""
+    """The buyer limit that covers this application: in force today, in its currency if any.
+
+    A limit of another policy is none of this policy's. One recorded for another buyer code (a
+    stale lookup) is chosen only when nothing else is, so that buyer_matches reports it.
+    """
+    limits = [lim for lim in limits if lim.policy_no == app.policy_no]
+    limits = [lim for lim in limits if lim.buyer_code == app.buyer.code] or limits
     in_force = [lim for lim in limits if lim.in_force_on(today)]
     for candidates in (
         [lim for lim in in_force if lim.currency == app.currency],
@@ -90,9 +97,31 @@ def limit_in_force(ctx: Context, inv: Invoice) -> Reason | None:
 
 
 def buyer_matches(ctx: Context, inv: Invoice) -> Reason | None:
-    if ctx.limit and ctx.limit.country != ctx.application.buyer.country:
+    buyer = ctx.application.buyer
+    if ctx.limit and (ctx.limit.buyer_code, ctx.limit.country) != (buyer.code, buyer.country):
         return Reason.BUYER_MISMATCH
     return None
+
+
+def _name_key(name: str) -> str:
+    # Case, spacing and Unicode form are how the same firm's name differs between two records.
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def buyer_warnings(app: Application, limit: BuyerLimit | None) -> list[dict[str, str]]:
+    """What a bank should see but need not refuse: the stated buyer name differing from the
+    insurer's record of the same buyer code."""
+    if limit is None or limit.buyer_code != app.buyer.code:
+        return []
+    if _name_key(limit.buyer_name) == _name_key(app.buyer.name):
+        return []
+    return [
+        {
+            "code": str(Reason.BUYER_NAME_MISMATCH),
+            "stated_name": app.buyer.name,
+            "insurer_name": limit.buyer_name,
+        }
+    ]
 
 
 def currency_matches(ctx: Context, inv: Invoice) -> Reason | None:
@@ -178,6 +207,7 @@ class Verdict:
 
     limit: BuyerLimit | None
     failures: list[dict[str, str]]  # one entry per failed (invoice, check)
+    warnings: list[dict[str, str]] = field(default_factory=list)  # recorded, never refused
 
     @property
     def checks(self) -> dict[str, str]:
@@ -207,7 +237,7 @@ def verify_cover(app: Application, facts: CoverFacts, today: date) -> Verdict:
         for check in INVOICE_CHECKS
         if (reason := check(ctx, inv)) is not None
     ]
-    return Verdict(limit, failures)
+    return Verdict(limit, failures, buyer_warnings(app, limit))
 
 
 LIMIT_ROOM_CHECK = "limit_has_room"  # run atomically when the limit is reserved

@@ -112,6 +112,7 @@ JSON_FIELDS = frozenset(
         "decision",
         "cancellation",
         "routing_notes",
+        "warnings",
     }
 )
 

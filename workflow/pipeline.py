@@ -256,6 +256,8 @@ class Workflow:
         whitelist = whitelist_status(self.reference.whitelists_of(app.exporter_uscc), today)
         # Only failures are stored; check_results() derives the full table from them.
         changes = {"failures": verdict.failures, "whitelist": whitelist.to_wire()}
+        if verdict.warnings:
+            changes["warnings"] = verdict.warnings
         if not verdict.passed:
             return self._move(
                 deal,
@@ -274,6 +276,7 @@ class Workflow:
             limit.limit_id, deal.id, to_cents(app.invoice_total), to_cents(limit.amount)
         )
         notes = [] if whitelist.whitelisted else [str(whitelist.reason)]
+        notes += [w["code"] for w in verdict.warnings]
         try:
             return self._move(
                 deal,

@@ -35,6 +35,8 @@ class Reason(StrEnum):
     BANK_TENOR_EXCEEDED = "BANK_TENOR_EXCEEDED"
     WITHDRAWN_BY_EXPORTER = "WITHDRAWN_BY_EXPORTER"
     APPROVAL_CANCELLED_BY_BANK = "APPROVAL_CANCELLED_BY_BANK"
+    # Warnings: recorded on the deal for the bank to see, never a refusal.
+    BUYER_NAME_MISMATCH = "BUYER_NAME_MISMATCH"
 
 
 DESCRIPTIONS: dict[Reason, str] = {
@@ -55,7 +57,7 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.WHITELIST_EXPIRED: "The exporter's unified-insurance whitelist has expired.",
     Reason.DUPLICATE_RECEIVABLE: "An invoice is already in another live financing deal.",
     Reason.NO_ELIGIBLE_BANK: "No bank is left that can finance this deal.",
-    Reason.BUYER_MISMATCH: "The buyer's stated country differs from the insurer's record.",
+    Reason.BUYER_MISMATCH: "The buyer's code or country differs from the insurer's record.",
     Reason.SHIPMENT_DATE_MISMATCH: "The invoice's shipment date differs from the declaration's.",
     Reason.RECEIVABLE_MATURED: "The invoice is already due: there is nothing left to finance.",
     Reason.BANK_DECLINED: "The bank declined the deal.",
@@ -66,4 +68,5 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.BANK_TENOR_EXCEEDED: "The tenor is longer than the bank or the policy allows.",
     Reason.WITHDRAWN_BY_EXPORTER: "The exporter withdrew the application.",
     Reason.APPROVAL_CANCELLED_BY_BANK: "The approving bank cancelled its approval.",
+    Reason.BUYER_NAME_MISMATCH: "The buyer's stated name differs from the insurer's record.",
 }

@@ -204,7 +204,8 @@ def test_buyer_overdue_reported_after_today_not_yet_counted():
 
 def test_country_excluded():
     app = make_application(buyer=Buyer("KP-0001", "Pyongyang Trading", "KP"))
-    assert reasons(app, limits=[limit(country="KP")]) == [Reason.COUNTRY_EXCLUDED]
+    assert reasons(app, limits=[limit(buyer_code="KP-0001", country="KP")]) == [
+        Reason.COUNTRY_EXCLUDED]
 
 
 def test_country_not_in_covered_list():
