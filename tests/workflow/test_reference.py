@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from datetime import date
 from decimal import Decimal
 
 import pytest
+import redis
 
 from tests.conftest import DONGFANG, HAIXIN, NANHAI, demo_text
 from workflow import keys
@@ -326,3 +328,177 @@ def test_tokens_stored_only_hashed(any_redis, demo_reference):
 def test_token_digest_is_sha256():
     assert token_digest("abc") == (
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+
+
+# --- reloads: each section in the file replaces that section whole -----------------------------
+
+
+def test_limit_moved_to_another_buyer_leaves_nothing_under_the_old_one(any_redis, demo_doc):
+    store_reference(any_redis, parse_reference(demo_doc))
+    demo_doc["limits"][0]["buyer_code"] = "DE-0002"
+    store_reference(any_redis, parse_reference({"limits": demo_doc["limits"]}))
+    ref = ReferenceRepository(any_redis)
+    assert ref.limits_for("SIN-2026-0001", "DE-0001") == []
+    assert [lim.limit_id for lim in ref.limits_for("SIN-2026-0001", "DE-0002")] == [
+        "LIM-HX-DE0001"]
+    assert not any_redis.exists(keys.limits_for("SIN-2026-0001", "DE-0001"))
+
+
+def test_limit_moved_to_another_policy_leaves_nothing_under_the_old_one(any_redis, demo_doc):
+    store_reference(any_redis, parse_reference(demo_doc))
+    demo_doc["limits"][0]["policy_no"] = "SIN-2026-0002"
+    store_reference(any_redis, parse_reference({"limits": demo_doc["limits"]}))
+    ref = ReferenceRepository(any_redis)
+    assert ref.limits_for("SIN-2026-0001", "DE-0001") == []
+    assert [lim.limit_id for lim in ref.limits_for("SIN-2026-0002", "DE-0001")] == [
+        "LIM-HX-DE0001"]
+
+
+def test_limit_removed_from_the_file_disappears_but_its_reservations_stay(any_redis, demo_doc):
+    store_reference(any_redis, parse_reference(demo_doc))
+    # A live deal's reservation on the limit: it belongs to the deal, not to the reference data.
+    any_redis.hset(keys.limit_reservations("LIM-HX-DE0001"), "deal-1", 1000)
+    any_redis.set(keys.limit_reserved_total("LIM-HX-DE0001"), 1000)
+    store_reference(any_redis, parse_reference({"limits": demo_doc["limits"][1:]}))
+    ref = ReferenceRepository(any_redis)
+    assert ref.limit("LIM-HX-DE0001") is None
+    assert ref.limits_for("SIN-2026-0001", "DE-0001") == []
+    assert ref.limit(demo_doc["limits"][1]["limit_id"]) is not None
+    assert any_redis.hgetall(keys.limit_reservations("LIM-HX-DE0001")) == {"deal-1": "1000"}
+    assert any_redis.get(keys.limit_reserved_total("LIM-HX-DE0001")) == "1000"
+
+
+def _without_first(demo_doc: dict, section: str) -> dict:
+    return {section: demo_doc[section][1:]}
+
+
+@pytest.mark.parametrize(
+    ("section", "gone_key"),
+    [
+        ("policies", lambda d: keys.policy(d["policy_no"])),
+        ("banks", lambda d: keys.bank(d["bank_id"])),
+        ("exporters", lambda d: keys.exporter(d["uscc"])),
+        ("declarations",
+         lambda d: keys.declaration(d["policy_no"], d["buyer_code"], d["invoice_number"])),
+        ("overdues", lambda d: keys.overdues(d["policy_no"], d["buyer_code"])),
+        ("whitelists", lambda d: keys.whitelist(d["programme"])),
+    ],
+)
+def test_record_removed_from_the_file_disappears(any_redis, demo_doc, section, gone_key):
+    store_reference(any_redis, parse_reference(demo_doc))
+    removed = demo_doc[section][0]
+    assert any_redis.exists(gone_key(removed))
+    store_reference(any_redis, parse_reference(_without_first(demo_doc, section)))
+    assert not any_redis.exists(gone_key(removed))
+    for kept in demo_doc[section][1:]:
+        assert any_redis.exists(gone_key(kept))
+
+
+def test_removed_bank_and_whitelist_leave_their_sets(any_redis, demo_doc):
+    store_reference(any_redis, parse_reference(demo_doc))
+    store_reference(any_redis, parse_reference({"banks": demo_doc["banks"][1:],
+                                                "whitelists": demo_doc["whitelists"][1:]}))
+    ref = ReferenceRepository(any_redis)
+    assert [b.bank_id for b in ref.banks()] == sorted(b["bank_id"] for b in demo_doc["banks"][1:])
+    gone = demo_doc["whitelists"][0]["programme"]
+    assert gone not in any_redis.smembers(keys.whitelists())
+    assert not any_redis.exists(keys.whitelist_members(gone))
+    assert ref.whitelists_of(HAIXIN) == []
+
+
+def test_overdue_report_dropped_from_a_buyer_disappears(any_redis, demo_doc):
+    report = demo_doc["overdues"][0]
+    later = {**report, "reported_on": "2026-11-01"}
+    store_reference(any_redis, parse_reference({"overdues": [report, later]}))
+    store_reference(any_redis, parse_reference({"overdues": [later]}))
+    ref = ReferenceRepository(any_redis)
+    assert [o.reported_on for o in ref.overdues(report["policy_no"], report["buyer_code"])] == [
+        date(2026, 11, 1)]
+
+
+def test_an_empty_section_empties_it(any_redis, demo_doc):
+    store_reference(any_redis, parse_reference(demo_doc))
+    store_reference(any_redis, parse_reference({"banks": []}))
+    assert ReferenceRepository(any_redis).banks() == []
+    assert not any_redis.exists(keys.bank("BOC-NB"))
+
+
+def test_sections_absent_from_the_file_are_untouched(any_redis, demo_doc):
+    store_reference(any_redis, parse_reference(demo_doc))
+    before = dump(any_redis)
+    store_reference(any_redis, parse_reference({"banks": demo_doc["banks"][:1]}))
+    after = dump(any_redis)
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    gone_banks = {keys.bank(b["bank_id"]) for b in demo_doc["banks"][1:]}
+    assert changed == gone_banks | {keys.banks()}
+
+
+def test_reload_of_the_whole_file_leaves_exactly_that_file(any_redis, demo_doc):
+    first = copy.deepcopy(demo_doc)
+    first["limits"][0]["buyer_code"] = "DE-0002"
+    first["policies"].append({**first["policies"][0], "policy_no": "SIN-OLD"})
+    first["banks"].append({**first["banks"][0], "bank_id": "OLD-BANK"})
+    store_reference(any_redis, parse_reference(first))
+    store_reference(any_redis, parse_reference(demo_doc))
+    reloaded = dump(any_redis)
+    any_redis.flushdb()
+    store_reference(any_redis, parse_reference(demo_doc))
+    assert reloaded == dump(any_redis)
+
+
+def test_data_loaded_before_the_registries_loses_a_moved_limits_old_entry(any_redis, demo_doc):
+    # What an older version left: records and lookup sets, no registries.
+    store_reference(any_redis, parse_reference(demo_doc))
+    for registry in (keys.policies(), keys.limits(), keys.limit_lookups(), keys.declarations(),
+                     keys.overdue_keys(), keys.exporters()):
+        any_redis.delete(registry)
+    demo_doc["limits"][0]["buyer_code"] = "DE-0002"
+    store_reference(any_redis, parse_reference({"limits": demo_doc["limits"]}))
+    ref = ReferenceRepository(any_redis)
+    assert ref.limits_for("SIN-2026-0001", "DE-0001") == []
+    assert [lim.limit_id for lim in ref.limits_for("SIN-2026-0001", "DE-0002")] == [
+        "LIM-HX-DE0001"]
+    # From now on the registries know every limit the file named.
+    assert any_redis.smembers(keys.limits()) == {lim["limit_id"] for lim in demo_doc["limits"]}
+
+
+def test_concurrent_loads_leave_exactly_one_files_content(real_redis, demo_doc):
+    other = copy.deepcopy(demo_doc)
+    other["limits"][0]["buyer_code"] = "DE-0002"
+    other["limits"][1]["policy_no"] = "SIN-2026-0002"
+    other["policies"] = other["policies"][1:]
+    other["banks"] = other["banks"][:1]
+    other["declarations"] = other["declarations"][5:]
+    other["whitelists"][0]["members"] = [DONGFANG]
+    files = [parse_reference(demo_doc), parse_reference(other)]
+    expected = []
+    for data in files:
+        real_redis.flushdb()
+        store_reference(real_redis, data)
+        expected.append(dump(real_redis))
+    real_redis.flushdb()
+
+    for _round in range(5):
+        # Eight loads of the two files at once, on their own connections.
+        assert not _run_together(8, lambda i: store_reference(
+            redis.Redis(connection_pool=real_redis.connection_pool), files[i % 2]))
+        assert dump(real_redis) in expected
+
+
+def _run_together(count: int, work) -> list[BaseException]:
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            work(i)
+        except BaseException as exc:  # noqa: BLE001 - returned to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return errors
