@@ -79,7 +79,8 @@ def test_openapi_documents_schemas_errors_and_security(spec):
     assert set(request["required"]) == {"exporter_uscc", "policy_no", "buyer", "invoices",
                                         "requested_amount", "currency"}
     deal = schemas["Deal"]
-    assert {"id", "state", "version", "amounts", "checks", "bank"} <= set(deal["properties"])
+    assert {"id", "state", "version", "amounts", "checks", "bank", "warnings"} <= set(
+        deal["properties"])
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     post = spec["paths"]["/api/v1/deals"]["post"]
     assert {"202", "400", "401", "403", "409", "415", "422"} <= set(post["responses"])

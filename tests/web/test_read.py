@@ -16,6 +16,7 @@ def test_owner_sees_the_deal(api):
     assert all(v == "ok" for v in deal["checks"].values()), deal["checks"]
     assert deal["failures"] == [] and deal["reasons"] == []
     assert deal["whitelist"]["whitelisted"] is True
+    assert deal["warnings"] == []
     assert deal["created_at"].endswith("+00:00")
 
 
@@ -158,6 +159,17 @@ def test_rejected_deal_shows_check_results_with_reason_codes(api, fake_redis):
     assert deal["amounts"]["reserved_on_limit"] is None
     # A rejected deal holds no lock on its invoice and no limit reservation.
     assert fake_redis.keys("xb:recv:*") == []
+
+
+def test_buyer_name_differing_from_the_insurers_is_a_warning_on_the_deal(api):
+    body = deal_body(buyer={"code": "DE-0001", "name": "Mueller Trading", "country": "DE"})
+    deal = api.create(body)
+    assert deal["state"] == "pending_bank"
+    warning = {"code": "BUYER_NAME_MISMATCH", "stated_name": "Mueller Trading",
+               "insurer_name": "Müller Handels GmbH"}
+    assert deal["warnings"] == [warning]
+    # The bank deciding on it reads the same warning.
+    assert api.get(deal["id"], "boc").get_json()["warnings"] == [warning]
 
 
 def test_dongfang_is_not_whitelisted_and_skips_boc(api):

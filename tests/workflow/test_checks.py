@@ -219,6 +219,43 @@ def test_buyer_mismatch():
     assert reasons(app) == [Reason.BUYER_MISMATCH]
 
 
+def test_limit_recorded_for_another_buyer_code_is_a_buyer_mismatch():
+    # A stale (policy, buyer) lookup entry pointing at a limit the insurer moved elsewhere.
+    assert reasons(limits=[limit(buyer_code="DE-0002")]) == [Reason.BUYER_MISMATCH]
+
+
+def test_the_limit_of_the_applications_buyer_is_chosen_before_a_stale_one():
+    stale = limit(limit_id="LIM-STALE", buyer_code="DE-0002")
+    app = make_application()
+    assert choose_limit(app, [stale, limit()], TODAY) == limit()
+    assert reasons(limits=[stale, limit()]) == []
+
+
+def test_limit_of_another_policy_is_not_found():
+    assert reasons(limits=[limit(policy_no="SIN-2026-0002")]) == [Reason.LIMIT_NOT_FOUND]
+
+
+def test_buyer_name_differing_is_a_warning_not_a_failure():
+    app = make_application(buyer=Buyer("DE-0001", "Mueller Trading", "DE"))
+    verdict = verify_cover(app, facts(app), TODAY)
+    assert verdict.passed
+    assert verdict.warnings == [{"code": "BUYER_NAME_MISMATCH", "stated_name": "Mueller Trading",
+                                 "insurer_name": "Müller Handels GmbH"}]
+
+
+@pytest.mark.parametrize("name", ["Müller Handels GmbH", "  MÜLLER   handels gmbh ",
+                                  "Mu\u0308ller Handels GmbH"])
+def test_buyer_name_differing_only_in_case_spacing_or_form_is_no_warning(name):
+    app = make_application(buyer=Buyer("DE-0001", name, "DE"))
+    assert verify_cover(app, facts(app), TODAY).warnings == []
+
+
+def test_no_name_warning_for_a_limit_of_another_buyer():
+    app = make_application(buyer=Buyer("DE-0001", "Someone Else", "DE"))
+    verdict = verify_cover(app, facts(app, limits=[limit(buyer_code="DE-0002")]), TODAY)
+    assert verdict.reasons == [Reason.BUYER_MISMATCH] and verdict.warnings == []
+
+
 # --- several invoices, several failures ---------------------------------------------------------
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from tests.conftest import (
+    DEMO_FILE,
     DEMO_NOW,
     DONGFANG,
     HAIXIN,
@@ -28,6 +30,7 @@ from workflow.pipeline import (
     WrongState,
 )
 from workflow.reasons import Reason
+from workflow.reference import parse_reference, store_reference
 from workflow.states import State
 
 DE_LIMIT = "LIM-HX-DE0001"
@@ -690,3 +693,56 @@ def test_withdraw_after_disbursement_is_refused(wf):
         wf.withdraw(deal.id, HAIXIN)
     assert info.value.details["state"] == "disbursed"
     assert wf.store.get(deal.id).fields == disbursed.fields
+
+
+# --- reference data reloaded under live verification ----------------------------------------
+
+
+def test_limit_moved_to_another_buyer_finances_nothing_for_the_old_buyer(wf):
+    # Before the fix the reload left LIM-HX-DE0001 under (policy, DE-0001) as well: a deal for
+    # DE-0001 was financed on the limit the insurer had given to another buyer.
+    document = json.loads(DEMO_FILE.read_text(encoding="utf-8"), parse_float=Decimal)
+    document["limits"][0]["buyer_code"] = "DE-0002"
+    store_reference(wf.store.redis, parse_reference({"limits": document["limits"]}))
+    deal = placed(wf, make_application())
+    assert deal.state == State.REJECTED
+    assert deal.get("reasons") == [str(Reason.LIMIT_NOT_FOUND)]
+    assert wf.store.reserved_cents(DE_LIMIT) == 0
+
+
+def test_limit_removed_from_the_file_finances_nothing(wf):
+    document = json.loads(DEMO_FILE.read_text(encoding="utf-8"), parse_float=Decimal)
+    store_reference(wf.store.redis, parse_reference({"limits": document["limits"][1:]}))
+    deal = placed(wf, make_application())
+    assert deal.state == State.REJECTED
+    assert deal.get("reasons") == [str(Reason.LIMIT_NOT_FOUND)]
+
+
+def test_stale_lookup_to_another_buyers_limit_is_a_buyer_mismatch(wf):
+    # A lookup entry no reload cleaned (written by hand, or before the registries existed).
+    r = wf.store.redis
+    r.delete(keys.limits_for("SIN-2026-0001", "DE-0001"))
+    r.sadd(keys.limits_for("SIN-2026-0001", "DE-0001"), "LIM-HX-US0042")
+    deal = placed(wf, make_application())
+    assert deal.state == State.REJECTED
+    assert str(Reason.BUYER_MISMATCH) in deal.get("reasons")
+
+
+def test_buyer_name_differing_is_recorded_as_a_warning_and_still_financed(wf):
+    deal = placed(wf, make_application(buyer=Buyer("DE-0001", "Mueller Trading", "DE")))
+    assert deal.state == State.PENDING_BANK
+    warning = {"code": "BUYER_NAME_MISMATCH", "stated_name": "Mueller Trading",
+               "insurer_name": "Müller Handels GmbH"}
+    assert deal.get("warnings") == [warning]
+    assert wf.store.get(deal.id).get("warnings") == [warning]
+    verified = next(e for e in wf.store.events(deal.id) if e["type"] == "verified")
+    assert verified["why"] == ["BUYER_NAME_MISMATCH"]
+    assert json.loads(verified["set"]["warnings"]) == [warning]
+
+
+def test_matching_buyer_name_records_no_warning(wf):
+    deal = placed(wf, make_application(buyer=Buyer("DE-0001", "MÜLLER  Handels GmbH", "DE")))
+    assert deal.state == State.PENDING_BANK
+    assert deal.get("warnings") is None
+    verified = next(e for e in wf.store.events(deal.id) if e["type"] == "verified")
+    assert verified.get("why", []) == []
