@@ -719,13 +719,18 @@ def test_limit_removed_from_the_file_finances_nothing(wf):
 
 
 def test_stale_lookup_to_another_buyers_limit_is_a_buyer_mismatch(wf):
-    # A lookup entry no reload cleaned (written by hand, or before the registries existed).
+    # A lookup entry no reload cleaned (written by hand, or before the registries existed)
+    # pointing at the limit of another German buyer: same country, another buyer code.
+    document = json.loads(DEMO_FILE.read_text(encoding="utf-8"), parse_float=Decimal)
+    other = {**document["limits"][0], "limit_id": "LIM-HX-DE0002", "buyer_code": "DE-0002"}
+    store_reference(wf.store.redis, parse_reference({"limits": [*document["limits"], other]}))
     r = wf.store.redis
     r.delete(keys.limits_for("SIN-2026-0001", "DE-0001"))
-    r.sadd(keys.limits_for("SIN-2026-0001", "DE-0001"), "LIM-HX-US0042")
+    r.sadd(keys.limits_for("SIN-2026-0001", "DE-0001"), "LIM-HX-DE0002")
     deal = placed(wf, make_application())
     assert deal.state == State.REJECTED
-    assert str(Reason.BUYER_MISMATCH) in deal.get("reasons")
+    assert deal.get("reasons") == [str(Reason.BUYER_MISMATCH)]
+    assert wf.store.reserved_cents("LIM-HX-DE0002") == 0
 
 
 def test_buyer_name_differing_is_recorded_as_a_warning_and_still_financed(wf):
