@@ -17,11 +17,13 @@ from workflow.settings import load_settings
 
 
 def load_file(path: Path, client: redis.Redis) -> dict[str, int]:
-    """Validate the whole file, then upsert it in one transaction; raises ReferenceFileError."""
+    """Validate the whole file, then write it in one transaction, each section it contains
+    replacing that section; returns their counts. Raises ReferenceFileError."""
     text = path.read_text(encoding="utf-8")
     # Dates written "today-14" (the demo's) count from the day of loading, in UTC as the workflow.
     data = parse_reference_json(expand_relative_dates_json(text, datetime.now(UTC).date()))
-    return store_reference(client, data)
+    counts = store_reference(client, data)
+    return {section: n for section, n in counts.items() if section in (data.sections or ())}
 
 
 def _load(path: Path, client: redis.Redis) -> None:
@@ -32,8 +34,8 @@ def _load(path: Path, client: redis.Redis) -> None:
         for problem in exc.problems:
             click.echo(f"  {problem}", err=True)
         sys.exit(1)
-    summary = ", ".join(f"{n} {section}" for section, n in counts.items())
-    click.echo(f"{path}: loaded {summary}")
+    summary = ", ".join(f"{n} {section}" for section, n in counts.items()) or "nothing"
+    click.echo(f"{path}: loaded {summary} (each replacing its section; others untouched)")
 
 
 @click.command("load")
@@ -56,7 +58,8 @@ def main() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--redis-url", envvar="REDIS_URL", help="Redis to load into (default $REDIS_URL).")
 def load(file: Path, redis_url: str | None) -> None:
-    """Load reference data from FILE (JSON); a bad file loads nothing. Safe to repeat."""
+    """Load reference data from FILE (JSON): each section in it replaces that section whole,
+    sections it leaves out are untouched. A bad file loads nothing. Safe to repeat."""
     url = redis_url or load_settings().redis_url
     _load(file, redis.Redis.from_url(url, decode_responses=True))
 

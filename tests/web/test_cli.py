@@ -59,6 +59,20 @@ def test_cli_load_is_safe_to_repeat(into_fake_redis, fake_redis):
     assert sorted(fake_redis.keys("*")) == before
 
 
+def test_cli_load_of_one_section_replaces_only_it(into_fake_redis, fake_redis, tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(cli.main, ["load", str(DEMO_FILE)]).exit_code == 0
+    document = json.loads(DEMO_FILE.read_text(encoding="utf-8"))
+    path = tmp_path / "banks.json"
+    path.write_text(json.dumps({"banks": document["banks"][:1]}), encoding="utf-8")
+    result = runner.invoke(cli.main, ["load", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "loaded 1 banks (each replacing its section; others untouched)" in result.stdout
+    reference = ReferenceRepository(fake_redis)
+    assert [b.bank_id for b in reference.banks()] == [document["banks"][0]["bank_id"]]
+    assert reference.policy("SIN-2026-0001") is not None
+
+
 def test_cli_redis_url_from_environment(into_fake_redis):
     result = CliRunner().invoke(cli.main, ["load", str(DEMO_FILE)],
                                 env={"REDIS_URL": "redis://from-env:6379/2"})
