@@ -489,6 +489,9 @@ def store_reference(redis: Any, data: ReferenceData) -> dict[str, int]:
     """
     sections = data.replaced_sections()
     watched = [key for s in sorted(sections) for key in _REGISTRIES[s]]
+    if "limits" in sections:
+        # _previous reads these records too (for their old lookup sets).
+        watched += [keys.limit(lim.limit_id) for lim in data.limits]
     with redis.pipeline(transaction=True) as pipe:
         for _ in range(_LOAD_ATTEMPTS):
             try:

@@ -69,8 +69,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         "XINBAO_STALE_AFTER_SECONDS": "3",
         "LOG_LEVEL": "INFO",
     }
+    # Each section a file contains replaces that section: the extra records go in one file
+    # with the demo's, loaded over the demo file.
+    document = json.loads((ROOT / "data" / "demo.json").read_text(encoding="utf-8"))
+    for section, records in EXTRA_REFERENCE.items():
+        document[section] = document.get(section, []) + records
     extra = workdir / "extra.json"
-    extra.write_text(json.dumps(EXTRA_REFERENCE))
+    extra.write_text(json.dumps(document))
     procs = Processes(env, workdir)
     with supervised(server, procs):
         for path in (ROOT / "data" / "demo.json", extra):
