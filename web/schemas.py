@@ -213,7 +213,7 @@ class DealSchema(Schema):
         fields.Dict(keys=fields.String(), values=fields.String()),
         metadata={
             "description": "Recorded at verification, never a refusal: `code` "
-            "(BUYER_NAME_MISMATCH) with `stated_name` and `insurer_name`"
+            "(BUYER_NAME_MISMATCH), `message`, `stated_name` and `insurer_name`"
         },
     )
     bank = fields.Nested(BankOfferSchema, allow_none=True)
@@ -284,7 +284,10 @@ def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
         "failures": [explained(f) for f in deal.get("failures", [])],
         "reasons": deal.get("reasons", []),
         "whitelist": deal.get("whitelist"),
-        "warnings": deal.get("warnings", []),
+        "warnings": [
+            {**w, "message": DESCRIPTIONS.get(w.get("code", ""), "")}
+            for w in deal.get("warnings", [])
+        ],
         "bank": (
             {
                 "bank_id": bank_id,

@@ -166,7 +166,8 @@ def test_buyer_name_differing_from_the_insurers_is_a_warning_on_the_deal(api):
     deal = api.create(body)
     assert deal["state"] == "pending_bank"
     warning = {"code": "BUYER_NAME_MISMATCH", "stated_name": "Mueller Trading",
-               "insurer_name": "Müller Handels GmbH"}
+               "insurer_name": "Müller Handels GmbH",
+               "message": "The buyer's stated name differs from the insurer's record."}
     assert deal["warnings"] == [warning]
     # The bank deciding on it reads the same warning.
     assert api.get(deal["id"], "boc").get_json()["warnings"] == [warning]
