@@ -12,7 +12,12 @@ from flask.cli import with_appcontext
 
 from workflow.demo import expand_relative_dates_json
 from workflow.logs import configure_logging
-from workflow.reference import ReferenceFileError, parse_reference_json, store_reference
+from workflow.reference import (
+    ReferenceFileError,
+    ReferenceLoadConflict,
+    parse_reference_json,
+    store_reference,
+)
 from workflow.settings import load_settings
 
 
@@ -33,6 +38,9 @@ def _load(path: Path, client: redis.Redis) -> None:
         click.echo(f"{path}: not loaded, {len(exc.problems)} problem(s):", err=True)
         for problem in exc.problems:
             click.echo(f"  {problem}", err=True)
+        sys.exit(1)
+    except ReferenceLoadConflict as exc:
+        click.echo(f"{path}: not loaded, {exc}", err=True)
         sys.exit(1)
     summary = ", ".join(f"{n} {section}" for section, n in counts.items()) or "nothing"
     click.echo(f"{path}: loaded {summary} (each replacing its section; others untouched)")
