@@ -9,11 +9,11 @@ from decimal import Decimal
 import pytest
 
 from tests.conftest import (
-    DEMO_FILE,
     DEMO_NOW,
     DONGFANG,
     HAIXIN,
     NANHAI,
+    demo_text,
     dongfang_application,
     make_application,
 )
@@ -701,7 +701,7 @@ def test_withdraw_after_disbursement_is_refused(wf):
 def test_limit_moved_to_another_buyer_finances_nothing_for_the_old_buyer(wf):
     # Before the fix the reload left LIM-HX-DE0001 under (policy, DE-0001) as well: a deal for
     # DE-0001 was financed on the limit the insurer had given to another buyer.
-    document = json.loads(DEMO_FILE.read_text(encoding="utf-8"), parse_float=Decimal)
+    document = json.loads(demo_text(), parse_float=Decimal)
     document["limits"][0]["buyer_code"] = "DE-0002"
     store_reference(wf.store.redis, parse_reference({"limits": document["limits"]}))
     deal = placed(wf, make_application())
@@ -711,7 +711,7 @@ def test_limit_moved_to_another_buyer_finances_nothing_for_the_old_buyer(wf):
 
 
 def test_limit_removed_from_the_file_finances_nothing(wf):
-    document = json.loads(DEMO_FILE.read_text(encoding="utf-8"), parse_float=Decimal)
+    document = json.loads(demo_text(), parse_float=Decimal)
     store_reference(wf.store.redis, parse_reference({"limits": document["limits"][1:]}))
     deal = placed(wf, make_application())
     assert deal.state == State.REJECTED
@@ -721,7 +721,7 @@ def test_limit_removed_from_the_file_finances_nothing(wf):
 def test_stale_lookup_to_another_buyers_limit_is_a_buyer_mismatch(wf):
     # A lookup entry no reload cleaned (written by hand, or before the registries existed)
     # pointing at the limit of another German buyer: same country, another buyer code.
-    document = json.loads(DEMO_FILE.read_text(encoding="utf-8"), parse_float=Decimal)
+    document = json.loads(demo_text(), parse_float=Decimal)
     other = {**document["limits"][0], "limit_id": "LIM-HX-DE0002", "buyer_code": "DE-0002"}
     store_reference(wf.store.redis, parse_reference({"limits": [*document["limits"], other]}))
     r = wf.store.redis
