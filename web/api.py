@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
@@ -23,6 +24,10 @@ from workflow.deal import Deal
 from workflow.pipeline import DealNotFound, Decision, Workflow
 from workflow.states import State
 from workflow.visibility import as_seen_by_bank, holds, public_event
+
+# Printable ASCII (an HTTP structured-field string), not blank: header values arrive as
+# Latin-1, and a key goes into a Redis key name and log lines.
+IDEMPOTENCY_KEY_RE = re.compile(r"[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*")
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -96,12 +101,12 @@ def submit_deal():
             {"exporter_uscc": ["must be the USCC your token was issued to"]},
         )
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= 128:
+    if key is not None and not (len(key) <= 128 and IDEMPOTENCY_KEY_RE.fullmatch(key)):
         raise ApiError(
             422,
             "VALIDATION_FAILED",
-            "Idempotency-Key must be 1-128 characters",
-            {"Idempotency-Key": ["must be 1-128 characters"]},
+            "Idempotency-Key must be 1-128 printable ASCII characters",
+            {"Idempotency-Key": ["must be 1-128 printable ASCII characters, not blank"]},
         )
     result = flow().submit(application, key)
     if not result.replayed:

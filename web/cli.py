@@ -1,4 +1,4 @@
-"""The ``xinbao`` command (and ``flask load``): load reference data from a JSON file."""
+"""The ``xinbao`` command (and ``flask load``): load reference data, issue and revoke tokens."""
 
 from __future__ import annotations
 
@@ -10,50 +10,90 @@ import click
 import redis
 from flask.cli import with_appcontext
 
+from workflow import keys, tokens
 from workflow.demo import expand_relative_dates_json
+from workflow.identifiers import printable, uscc_problem
 from workflow.logs import configure_logging
 from workflow.reference import (
+    ReferenceData,
     ReferenceFileError,
     ReferenceLoadConflict,
+    decode_reference_text,
     parse_reference_json,
     store_reference,
 )
 from workflow.settings import load_settings
 
 
-def load_file(path: Path, client: redis.Redis) -> dict[str, int]:
-    """Validate the whole file, then write it in one transaction, each section it contains
-    replacing that section; returns their counts. Raises ReferenceFileError."""
-    text = path.read_text(encoding="utf-8")
+def read_reference_file(path: Path) -> ReferenceData:
+    """Read and validate the whole file; raises ReferenceFileError for any problem with it."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ReferenceFileError([f"cannot read the file: {exc.strerror or exc}"]) from None
+    text = decode_reference_text(raw)
     # Dates written "today-14" (the demo's) count from the day of loading, in UTC as the workflow.
     data = parse_reference_json(expand_relative_dates_json(text, datetime.now(UTC).date()))
+    data.source = f"file:{printable(path.name)}"
+    return data
+
+
+def load_file(
+    path: Path, client: redis.Redis, *, production: bool = False, allow_demo: bool = False
+) -> dict[str, int]:
+    """Validate the whole file, then write it in one transaction, each section it contains
+    replacing that section; returns their counts. Raises ReferenceFileError."""
+    data = read_reference_file(path)
+    problems = tokens.file_token_problems(
+        client, data.tokens, refuse_demo=production and not allow_demo
+    )
+    if problems:
+        raise ReferenceFileError(problems)
     counts = store_reference(client, data)
     return {section: n for section, n in counts.items() if section in (data.sections or ())}
 
 
-def _load(path: Path, client: redis.Redis) -> None:
+def _load(path: Path, client: redis.Redis, *, production: bool, allow_demo: bool) -> None:
+    name = click.format_filename(path)
     try:
-        counts = load_file(path, client)
+        counts = load_file(path, client, production=production, allow_demo=allow_demo)
     except ReferenceFileError as exc:
-        click.echo(f"{path}: not loaded, {len(exc.problems)} problem(s):", err=True)
+        click.echo(f"{name}: not loaded, {len(exc.problems)} problem(s):", err=True)
         for problem in exc.problems:
-            click.echo(f"  {problem}", err=True)
+            click.echo(f"  {printable(problem)}", err=True)
         sys.exit(1)
     except ReferenceLoadConflict as exc:
-        click.echo(f"{path}: not loaded, {exc}", err=True)
+        click.echo(f"{name}: not loaded, {exc}", err=True)
         sys.exit(1)
     summary = ", ".join(f"{n} {section}" for section, n in counts.items()) or "nothing"
-    click.echo(f"{path}: loaded {summary} (each replacing its section; others untouched)")
+    click.echo(f"{name}: loaded {summary} (each replacing its section; others untouched)")
+
+
+# A directory or an unreadable file gets the same "not loaded" report as any bad file; only
+# a path that does not exist is a usage error.
+_FILE = click.Path(exists=True, readable=False, path_type=Path)
+_ALLOW_DEMO = click.option(
+    "--allow-demo-tokens",
+    is_flag=True,
+    help="With XINBAO_ENV=production, load the file's demo tokens anyway (never on a real stack).",
+)
 
 
 @click.command("load")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=_FILE)
+@_ALLOW_DEMO
 @with_appcontext
-def load_command(file: Path) -> None:
+def load_command(file: Path, allow_demo_tokens: bool) -> None:
     """Load reference data (policies, limits, declarations, whitelists, banks, tokens)."""
     from flask import current_app
 
-    _load(file, current_app.extensions["redis"])
+    settings = current_app.extensions["xinbao_settings"]
+    _load(
+        file,
+        current_app.extensions["redis"],
+        production=settings.production,
+        allow_demo=allow_demo_tokens,
+    )
 
 
 @click.group()
@@ -62,14 +102,140 @@ def main() -> None:
     configure_logging()
 
 
+_REDIS_URL = click.option(
+    "--redis-url", envvar="REDIS_URL", help="Redis to use (default $REDIS_URL)."
+)
+
+
+def _client(redis_url: str | None) -> redis.Redis:
+    return redis.Redis.from_url(redis_url or load_settings().redis_url, decode_responses=True)
+
+
 @main.command("load")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--redis-url", envvar="REDIS_URL", help="Redis to load into (default $REDIS_URL).")
-def load(file: Path, redis_url: str | None) -> None:
+@click.argument("file", type=_FILE)
+@_REDIS_URL
+@_ALLOW_DEMO
+def load(file: Path, redis_url: str | None, allow_demo_tokens: bool) -> None:
     """Load reference data from FILE (JSON): each section in it replaces that section whole,
-    sections it leaves out are untouched. A bad file loads nothing. Safe to repeat."""
-    url = redis_url or load_settings().redis_url
-    _load(file, redis.Redis.from_url(url, decode_responses=True))
+    sections it leaves out are untouched. A bad file loads nothing. Safe to repeat.
+
+    With XINBAO_ENV=production a file holding demo tokens (demo-..., the ones of
+    data/demo.json) is refused unless --allow-demo-tokens.
+    """
+    settings = load_settings()
+    _load(
+        file,
+        _client(redis_url),
+        production=settings.production,
+        allow_demo=allow_demo_tokens,
+    )
+
+
+@main.group("token")
+def token() -> None:
+    """Issue, revoke and list API tokens (Redis keeps only their SHA-256)."""
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {printable(message)}", err=True)
+    sys.exit(1)
+
+
+def _read_stdin_token() -> str:
+    # One line; the trailing newline of `echo` or a here-string is not part of the token.
+    value = click.get_text_stream("stdin").readline().strip()
+    if not value:
+        _fail("no token on stdin")
+    return value
+
+
+@token.command("add")
+@click.option("--exporter", "uscc", metavar="USCC", help="The token speaks for this exporter.")
+@click.option("--bank", "bank_id", metavar="BANK_ID", help="The token speaks for this bank.")
+@click.option(
+    "--stdin",
+    "from_stdin",
+    is_flag=True,
+    help="Read the token from stdin instead of generating one.",
+)
+@_REDIS_URL
+def token_add(
+    uscc: str | None, bank_id: str | None, from_stdin: bool, redis_url: str | None
+) -> None:
+    """Issue a token for one exporter or one bank; a generated token is printed only once."""
+    if (uscc is None) == (bank_id is None):
+        _fail("give exactly one of --exporter USCC or --bank BANK_ID")
+    client = _client(redis_url)
+    if uscc is not None:
+        problem = uscc_problem(uscc)
+        if problem:
+            _fail(f"--exporter: {problem}")
+        if not client.exists(keys.exporter(uscc)):
+            _fail(f"no exporter {uscc} in the reference data; load it first")
+        principal = tokens.Principal(tokens.EXPORTER, uscc)
+    else:
+        assert bank_id is not None
+        if not tokens.BANK_ID_RE.fullmatch(bank_id):
+            _fail("--bank: use A-Z, 0-9, _ . -")
+        if not client.exists(keys.bank(bank_id)):
+            _fail(f"no bank {bank_id} in the reference data; load it first")
+        principal = tokens.Principal(tokens.BANK, bank_id)
+    value = _read_stdin_token() if from_stdin else tokens.new_token()
+    if from_stdin and load_settings().production and tokens.is_demo_token(value):
+        _fail("a demo token is public; XINBAO_ENV=production refuses it")
+    try:
+        entry = tokens.add_token(client, value, principal, source="cli")
+    except tokens.TokenError as exc:
+        _fail(str(exc))
+    click.echo(
+        f"added token {entry.prefix} for {entry.role} {entry.subject}"
+        + ("" if from_stdin else "; it is shown only this once:"),
+        err=True,
+    )
+    if not from_stdin:
+        click.echo(value)
+
+
+@token.command("revoke")
+@click.argument("prefix", required=False)
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the token itself from stdin.")
+@_REDIS_URL
+def token_revoke(prefix: str | None, from_stdin: bool, redis_url: str | None) -> None:
+    """Revoke a token by the digest prefix `xinbao token list` shows (or the token on stdin).
+
+    The API answers 401 to it from the next request on.
+    """
+    if (prefix is None) == (not from_stdin):
+        _fail("give a digest PREFIX or --stdin")
+    client = _client(redis_url)
+    try:
+        if from_stdin:
+            value = _read_stdin_token()
+            if tokens.token_problem(value):
+                _fail("that is not a token Xinbao could have issued")
+            digest = tokens.token_digest(value)
+        else:
+            assert prefix is not None
+            digest = tokens.find_digest(client, prefix)
+        principal = tokens.revoke_digest(client, digest)
+    except tokens.TokenError as exc:
+        _fail(str(exc))
+    click.echo(
+        f"revoked token {digest[: tokens.PREFIX_SHOWN]} of {principal.role} {principal.subject}"
+    )
+
+
+@token.command("list")
+@_REDIS_URL
+def token_list(redis_url: str | None) -> None:
+    """List live tokens: digest prefix, role, subject, when and how added (never the token)."""
+    entries = tokens.list_tokens(_client(redis_url))
+    click.echo(f"{'DIGEST':<12}  {'ROLE':<8}  {'SUBJECT':<20}  {'ADDED':<25}  SOURCE")
+    for e in entries:
+        source = e.source + ("  (demo token)" if e.demo else "")
+        click.echo(
+            f"{e.prefix:<12}  {e.role:<8}  {e.subject:<20}  {e.added_at or '-':<25}  {source}"
+        )
 
 
 if __name__ == "__main__":

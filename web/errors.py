@@ -11,6 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from workflow.identifiers import printable
 from workflow.pipeline import (
     DealNotFound,
     DuplicateReceivable,
@@ -45,7 +46,12 @@ def error_response(
     fields: dict[str, list[str]] | None = None,
     headers: dict | None = None,
 ):
-    body = {"error": {"code": code, "message": message, "fields": fields or {}}}
+    # Messages and field names may echo what the client sent (an unknown key, a deal id):
+    # escape anything that is not clean text so no encoder or reader downstream chokes on it.
+    safe_fields = {
+        printable(name): [printable(m) for m in msgs] for name, msgs in (fields or {}).items()
+    }
+    body = {"error": {"code": code, "message": printable(message), "fields": safe_fields}}
     return jsonify(body), status, headers or {}
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from web.api import IDEMPOTENCY_KEY_RE
 from web.schemas import (
     CancelSchema,
     DealPageSchema,
@@ -48,7 +49,12 @@ _IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 128,
+        "pattern": f"^{IDEMPOTENCY_KEY_RE.pattern}$",
+    },
 }
 _LIST_PARAMS = [
     {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100000}},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 
 import pycountry
@@ -50,9 +51,39 @@ def validate_country(value: str) -> None:
         raise ValidationError("not an ISO 3166-1 alpha-2 country code")
 
 
+# Categories a person's text never needs and that break storage, pages or exports later:
+# controls (C0, DEL, C1), lone surrogates (not Unicode at all, Redis cannot store them),
+# unassigned code points and noncharacters, and the line/paragraph separators that split a
+# CSV row or a log line.
+_REFUSED_CATEGORIES = {"Cc", "Cs", "Cn", "Zl", "Zp"}
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` is not clean Unicode text a person can read, or None."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (it holds a lone surrogate)"
+    if any(unicodedata.category(ch) in _REFUSED_CATEGORIES for ch in value):
+        return "must not contain control characters or unassigned code points"
+    return None
+
+
+def printable(value: object) -> str:
+    """``value`` as text that is safe to echo anywhere: bad code points become escapes."""
+    text = value if isinstance(value, str) else repr(value)
+    if text_problem(text) is None:
+        return text
+    return "".join(
+        ch if unicodedata.category(ch) not in _REFUSED_CATEGORIES else f"\\u{ord(ch):04x}"
+        for ch in text
+    )
+
+
 def validate_text(value: str) -> None:
-    """Free text a person reads (names, reasons): not blank, no control characters."""
+    """Free text a person reads (names, reasons): valid Unicode, not blank, no controls."""
+    problem = text_problem(value)
+    if problem:
+        raise ValidationError(problem)
     if not value.strip():
         raise ValidationError("must not be blank")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ValidationError("must not contain control characters")

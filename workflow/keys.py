@@ -147,3 +147,18 @@ def overdue_keys() -> str:
 def exporters() -> str:
     """Set of loaded exporter USCCs."""
     return f"{P}ref:exporters"
+
+
+def token_registry() -> str:
+    """Hash digest -> {role, subject, source} of every live token."""
+    return f"{P}tokens"
+
+
+def tokens_revoked() -> str:
+    """Hash digest -> {role, subject, revoked_at}: a revoked token is never stored again."""
+    return f"{P}tokens:revoked"
+
+
+def token_added() -> str:
+    """Hash digest -> when the token was first added (kept when a reload writes it again)."""
+    return f"{P}tokens:added"

@@ -7,7 +7,6 @@ file contains replaces that section whole; a section it leaves out is untouched.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -27,18 +26,27 @@ from redis.exceptions import WatchError
 
 from workflow import keys
 from workflow.identifiers import (
+    printable,
+    validate_text,
+)
+from workflow.identifiers import (
     validate_country as _country,
 )
 from workflow.identifiers import (
     validate_currency as _currency,
 )
 from workflow.identifiers import (
-    validate_text,
-)
-from workflow.identifiers import (
     validate_uscc as _uscc,
 )
 from workflow.money import MAX_AMOUNT
+from workflow.tokens import (
+    BANK_ID_RE,
+    Principal,
+    lookup,
+    stage_tokens,
+    token_digest,
+    token_problem,
+)
 
 ACTIVE = "active"
 STATUSES = ("active", "suspended", "cancelled", "expired")
@@ -135,14 +143,6 @@ class Exporter:
     region: str
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who an API token speaks for: one exporter or one bank."""
-
-    role: str  # "exporter" | "bank"
-    subject: str  # the exporter's USCC or the bank id
-
-
 # --- the file's schemas -------------------------------------------------------------------
 
 
@@ -150,6 +150,7 @@ _ratio = validate.Range(min=Decimal("0"), max=Decimal("1"), min_inclusive=False)
 _days = validate.Range(min=0, max=3650)
 _positive = validate.Range(min=Decimal("0"), min_inclusive=False)
 _nonneg = validate.Range(min=Decimal("0"))
+_bank_id = validate.Regexp(BANK_ID_RE, error="use A-Z, 0-9, _ . -")
 _required_str = {"required": True, "validate": [validate.Length(min=1, max=128), validate_text]}
 
 
@@ -269,10 +270,7 @@ class WhitelistSchema(_Strict):
 
 
 class BankSchema(_Strict):
-    bank_id = fields.String(
-        required=True,
-        validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$", error="use A-Z, 0-9, _ . -"),
-    )
+    bank_id = fields.String(required=True, validate=_bank_id)
     name = fields.String(**_required_str)
     currencies = fields.List(
         fields.String(validate=_currency), required=True, validate=validate.Length(min=1)
@@ -314,10 +312,16 @@ class ExporterSchema(_Strict):
         return Exporter(**data)
 
 
+def _token(value: str) -> None:
+    problem = token_problem(value)
+    if problem:
+        raise ValidationError(problem)
+
+
 class TokenSchema(_Strict):
-    token = fields.String(required=True, validate=validate.Length(min=16, max=256))
+    token = fields.String(required=True, validate=_token)
     exporter_uscc = fields.String(validate=_uscc)
-    bank_id = fields.String()
+    bank_id = fields.String(validate=_bank_id)
 
     @validates_schema
     def _one_subject(self, data: dict, **_: Any) -> None:
@@ -372,6 +376,8 @@ class ReferenceData:
         if named is None:
             named = frozenset(s for s in SECTIONS if getattr(self, s))
         return named - {"tokens"}
+    # Where the data came from, recorded with each token it registers ("file:demo.json").
+    source: str = "file"
 
 
 def _flatten(prefix: str, messages: Any) -> list[str]:
@@ -404,15 +410,17 @@ def parse_reference(document: Any) -> ReferenceData:
         schema = schema_cls()
         for index, record in enumerate(records):
             label = f"{section}[{index}]"
-            if isinstance(record, dict) and id_field in record and section != "tokens":
-                label += f" ({id_field}={record[id_field]})"
+            ident = record.get(id_field) if isinstance(record, dict) else None
+            if isinstance(ident, str) and section != "tokens":
+                label += f" ({id_field}={printable(ident[:64])})"
             try:
                 getattr(data, section).append(schema.load(record))
             except ValidationError as exc:
                 problems += _flatten(label, exc.messages)
     problems += _cross_check(data)
     if problems:
-        raise ReferenceFileError(problems)
+        # Unknown keys and bad values are echoed: keep the report printable whatever they hold.
+        raise ReferenceFileError([printable(p) for p in problems])
     return data
 
 
@@ -439,12 +447,76 @@ def _cross_check(data: ReferenceData) -> list[str]:
     return problems
 
 
-def parse_reference_json(text: str) -> ReferenceData:
+# Longer numbers are refused before they are converted: Python refuses ints over 4,300 digits
+# with a ValueError, and no amount, rate or day count of the file needs more than a few.
+MAX_NUMBER_CHARS = 40
+
+
+class _BadJson(ValueError):
+    """A JSON text Xinbao refuses though ``json`` would read it (or crash on it)."""
+
+
+def _int(raw: str) -> int:
+    if len(raw) > MAX_NUMBER_CHARS:
+        raise _BadJson(f"a number has {len(raw)} digits (at most {MAX_NUMBER_CHARS})")
+    return int(raw)
+
+
+def _decimal(raw: str) -> Decimal:
+    if len(raw) > MAX_NUMBER_CHARS:
+        raise _BadJson(f"a number is {len(raw)} characters long (at most {MAX_NUMBER_CHARS})")
+    # Decimal keeps every digit of a number written in the file (0.9 stays 0.9).
+    return Decimal(raw)
+
+
+def _constant(raw: str) -> Any:
+    raise _BadJson(f"{raw} is not a JSON number")
+
+
+def decode_reference_text(raw: bytes) -> str:
+    """A reference file's bytes as text; ReferenceFileError unless they are UTF-8."""
     try:
-        # Decimal keeps every digit of a number written in the file (0.9 stays 0.9).
-        document = json.loads(text, parse_float=Decimal)
+        # An editor's byte-order mark is harmless: accept it.
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ReferenceFileError(
+            [f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start}"]
+        ) from None
+
+
+def parse_reference_json(text: str | bytes) -> ReferenceData:
+    """Parse and validate a reference file's text (bytes must be UTF-8); see parse_reference."""
+    if isinstance(text, bytes):
+        text = decode_reference_text(text)
+    duplicates: list[str] = []
+
+    def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        # json keeps the last of two equal keys silently; a reference file must say one thing.
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                duplicates.append(f"duplicate key {printable(key)!r} in one object")
+            seen[key] = value
+        return seen
+
+    try:
+        document = json.loads(
+            text,
+            parse_float=_decimal,
+            parse_int=_int,
+            parse_constant=_constant,
+            object_pairs_hook=_object,
+        )
     except json.JSONDecodeError as exc:
-        raise ReferenceFileError([f"not valid JSON: {exc}"]) from exc
+        raise ReferenceFileError([f"not valid JSON: {exc}"]) from None
+    except _BadJson as exc:
+        raise ReferenceFileError([f"not loaded as JSON: {exc}"]) from None
+    except RecursionError:
+        raise ReferenceFileError(["not loaded as JSON: nested too deeply"]) from None
+    except ValueError as exc:
+        raise ReferenceFileError([f"not valid JSON: {printable(str(exc))}"]) from None
+    if duplicates:
+        raise ReferenceFileError(sorted(set(duplicates)))
     return parse_reference(document)
 
 
@@ -453,11 +525,6 @@ def parse_reference_json(text: str) -> ReferenceData:
 
 def _encode(record: Any) -> str:
     return json.dumps(asdict(record), default=str, separators=(",", ":"), sort_keys=True)
-
-
-def token_digest(token: str) -> str:
-    """Tokens are stored only as their SHA-256, so a copy of Redis gives no usable credential."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 # A concurrent load that changes a registry between our read and our EXEC makes us start over.
@@ -611,8 +678,7 @@ def _write(
         for e in data.exporters:
             pipe.set(keys.exporter(e.uscc), _encode(e))
         _replace_registry(pipe, keys.exporters(), usccs)
-    for token, principal in data.tokens:
-        pipe.set(keys.token(token_digest(token)), json.dumps(asdict(principal)))
+    stage_tokens(pipe, data.tokens, data.source)
 
 
 def _dec(raw: dict, *names: str) -> None:
@@ -764,8 +830,7 @@ class ReferenceRepository:
         return None if raw is None else Exporter(**raw)
 
     def principal(self, token: str) -> Principal | None:
-        raw = self._get(keys.token(token_digest(token)))
-        return None if raw is None else Principal(**raw)
+        return lookup(self.redis, token)
 
 
 def _s(value: bytes | str) -> str:
@@ -785,6 +850,7 @@ __all__ = [
     "ReferenceLoadConflict",
     "ReferenceRepository",
     "Whitelist",
+    "decode_reference_text",
     "parse_reference",
     "parse_reference_json",
     "store_reference",

@@ -34,6 +34,13 @@ class Settings:
     insurer_retry_limit: int
     # How long an Idempotency-Key keeps returning the deal it created.
     idempotency_ttl_seconds: int
+    # "production" (docker-compose sets it) refuses the public demo tokens; anything else is
+    # a development or test stack.
+    env: str = "development"
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -53,6 +60,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             visibility_timeout_seconds=_int("XINBAO_VISIBILITY_TIMEOUT_SECONDS", 3600),
             insurer_retry_limit=_int("XINBAO_INSURER_RETRY_LIMIT", 5),
             idempotency_ttl_seconds=_int("XINBAO_IDEMPOTENCY_TTL_SECONDS", 86400),
+            env=os.environ.get("XINBAO_ENV", "").strip().lower() or "development",
         )
     finally:
         if env is not None:

@@ -1,0 +1,234 @@
+"""API tokens: stored only as SHA-256 digests, registered so they can be listed and revoked.
+
+Each token is written as ``keys.token(digest)`` (the principal, the one read per API request)
+together with its entries in the registry hashes ``keys.token_registry()`` (role, subject,
+source) and ``keys.token_added()`` (when first added), which ``xinbao token list`` reads
+instead of scanning keys. A revoked token loses all three and is remembered in
+``keys.tokens_revoked()``, so reloading an old reference file cannot bring it back.
+
+Demo tokens are public (README, data/demo.json): a token is a demo token when it starts with
+``demo-`` or is one of the published demo tokens (by digest, so ``list`` can flag them even
+when they were loaded before the registry existed). Production refuses to load them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from workflow import keys
+
+EXPORTER, BANK = "exporter", "bank"
+PRODUCTION = "production"
+DEMO_PREFIX = "demo-"
+# The SHA-256 of each token published in data/demo.json and the README (a test keeps the two
+# in step).
+DEMO_TOKEN_DIGESTS = frozenset(
+    {
+        "b10d6ce71f1d0607f4ad4e2e7a800e29989faf1bdd0ca22fa087383f19f2a3d6",
+        "564e354a4cb5dc35faca06b981077ebb2a2bb008c545d64615bdf1fc21caaa34",
+        "9f14903df99180f72ab79644065b9c0e4b4122959df183a7911ceb0283029c70",
+        "b82e17bc7645588060a93c373b9d4f452339df1861fe1cc023951b45fd1350b6",
+        "31ed2c25ed4b88075fdb9797c603e1c4a578708ffb6b52336a54b9f4faeb9d1d",
+        "41d22064bc908ffdb00e1ad582d6074e64baa7923ab76312de31414a89412037",
+    }
+)
+# RFC 6750's b64token: what an Authorization: Bearer header can carry unescaped.
+TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+TOKEN_MIN, TOKEN_MAX = 16, 256
+# Anchored: marshmallow's Regexp only matches at the start.
+BANK_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
+PREFIX_SHOWN = 12
+PREFIX_MIN = 6
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who an API token speaks for: one exporter or one bank."""
+
+    role: str  # "exporter" | "bank"
+    subject: str  # the exporter's USCC or the bank id
+
+
+@dataclass(frozen=True)
+class TokenEntry:
+    """One registered token as ``xinbao token list`` shows it (never the token itself)."""
+
+    digest: str
+    role: str
+    subject: str
+    added_at: str
+    source: str
+
+    @property
+    def prefix(self) -> str:
+        return self.digest[:PREFIX_SHOWN]
+
+    @property
+    def demo(self) -> bool:
+        return self.digest in DEMO_TOKEN_DIGESTS
+
+
+class TokenError(ValueError):
+    """A token command cannot be done; the message says why."""
+
+
+def token_digest(token: str) -> str:
+    """Tokens are stored only as their SHA-256, so a copy of Redis gives no usable credential."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_problem(token: str) -> str | None:
+    """Why ``token`` cannot be a bearer token, or None."""
+    if not TOKEN_MIN <= len(token) <= TOKEN_MAX:
+        return f"must be {TOKEN_MIN}-{TOKEN_MAX} characters"
+    if not TOKEN_RE.fullmatch(token):
+        return "use only letters, digits and - . _ ~ + / (then optional =)"
+    return None
+
+
+def is_demo_token(token: str) -> bool:
+    return token.lower().startswith(DEMO_PREFIX) or token_digest(token) in DEMO_TOKEN_DIGESTS
+
+
+def new_token() -> str:
+    """A fresh random token (256 bits)."""
+    return secrets.token_urlsafe(32)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def stage_tokens(pipe: Any, tokens: Iterable[tuple[str, Principal]], source: str) -> None:
+    """Queue on ``pipe`` (inside its MULTI) the writes that store and register ``tokens``.
+
+    Nothing is read, so this fits in any transaction. When a token was first added is kept
+    (HSETNX): loading the same file again changes nothing.
+    """
+    for token, principal in tokens:
+        digest = token_digest(token)
+        pipe.set(keys.token(digest), json.dumps(asdict(principal)))
+        entry = {**asdict(principal), "source": source}
+        pipe.hset(keys.token_registry(), digest, json.dumps(entry, sort_keys=True))
+        pipe.hsetnx(keys.token_added(), digest, _now())
+
+
+def file_token_problems(
+    redis: Any, tokens: list[tuple[str, Principal]], *, refuse_demo: bool
+) -> list[str]:
+    """Why the tokens of a reference file may not be loaded: demo tokens (when refused) and
+    tokens revoked earlier."""
+    problems: list[str] = []
+    digests = [token_digest(token) for token, _ in tokens]
+    revoked = redis.hmget(keys.tokens_revoked(), digests) if digests else []
+    for index, ((token, _), raw) in enumerate(zip(tokens, revoked, strict=True)):
+        if refuse_demo and is_demo_token(token):
+            problems.append(
+                f"tokens[{index}].token: a demo token (public in data/demo.json and the README);"
+                f" XINBAO_ENV={PRODUCTION} refuses it (--allow-demo-tokens to load it anyway)"
+            )
+        if raw:
+            problems.append(
+                f"tokens[{index}].token: revoked on {json.loads(raw)['revoked_at']}; remove it"
+                " from the file and issue a new token"
+            )
+    return problems
+
+
+def add_token(redis: Any, token: str, principal: Principal, source: str = "cli") -> TokenEntry:
+    """Store and register one token; raises TokenError if it is malformed, known or revoked."""
+    problem = token_problem(token)
+    if problem:
+        raise TokenError(f"token {problem}")
+    digest = token_digest(token)
+    if redis.hexists(keys.tokens_revoked(), digest):
+        raise TokenError("this token was revoked; issue a new one")
+    if redis.hexists(keys.token_registry(), digest) or redis.exists(keys.token(digest)):
+        raise TokenError("this token is already in use")
+    pipe = redis.pipeline(transaction=True)
+    stage_tokens(pipe, [(token, principal)], source)
+    pipe.execute()
+    return _entry(
+        digest, redis.hget(keys.token_registry(), digest), redis.hget(keys.token_added(), digest)
+    )
+
+
+def _entry(digest: str, raw: str | bytes, added_at: str | bytes | None) -> TokenEntry:
+    data = json.loads(raw)
+    return TokenEntry(digest, data["role"], data["subject"], _s(added_at or ""), data["source"])
+
+
+def list_tokens(redis: Any) -> list[TokenEntry]:
+    """Every registered token, oldest first; plus published demo tokens stored before the
+    registry existed (shown with source "unregistered") so they can be found and revoked."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.hgetall(keys.token_registry())
+    pipe.hgetall(keys.token_added())
+    registry, added = pipe.execute()
+    added = {_s(digest): at for digest, at in added.items()}
+    entries = [_entry(_s(d), raw, added.get(_s(d))) for d, raw in registry.items()]
+    registered = {entry.digest for entry in entries}
+    legacy = sorted(DEMO_TOKEN_DIGESTS - registered)
+    pipe = redis.pipeline(transaction=False)
+    for digest in legacy:
+        pipe.get(keys.token(digest))
+    for digest, raw in zip(legacy, pipe.execute() if legacy else [], strict=True):
+        if raw is not None:
+            principal = json.loads(raw)
+            entries.append(
+                TokenEntry(digest, principal["role"], principal["subject"], "", "unregistered")
+            )
+    return sorted(entries, key=lambda e: (e.added_at, e.digest))
+
+
+def find_digest(redis: Any, prefix: str) -> str:
+    """The one listed token whose digest starts with ``prefix``; TokenError if none or several."""
+    prefix = prefix.strip().lower()
+    if len(prefix) < PREFIX_MIN or not re.fullmatch(r"[0-9a-f]+", prefix):
+        raise TokenError(
+            f"give at least {PREFIX_MIN} hex digits of the digest that xinbao token list shows"
+        )
+    found = [e.digest for e in list_tokens(redis) if e.digest.startswith(prefix)]
+    if not found:
+        raise TokenError(f"no token with a digest starting {prefix}")
+    if len(found) > 1:
+        raise TokenError(
+            f"{len(found)} tokens have a digest starting {prefix}: give more digits"
+            f" ({', '.join(d[: len(prefix) + 4] for d in sorted(found))})"
+        )
+    return found[0]
+
+
+def revoke_digest(redis: Any, digest: str) -> Principal:
+    """Revoke the token with this digest at once; raises TokenError if it is not stored."""
+    raw = redis.get(keys.token(digest))
+    if raw is None:
+        raise TokenError("no such token (already revoked, or never added)")
+    principal = Principal(**json.loads(raw))
+    record = {**asdict(principal), "revoked_at": _now()}
+    pipe = redis.pipeline(transaction=True)
+    pipe.delete(keys.token(digest))
+    pipe.hdel(keys.token_registry(), digest)
+    pipe.hdel(keys.token_added(), digest)
+    pipe.hset(keys.tokens_revoked(), digest, json.dumps(record, sort_keys=True))
+    pipe.execute()
+    return principal
+
+
+def lookup(redis: Any, token: str) -> Principal | None:
+    """The principal a presented token speaks for, or None (unknown or revoked)."""
+    if token_problem(token):
+        return None
+    raw = redis.get(keys.token(token_digest(token)))
+    return None if raw is None else Principal(**json.loads(raw))
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
