@@ -143,7 +143,7 @@ def _fail(message: str) -> None:
 
 def _read_stdin_token() -> str:
     # One line; the trailing newline of `echo` or a here-string is not part of the token.
-    value = click.get_text_stream("stdin").readline().strip()
+    value = sys.stdin.readline().strip()
     if not value:
         _fail("no token on stdin")
     return value

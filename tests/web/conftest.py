@@ -163,3 +163,18 @@ class Api:
 @pytest.fixture
 def api(client: FlaskClient, clock: Clock) -> Api:
     return Api(client, clock)
+
+
+@pytest.fixture
+def into_fake_redis(monkeypatch: pytest.MonkeyPatch, fake_redis: Any) -> list:
+    """``redis.Redis.from_url`` in web.cli hands out fake_redis; returns the URLs asked for."""
+    from web import cli
+
+    asked = []
+
+    def from_url(url: str, **kwargs: Any) -> Any:
+        asked.append((url, kwargs))
+        return fake_redis
+
+    monkeypatch.setattr(cli.redis.Redis, "from_url", staticmethod(from_url))
+    return asked

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import redis
@@ -14,19 +16,6 @@ from web import cli
 from workflow.reference import ReferenceRepository
 
 COUNTS = "3 policies, 3 limits"
-
-
-@pytest.fixture
-def into_fake_redis(monkeypatch, fake_redis):
-    """``redis.Redis.from_url`` in web.cli hands out fake_redis; returns the URLs asked for."""
-    asked = []
-
-    def from_url(url, **kwargs):
-        asked.append((url, kwargs))
-        return fake_redis
-
-    monkeypatch.setattr(cli.redis.Redis, "from_url", staticmethod(from_url))
-    return asked
 
 
 def _bad_file(tmp_path):
@@ -145,3 +134,118 @@ def test_flask_load_command_with_the_test_cli_runner_refuses_a_bad_file(app, fak
     assert result.exit_code == 1
     assert "limits[0] (limit_id=LIM-HX-DE0001)" in result.output
     assert fake_redis.keys("*") == []
+
+
+# --- every bad file: the clean report, exit 1, nothing loaded, no traceback -----------------
+
+
+def _write(tmp_path, name: str, content: str | bytes):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def _demo_with(**changes) -> str:
+    """data/demo.json's text with ``section=(index, field, raw JSON)`` spliced in."""
+    document = json.loads(DEMO_FILE.read_text(encoding="utf-8"))
+    marker = {}
+    for section, (index, name, _) in changes.items():
+        marker[section] = f"@@{section}@@"
+        document[section][index][name] = marker[section]
+    text = json.dumps(document)
+    for section, (_, _, raw) in changes.items():
+        text = text.replace(f'"{marker[section]}"', raw)
+    return text
+
+
+BAD_FILES = {
+    "not UTF-8": (b'{"policies": [{"policy_no": "\xff\xfe"}]}', "not UTF-8 text"),
+    "latin-1 name": (
+        DEMO_FILE.read_text(encoding="utf-8").encode("latin-1", "replace"),
+        "not UTF-8 text",
+    ),
+    "5,000-digit int": (
+        _demo_with(policies=(0, "declaration_window_days", "9" * 5000)),
+        "a number has 5000 digits",
+    ),
+    "5,000-digit float": (
+        _demo_with(limits=(0, "amount", "1." + "0" * 5000)),
+        "a number is 5002 characters long",
+    ),
+    "deep nesting": ('{"policies": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+    "NaN": (_demo_with(banks=(0, "min_amount", "NaN")), "NaN is not a JSON number"),
+    "Infinity": (_demo_with(banks=(0, "advance_rate", "-Infinity")), "-Infinity is not a JSON"),
+    "huge exponent": (_demo_with(banks=(0, "max_amount", "1e999999")), "max_amount"),
+    "5,000-digit money string": (
+        _demo_with(limits=(0, "amount", '"' + "9" * 5000 + '"')),
+        "limits[0] (limit_id=LIM-HX-DE0001).amount",
+    ),
+    "duplicate keys": (
+        '{"banks": [], "banks": [], "policies": [{"a": 1, "a": 2}]}',
+        "duplicate key 'banks'",
+    ),
+    "surrogate in a name": (
+        _demo_with(exporters=(0, "name", '"Haixin \\ud800"')),
+        "exporters[0] (uscc=91330200MA2AB1C2DJ).name: must be valid Unicode",
+    ),
+    "surrogate in an id and a key": (
+        '{"limits": [{"limit_id": "L\\udc00\\u0007", "\\ud800": 1}], "\\udfff": []}',
+        "limits[0] (limit_id=L\\udc00\\u0007).\\ud800: Unknown field",
+    ),
+    "surrogate in a token": (
+        _demo_with(tokens=(0, "token", '"demo-\\ud800-token-123456"')),
+        "tokens[0].token: use only letters",
+    ),
+    "truncated": ('{"policies": [', "not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("content, problem", BAD_FILES.values(), ids=BAD_FILES.keys())
+def test_cli_bad_file_gets_the_clean_report(into_fake_redis, fake_redis, tmp_path, content,
+                                            problem):
+    path = _write(tmp_path, "bad.json", content)
+    result = CliRunner().invoke(cli.main, ["load", str(path)])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    assert "bad.json: not loaded," in result.stderr
+    assert problem in result.stderr
+    result.stderr.encode("utf-8")  # every problem is printable
+    assert fake_redis.keys("*") == []
+
+
+def test_cli_directory_and_unreadable_file(into_fake_redis, fake_redis, tmp_path, monkeypatch):
+    result = CliRunner().invoke(cli.main, ["load", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "not loaded, 1 problem(s)" in result.stderr
+    assert "cannot read the file" in result.stderr
+    # Tests may run as root, who reads any file: make this one unreadable by force.
+    path = _write(tmp_path, "secret.json", "{}")
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(type(path), "read_bytes", refuse)
+    result = CliRunner().invoke(cli.main, ["load", str(path)])
+    assert result.exit_code == 1
+    assert "cannot read the file: Permission denied" in result.stderr
+    assert fake_redis.keys("*") == []
+
+
+def test_xinbao_load_subprocess_reports_without_traceback(tmp_path):
+    """The real command in its own process (no Redis is touched: the file is bad)."""
+    path = _write(tmp_path, "big.json", '{"policies": [' + "9" * 5000 + "]}")
+    run = subprocess.run(
+        [sys.executable, "-c", "from web.cli import main; main()", "load", str(path)],
+        capture_output=True,
+        text=True,
+        env={"REDIS_URL": "redis://127.0.0.1:1/0", "PATH": "/usr/bin:/bin"},
+        timeout=60,
+        cwd=DEMO_FILE.parent.parent,
+    )
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    assert "big.json: not loaded, 1 problem(s)" in run.stderr
