@@ -7,7 +7,7 @@ COPY pyproject.toml README.md ./
 COPY workflow ./workflow
 COPY web ./web
 COPY tasks ./tasks
-COPY data ./data
+# No data/: the demo file and its public tokens stay out of the production image.
 RUN pip install . && useradd --system --home /app xinbao
 USER xinbao
 EXPOSE 8000
