@@ -261,3 +261,20 @@ def test_list_query_params(client, params, who):
 
     query = "&".join(f"{enc(k)}={enc(v)}" for k, v in params.items())
     check_response(client.get(f"/api/v1/deals?{query}", headers=auth(who)), 200)
+
+
+@FUZZ
+@given(reason=TEXT, officer=st.none() | TEXT)
+def test_cancel_text_fields(api, client, reason, officer):
+    deal = api.create()
+    assert api.decide(deal["id"], "boc", decision="approve").status_code == 200
+    body = {"reason": reason} if officer is None else {"reason": reason, "officer": officer}
+    rv = post_raw(client, f"/api/v1/deals/{deal['id']}/cancel", body, "boc")
+    check_response(rv, 200)
+    if rv.status_code == 200:
+        events = api.events(deal["id"]).get_json()["events"]
+        cancelled = [e for e in events if e["to"] == "cancelled"][0]
+        assert json.loads(cancelled["set"]["cancellation"])["reason"] == reason
+        assert cancelled["by"] == f"bank:BOC-NB:{officer if officer is not None else 'api'}"
+    else:
+        post_raw(client, f"/api/v1/deals/{deal['id']}/cancel", {"reason": "undo"}, "boc")
