@@ -156,8 +156,11 @@ def test_a_revoked_token_cannot_come_back_with_a_reload(client, into_fake_redis,
 def test_reload_keeps_when_a_token_was_added(into_fake_redis, fake_redis):
     assert run("load", str(DEMO_FILE)).exit_code == 0
     before = fake_redis.hgetall(keys.token_registry())
+    added = fake_redis.hgetall(keys.token_added())
+    assert len(added) == len(TOKENS)
     assert run("load", str(DEMO_FILE)).exit_code == 0
     assert fake_redis.hgetall(keys.token_registry()) == before
+    assert fake_redis.hgetall(keys.token_added()) == added
     entry = json.loads(before[token_digest(TOKENS["boc"])])
     assert entry["source"] == "file:demo.json"
 
