@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery, Task
+from celery.app import trace
 from flask import Flask
 
 from workflow.settings import Settings
@@ -59,8 +60,13 @@ class QuietSweeps(logging.Filter):
             return True
         data = getattr(record, "data", None)
         if isinstance(data, dict) and data.get("name") in QUIET_TASKS:
-            # "received" carries no outcome; "succeeded" says how many deals the sweep moved.
-            return "return_value" in data and str(data["return_value"]) not in ("0", "None")
+            # Only "received" and "succeeded: 0" (it moved no deal) are routine; a retry or
+            # anything else about a sweep is news.
+            if record.msg == trace.LOG_RECEIVED:
+                return False
+            if record.msg == trace.LOG_SUCCESS:
+                return str(data.get("return_value")) not in ("0", "None")
+            return True
         args = record.args if isinstance(record.args, tuple) else ()
         return not (record.name == "celery.beat" and len(args) == 2 and args[1] in QUIET_TASKS)
 

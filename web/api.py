@@ -61,10 +61,20 @@ def json_body() -> Any:
     return body
 
 
+MAX_DEAL_ID = 64
+
+
+def known_id(deal_id: str) -> str:
+    """``deal_id`` if it could name a deal; a 404 that does not echo it back otherwise."""
+    if len(deal_id) > MAX_DEAL_ID:
+        raise DealNotFound("no such deal")
+    return deal_id
+
+
 def visible_deal(deal_id: str) -> Deal:
     """The deal as the caller may see it; 404 if they may not (no hint that it exists)."""
     principal = current_principal()
-    deal = flow().store.get(deal_id) if len(deal_id) <= 64 else None
+    deal = flow().store.get(known_id(deal_id))
     if deal is not None:
         if principal.role == "exporter" and deal.fields.get("exporter_uscc") == principal.subject:
             return deal
@@ -148,7 +158,7 @@ def decide(deal_id: str):
         annual_rate=body.get("annual_rate"),
         reason=body.get("reason"),
     )
-    deal = flow().decide(deal_id, bank_id, decision)
+    deal = flow().decide(known_id(deal_id), bank_id, decision)
     if deal.state == State.ROUTING:
         dispatch_route(deal.id)
     return jsonify(view(deal))
@@ -158,7 +168,7 @@ def decide(deal_id: str):
 @require("exporter")
 def withdraw(deal_id: str):
     body = _withdraw.load(json_body()) if request.get_data() else {}
-    deal = flow().withdraw(deal_id, current_principal().subject, body.get("reason"))
+    deal = flow().withdraw(known_id(deal_id), current_principal().subject, body.get("reason"))
     return jsonify(view(deal))
 
 
@@ -167,7 +177,7 @@ def withdraw(deal_id: str):
 def cancel(deal_id: str):
     body = _cancel.load(json_body())
     deal = flow().cancel_approval(
-        deal_id, current_principal().subject, body.get("officer", "api"), body["reason"]
+        known_id(deal_id), current_principal().subject, body.get("officer", "api"), body["reason"]
     )
     return jsonify(view(deal))
 

@@ -44,11 +44,11 @@ def load_file(
     """Validate the whole file, then write it in one transaction, each section it contains
     replacing that section; returns their counts. Raises ReferenceFileError."""
     data = read_reference_file(path)
-    problems = tokens.file_token_problems(
-        client, data.tokens, refuse_demo=production and not allow_demo
-    )
+    problems = tokens.file_token_problems(data.tokens, refuse_demo=production and not allow_demo)
     if problems:
         raise ReferenceFileError(problems)
+    for warning in tokens.revoked_in_file(client, data.tokens):
+        click.echo(f"{click.format_filename(path)}: {printable(warning)}", err=True)
     counts = store_reference(client, data)
     return {section: n for section, n in counts.items() if section in (data.sections or ())}
 

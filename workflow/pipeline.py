@@ -145,6 +145,9 @@ class Workflow:
     ) -> Deal:
         now = self.clock()
         all_ops = self._ops(deal, new, now, due, ops or Ops())
+        if new in TERMINAL and deal.fields.get("reserved_amount"):
+            # _ops releases the reservation: the deal no longer claims one.
+            changes = {**(changes or {}), "reserved_amount": None}
         moved = self.store.transition(
             deal,
             new,
@@ -423,10 +426,8 @@ class Workflow:
 
     def decide(self, deal_id: str, bank_id: str, decision: Decision) -> Deal:
         """A bank's approve or decline of a deal it holds. Raises DealNotFound / WrongState."""
-        deal = self.store.get(deal_id)
-        if deal is None or bank_id not in deal.offered_banks:
-            raise DealNotFound(f"no deal {deal_id} was routed to bank {bank_id}")
-        if deal.state != State.PENDING_BANK or deal.bank_id != bank_id:
+        deal = self._held_by(deal_id, bank_id)
+        if deal.state != State.PENDING_BANK:
             raise WrongState(
                 f"deal {deal_id} is {deal.state}, not pending your decision", state=str(deal.state)
             )
@@ -521,34 +522,44 @@ class Workflow:
 
     def cancel_approval(self, deal_id: str, bank_id: str, officer: str, reason: str) -> Deal:
         """The approving bank cancels its approval before disbursement: the limit reservation
-        and the receivable locks are released in the same atomic step."""
+        and the receivable locks are released in the same atomic step. Repeating it (a double
+        click, a client retry) returns the cancelled deal."""
+        for _ in range(5):
+            deal = self._held_by(deal_id, bank_id)
+            if deal.state == State.CANCELLED:
+                return deal
+            if deal.state != State.APPROVED:
+                raise WrongState(
+                    f"deal {deal_id} is {deal.state}, not approved by your bank",
+                    state=str(deal.state),
+                )
+            reasons = [str(Reason.APPROVAL_CANCELLED_BY_BANK)]
+            try:
+                return self._move(
+                    deal,
+                    State.CANCELLED,
+                    actor=f"bank:{bank_id}:{officer}",
+                    event="approval_cancelled",
+                    reasons=reasons,
+                    changes={
+                        "reasons": reasons,
+                        "cancellation": {"bank_id": bank_id, "officer": officer, "reason": reason},
+                    },
+                )
+            except VersionConflict:
+                continue  # re-read: a repeat of this cancel landed first, or the deal moved
+        raise WrongState(f"deal {deal_id} is changing too fast; try again")
+
+    def _held_by(self, deal_id: str, bank_id: str) -> Deal:
+        """The deal if ``bank_id`` holds it (pending its decision, or approved by it)."""
         deal = self.store.get(deal_id)
         if deal is None or bank_id not in deal.offered_banks:
             raise DealNotFound(f"no deal {deal_id} was routed to bank {bank_id}")
-        if deal.state == State.CANCELLED and deal.bank_id == bank_id:
-            return deal
-        if deal.state != State.APPROVED or deal.bank_id != bank_id:
-            raise WrongState(
-                f"deal {deal_id} is {deal.state}, not approved by your bank",
-                state=str(deal.state),
-            )
-        reasons = [str(Reason.APPROVAL_CANCELLED_BY_BANK)]
-        try:
-            return self._move(
-                deal,
-                State.CANCELLED,
-                actor=f"bank:{bank_id}:{officer}",
-                event="approval_cancelled",
-                reasons=reasons,
-                changes={
-                    "reasons": reasons,
-                    "cancellation": {"bank_id": bank_id, "officer": officer, "reason": reason},
-                },
-            )
-        except VersionConflict as exc:
-            raise WrongState(
-                f"deal {deal_id} changed while you cancelled; reload it", state=exc.state
-            ) from exc
+        if deal.bank_id != bank_id:
+            # What became of the deal after this bank's offer ended is none of its business:
+            # the answer is the same whatever happened since.
+            raise WrongState(f"deal {deal_id} is no longer with your bank")
+        return deal
 
     # --- sweeps ------------------------------------------------------------------------------
 

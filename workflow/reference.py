@@ -43,6 +43,7 @@ from workflow.tokens import (
     BANK_ID_RE,
     Principal,
     lookup,
+    revoked_digests,
     stage_tokens,
     token_digest,
     token_problem,
@@ -559,14 +560,19 @@ def store_reference(redis: Any, data: ReferenceData) -> dict[str, int]:
     if "limits" in sections:
         # _previous reads these records too (for their old lookup sets).
         watched += [keys.limit(lim.limit_id) for lim in data.limits]
+    if data.tokens:
+        # A token revoked while this load runs must stay revoked.
+        watched.append(keys.tokens_revoked())
     with redis.pipeline(transaction=True) as pipe:
         for _ in range(_LOAD_ATTEMPTS):
             try:
                 if watched:
                     pipe.watch(*watched)
                 previous = _previous(pipe, data, sections)
+                revoked = revoked_digests(pipe, data.tokens)
                 pipe.multi()
                 _write(pipe, data, sections, previous)
+                stage_tokens(pipe, data.tokens, data.source, skip=revoked)
                 pipe.execute()
                 break
             except WatchError:
@@ -678,7 +684,6 @@ def _write(
         for e in data.exporters:
             pipe.set(keys.exporter(e.uscc), _encode(e))
         _replace_registry(pipe, keys.exporters(), usccs)
-    stage_tokens(pipe, data.tokens, data.source)
 
 
 def _dec(raw: dict, *names: str) -> None:

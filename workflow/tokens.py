@@ -106,40 +106,57 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def stage_tokens(pipe: Any, tokens: Iterable[tuple[str, Principal]], source: str) -> None:
-    """Queue on ``pipe`` (inside its MULTI) the writes that store and register ``tokens``.
+def revoked_digests(redis: Any, tokens: list[tuple[str, Principal]]) -> frozenset[str]:
+    """The digests among ``tokens`` that were revoked (one round trip)."""
+    digests = [token_digest(token) for token, _ in tokens]
+    if not digests:
+        return frozenset()
+    found = redis.hmget(keys.tokens_revoked(), digests)
+    return frozenset(d for d, raw in zip(digests, found, strict=True) if raw)
+
+
+def stage_tokens(
+    pipe: Any,
+    tokens: Iterable[tuple[str, Principal]],
+    source: str,
+    skip: frozenset[str] = frozenset(),
+) -> None:
+    """Queue on ``pipe`` (inside its MULTI) the writes that store and register ``tokens``,
+    except those whose digest is in ``skip`` (revoked: they never come back).
 
     Nothing is read, so this fits in any transaction. When a token was first added is kept
     (HSETNX): loading the same file again changes nothing.
     """
     for token, principal in tokens:
         digest = token_digest(token)
+        if digest in skip:
+            continue
         pipe.set(keys.token(digest), json.dumps(asdict(principal)))
         entry = {**asdict(principal), "source": source}
         pipe.hset(keys.token_registry(), digest, json.dumps(entry, sort_keys=True))
         pipe.hsetnx(keys.token_added(), digest, _now())
 
 
-def file_token_problems(
-    redis: Any, tokens: list[tuple[str, Principal]], *, refuse_demo: bool
-) -> list[str]:
-    """Why the tokens of a reference file may not be loaded: demo tokens (when refused) and
-    tokens revoked earlier."""
-    problems: list[str] = []
-    digests = [token_digest(token) for token, _ in tokens]
-    revoked = redis.hmget(keys.tokens_revoked(), digests) if digests else []
-    for index, ((token, _), raw) in enumerate(zip(tokens, revoked, strict=True)):
-        if refuse_demo and is_demo_token(token):
-            problems.append(
-                f"tokens[{index}].token: a demo token (public in data/demo.json and the README);"
-                f" XINBAO_ENV={PRODUCTION} refuses it (--allow-demo-tokens to load it anyway)"
-            )
-        if raw:
-            problems.append(
-                f"tokens[{index}].token: revoked on {json.loads(raw)['revoked_at']}; remove it"
-                " from the file and issue a new token"
-            )
-    return problems
+def file_token_problems(tokens: list[tuple[str, Principal]], *, refuse_demo: bool) -> list[str]:
+    """Why the tokens of a reference file may not be loaded: demo tokens, when refused."""
+    if not refuse_demo:
+        return []
+    return [
+        f"tokens[{index}].token: a demo token (public in data/demo.json and the README);"
+        f" XINBAO_ENV={PRODUCTION} refuses it (--allow-demo-tokens to load it anyway)"
+        for index, (token, _) in enumerate(tokens)
+        if is_demo_token(token)
+    ]
+
+
+def revoked_in_file(redis: Any, tokens: list[tuple[str, Principal]]) -> list[str]:
+    """A warning for each token of a file that was revoked: the load leaves it revoked."""
+    revoked = revoked_digests(redis, tokens)
+    return [
+        f"tokens[{index}].token: revoked earlier, so not loaded; remove it from the file"
+        for index, (token, _) in enumerate(tokens)
+        if token_digest(token) in revoked
+    ]
 
 
 def add_token(redis: Any, token: str, principal: Principal, source: str = "cli") -> TokenEntry:

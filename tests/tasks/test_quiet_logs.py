@@ -50,3 +50,14 @@ def test_beat_does_not_announce_each_sweep(caplog):
     assert caplog.records == []
     beat.info("Scheduler: Sending due task %s (%s)", "something-else", "other.task")
     assert len(caplog.records) == 1
+
+
+def test_a_sweep_retrying_after_a_transport_error_is_still_logged(caplog):
+    """Celery announces each retry at INFO, with the task's name and no return value: a
+    sweeper that cannot reach Redis must not be silent until its retries are spent."""
+    caplog.set_level(logging.INFO)
+    trace.info(trace.LOG_RETRY, {
+        "id": "t1", "name": "xinbao.sweep_deadlines",
+        "exc": "Retry in 2s: ConnectionError('Error 111 connecting to redis:6379.')",
+    })
+    assert [r.getMessage() for r in caplog.records], "the sweep's retry was swallowed"
