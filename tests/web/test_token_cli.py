@@ -259,6 +259,6 @@ def test_a_token_revoked_during_a_load_stays_revoked(fake_redis, demo_reference,
         return seen
 
     store_reference(fake_redis, demo_reference)
-    monkeypatch.setattr("workflow.reference.revoked_digests", revoke_meanwhile)
+    monkeypatch.setattr("workflow.reference.loading.revoked_digests", revoke_meanwhile)
     store_reference(fake_redis, demo_reference)
     assert not fake_redis.exists(keys.token(token_digest(TOKENS["ccb"])))

@@ -1,0 +1,421 @@
+"""The reference file: its schemas, and parsing that lists every problem by record and field."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
+
+from workflow.identifiers import (
+    printable,
+    validate_text,
+)
+from workflow.identifiers import (
+    validate_country as _country,
+)
+from workflow.identifiers import (
+    validate_currency as _currency,
+)
+from workflow.identifiers import (
+    validate_uscc as _uscc,
+)
+from workflow.money import MAX_AMOUNT
+from workflow.reference.records import (
+    STATUSES,
+    Bank,
+    BuyerLimit,
+    Declaration,
+    Exporter,
+    Overdue,
+    Policy,
+    Whitelist,
+)
+from workflow.tokens import (
+    BANK_ID_RE,
+    Principal,
+    token_problem,
+)
+
+_ratio = validate.Range(min=Decimal("0"), max=Decimal("1"), min_inclusive=False)
+_days = validate.Range(min=0, max=3650)
+_positive = validate.Range(min=Decimal("0"), min_inclusive=False)
+_nonneg = validate.Range(min=Decimal("0"))
+_bank_id = validate.Regexp(BANK_ID_RE, error="use A-Z, 0-9, _ . -")
+_required_str = {"required": True, "validate": [validate.Length(min=1, max=128), validate_text]}
+
+
+def _money(minimum: Decimal, *, strict_min: bool) -> fields.Decimal:
+    return fields.Decimal(
+        required=True,
+        places=2,
+        allow_nan=False,
+        validate=validate.Range(min=minimum, max=MAX_AMOUNT, min_inclusive=not strict_min),
+    )
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class PolicySchema(_Strict):
+    policy_no = fields.String(**_required_str)
+    exporter_uscc = fields.String(required=True, validate=_uscc)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    start = fields.Date(required=True)
+    end = fields.Date(required=True)
+    coverage_ratio = fields.Decimal(required=True, validate=_ratio)
+    premium_paid = fields.Boolean(required=True)
+    declaration_window_days = fields.Integer(required=True, strict=True, validate=_days)
+    max_credit_days = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=360)
+    )
+    covered_countries = fields.List(fields.String(validate=_country), load_default=list)
+    excluded_countries = fields.List(fields.String(validate=_country), load_default=list)
+    insurer = fields.String(load_default="Sinosure")
+
+    @validates_schema
+    def _dates(self, data: dict, **_: Any) -> None:
+        if data.get("start") and data.get("end") and data["end"] < data["start"]:
+            raise ValidationError("end is before start", "end")
+        if data.get("covered_countries") and data.get("excluded_countries"):
+            raise ValidationError(
+                "give covered_countries or excluded_countries, not both", "covered_countries"
+            )
+
+    @post_load
+    def _make(self, data: dict, **_: Any) -> Policy:
+        data["covered_countries"] = tuple(data["covered_countries"])
+        data["excluded_countries"] = tuple(data["excluded_countries"])
+        return Policy(**data)
+
+
+class LimitSchema(_Strict):
+    limit_id = fields.String(**_required_str)
+    policy_no = fields.String(**_required_str)
+    buyer_code = fields.String(**_required_str)
+    buyer_name = fields.String(**_required_str)
+    country = fields.String(required=True, validate=_country)
+    currency = fields.String(required=True, validate=_currency)
+    amount = _money(Decimal(0), strict_min=True)
+    max_credit_days = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=360)
+    )
+    effective = fields.Date(required=True)
+    expiry = fields.Date(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+
+    @validates_schema
+    def _dates(self, data: dict, **_: Any) -> None:
+        if data.get("effective") and data.get("expiry") and data["expiry"] < data["effective"]:
+            raise ValidationError("expiry is before effective", "expiry")
+
+    @post_load
+    def _make(self, data: dict, **_: Any) -> BuyerLimit:
+        return BuyerLimit(**data)
+
+
+class DeclarationSchema(_Strict):
+    policy_no = fields.String(**_required_str)
+    buyer_code = fields.String(**_required_str)
+    invoice_number = fields.String(**_required_str)
+    shipment_date = fields.Date(required=True)
+    declared_on = fields.Date(required=True)
+
+    @post_load
+    def _make(self, data: dict, **_: Any) -> Declaration:
+        return Declaration(**data)
+
+
+class OverdueSchema(_Strict):
+    policy_no = fields.String(**_required_str)
+    buyer_code = fields.String(**_required_str)
+    reported_on = fields.Date(required=True)
+
+    @post_load
+    def _make(self, data: dict, **_: Any) -> Overdue:
+        return Overdue(**data)
+
+
+class WhitelistSchema(_Strict):
+    programme = fields.String(**_required_str)
+    region = fields.String(**_required_str)
+    valid_from = fields.Date(required=True)
+    valid_to = fields.Date(required=True)
+    members = fields.List(fields.String(validate=_uscc), required=True)
+
+    @validates_schema
+    def _dates(self, data: dict, **_: Any) -> None:
+        if (
+            data.get("valid_from")
+            and data.get("valid_to")
+            and data["valid_to"] < data["valid_from"]
+        ):
+            raise ValidationError("valid_to is before valid_from", "valid_to")
+
+    @post_load
+    def _make(self, data: dict, **_: Any) -> Whitelist:
+        data["members"] = tuple(sorted(set(data["members"])))
+        return Whitelist(**data)
+
+
+class BankSchema(_Strict):
+    bank_id = fields.String(required=True, validate=_bank_id)
+    name = fields.String(**_required_str)
+    currencies = fields.List(
+        fields.String(validate=_currency), required=True, validate=validate.Length(min=1)
+    )
+    min_amount = _money(Decimal(0), strict_min=False)
+    max_amount = _money(Decimal(0), strict_min=True)
+    max_tenor_days = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=360)
+    )
+    advance_rate = fields.Decimal(required=True, validate=_ratio)
+    annual_rate = fields.Decimal(
+        required=True, validate=validate.Range(min=Decimal("0"), max=Decimal("1"))
+    )
+    requires_whitelist = fields.Boolean(required=True)
+    decision_hours = fields.Decimal(
+        required=True,
+        validate=validate.Range(min=Decimal("0"), max=Decimal("720"), min_inclusive=False),
+    )
+
+    @validates_schema
+    def _range(self, data: dict, **_: Any) -> None:
+        lo, hi = data.get("min_amount"), data.get("max_amount")
+        if lo is not None and hi is not None and hi < lo:
+            raise ValidationError("max_amount is below min_amount", "max_amount")
+
+    @post_load
+    def _make(self, data: dict, **_: Any) -> Bank:
+        data["currencies"] = tuple(data["currencies"])
+        return Bank(**data)
+
+
+class ExporterSchema(_Strict):
+    uscc = fields.String(required=True, validate=_uscc)
+    name = fields.String(**_required_str)
+    region = fields.String(**_required_str)
+
+    @post_load
+    def _make(self, data: dict, **_: Any) -> Exporter:
+        return Exporter(**data)
+
+
+def _token(value: str) -> None:
+    problem = token_problem(value)
+    if problem:
+        raise ValidationError(problem)
+
+
+class TokenSchema(_Strict):
+    token = fields.String(required=True, validate=_token)
+    exporter_uscc = fields.String(validate=_uscc)
+    bank_id = fields.String(validate=_bank_id)
+
+    @validates_schema
+    def _one_subject(self, data: dict, **_: Any) -> None:
+        if ("exporter_uscc" in data) == ("bank_id" in data):
+            raise ValidationError("give exactly one of exporter_uscc or bank_id", "token")
+
+    @post_load
+    def _make(self, data: dict, **_: Any) -> tuple[str, Principal]:
+        if "bank_id" in data:
+            return data["token"], Principal("bank", data["bank_id"])
+        return data["token"], Principal("exporter", data["exporter_uscc"])
+
+
+# Each section of the file: its schema and the field that names a record in error messages.
+SECTIONS: dict[str, tuple[type[Schema], str]] = {
+    "policies": (PolicySchema, "policy_no"),
+    "limits": (LimitSchema, "limit_id"),
+    "declarations": (DeclarationSchema, "invoice_number"),
+    "overdues": (OverdueSchema, "buyer_code"),
+    "whitelists": (WhitelistSchema, "programme"),
+    "banks": (BankSchema, "bank_id"),
+    "exporters": (ExporterSchema, "uscc"),
+    "tokens": (TokenSchema, "token"),
+}
+
+
+class ReferenceFileError(ValueError):
+    """A reference file is invalid; ``problems`` names each bad record and field."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class ReferenceData:
+    policies: list[Policy] = field(default_factory=list)
+    limits: list[BuyerLimit] = field(default_factory=list)
+    declarations: list[Declaration] = field(default_factory=list)
+    overdues: list[Overdue] = field(default_factory=list)
+    whitelists: list[Whitelist] = field(default_factory=list)
+    banks: list[Bank] = field(default_factory=list)
+    exporters: list[Exporter] = field(default_factory=list)
+    tokens: list[tuple[str, Principal]] = field(default_factory=list)
+    # The sections the file contains, each replaced whole on store; None (data built in code):
+    # every section holding records.
+    sections: frozenset[str] | None = None
+
+    def replaced_sections(self) -> frozenset[str]:
+        """The sections a store replaces whole (tokens are only ever added)."""
+        named = self.sections
+        if named is None:
+            named = frozenset(s for s in SECTIONS if getattr(self, s))
+        return named - {"tokens"}
+    # Where the data came from, recorded with each token it registers ("file:demo.json").
+    source: str = "file"
+
+
+def _flatten(prefix: str, messages: Any) -> list[str]:
+    if isinstance(messages, dict):
+        out: list[str] = []
+        for key, sub in messages.items():
+            name = key if key != "_schema" else ""
+            out += _flatten(f"{prefix}.{name}" if name != "" else prefix, sub)
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{prefix}: {' '.join(messages)}"]
+    if isinstance(messages, list):
+        return [p for m in messages for p in _flatten(prefix, m)]
+    return [f"{prefix}: {messages}"]
+
+
+def parse_reference(document: Any) -> ReferenceData:
+    """Validate a whole reference document; raise ReferenceFileError listing every problem."""
+    if not isinstance(document, dict):
+        raise ReferenceFileError(["the file must hold one JSON object"])
+    problems: list[str] = []
+    unknown = sorted(set(document) - set(SECTIONS))
+    problems += [f"{name}: unknown section" for name in unknown]
+    data = ReferenceData(sections=frozenset(s for s in SECTIONS if s in document))
+    for section, (schema_cls, id_field) in SECTIONS.items():
+        records = document.get(section, [])
+        if not isinstance(records, list):
+            problems.append(f"{section}: must be a list")
+            continue
+        schema = schema_cls()
+        for index, record in enumerate(records):
+            label = f"{section}[{index}]"
+            ident = record.get(id_field) if isinstance(record, dict) else None
+            if isinstance(ident, str) and section != "tokens":
+                label += f" ({id_field}={printable(ident[:64])})"
+            try:
+                getattr(data, section).append(schema.load(record))
+            except ValidationError as exc:
+                problems += _flatten(label, exc.messages)
+    problems += _cross_check(data)
+    if problems:
+        # Unknown keys and bad values are echoed: keep the report printable whatever they hold.
+        raise ReferenceFileError([printable(p) for p in problems])
+    return data
+
+
+def _cross_check(data: ReferenceData) -> list[str]:
+    problems: list[str] = []
+    for section, id_field in (
+        ("policies", "policy_no"),
+        ("limits", "limit_id"),
+        ("banks", "bank_id"),
+        ("exporters", "uscc"),
+        ("whitelists", "programme"),
+    ):
+        seen: set[str] = set()
+        for index, record in enumerate(getattr(data, section)):
+            ident = getattr(record, id_field)
+            if ident in seen:
+                problems.append(f"{section}[{index}] ({id_field}={ident}): duplicate {id_field}")
+            seen.add(ident)
+    tokens_seen: set[str] = set()
+    for index, (token, _) in enumerate(data.tokens):
+        if token in tokens_seen:
+            problems.append(f"tokens[{index}].token: duplicate token")
+        tokens_seen.add(token)
+    return problems
+
+
+# Longer numbers are refused before they are converted: Python refuses ints over 4,300 digits
+# with a ValueError, and no amount, rate or day count of the file needs more than a few.
+MAX_NUMBER_CHARS = 40
+
+
+class _BadJson(ValueError):
+    """A JSON text Xinbao refuses though ``json`` would read it (or crash on it)."""
+
+
+def _int(raw: str) -> int:
+    if len(raw) > MAX_NUMBER_CHARS:
+        raise _BadJson(f"a number has {len(raw)} digits (at most {MAX_NUMBER_CHARS})")
+    return int(raw)
+
+
+def _decimal(raw: str) -> Decimal:
+    if len(raw) > MAX_NUMBER_CHARS:
+        raise _BadJson(f"a number is {len(raw)} characters long (at most {MAX_NUMBER_CHARS})")
+    # Decimal keeps every digit of a number written in the file (0.9 stays 0.9).
+    return Decimal(raw)
+
+
+def _constant(raw: str) -> Any:
+    raise _BadJson(f"{raw} is not a JSON number")
+
+
+def decode_reference_text(raw: bytes) -> str:
+    """A reference file's bytes as text; ReferenceFileError unless they are UTF-8."""
+    try:
+        # An editor's byte-order mark is harmless: accept it.
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ReferenceFileError(
+            [f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start}"]
+        ) from None
+
+
+def parse_reference_json(text: str | bytes) -> ReferenceData:
+    """Parse and validate a reference file's text (bytes must be UTF-8); see parse_reference."""
+    if isinstance(text, bytes):
+        text = decode_reference_text(text)
+    duplicates: list[str] = []
+
+    def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        # json keeps the last of two equal keys silently; a reference file must say one thing.
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                duplicates.append(f"duplicate key {printable(key)!r} in one object")
+            seen[key] = value
+        return seen
+
+    try:
+        document = json.loads(
+            text,
+            parse_float=_decimal,
+            parse_int=_int,
+            parse_constant=_constant,
+            object_pairs_hook=_object,
+        )
+    except json.JSONDecodeError as exc:
+        raise ReferenceFileError([f"not valid JSON: {exc}"]) from None
+    except _BadJson as exc:
+        raise ReferenceFileError([f"not loaded as JSON: {exc}"]) from None
+    except RecursionError:
+        raise ReferenceFileError(["not loaded as JSON: nested too deeply"]) from None
+    except ValueError as exc:
+        raise ReferenceFileError([f"not valid JSON: {printable(str(exc))}"]) from None
+    if duplicates:
+        raise ReferenceFileError(sorted(set(duplicates)))
+    return parse_reference(document)

@@ -1,0 +1,179 @@
+"""Writing a reference file: each section it contains replaces that section, in one transaction."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from redis.exceptions import WatchError
+
+from workflow import keys
+from workflow.reference.file import SECTIONS, ReferenceData
+from workflow.reference.records import as_text
+from workflow.tokens import (
+    revoked_digests,
+    stage_tokens,
+)
+
+
+def _encode(record: Any) -> str:
+    return json.dumps(asdict(record), default=str, separators=(",", ":"), sort_keys=True)
+
+
+# A concurrent load that changes a registry between our read and our EXEC makes us start over.
+_LOAD_ATTEMPTS = 20
+
+# The registry of each replaceable section: the set naming what the last load wrote.
+_REGISTRIES: dict[str, tuple[str, ...]] = {
+    "policies": (keys.policies(),),
+    "limits": (keys.limits(), keys.limit_lookups()),
+    "declarations": (keys.declarations(),),
+    "overdues": (keys.overdue_keys(),),
+    "whitelists": (keys.whitelists(),),
+    "banks": (keys.banks(),),
+    "exporters": (keys.exporters(),),
+}
+
+
+class ReferenceLoadConflict(RuntimeError):
+    """Concurrent loads kept changing the reference data; nothing of this load was written."""
+
+
+def store_reference(redis: Any, data: ReferenceData) -> dict[str, int]:
+    """Write the file in one MULTI/EXEC; returns counts by section. Idempotent.
+
+    Every section the file contains replaces that section whole: records it no longer names
+    are removed with their lookup entries. What to remove is read from the section registries
+    under WATCH, so a concurrent load that changes them makes this one retry rather than mix.
+    Data loaded before the registries existed is only known through what the file names.
+    """
+    sections = data.replaced_sections()
+    watched = [key for s in sorted(sections) for key in _REGISTRIES[s]]
+    if "limits" in sections:
+        # _previous reads these records too (for their old lookup sets).
+        watched += [keys.limit(lim.limit_id) for lim in data.limits]
+    if data.tokens:
+        # A token revoked while this load runs must stay revoked.
+        watched.append(keys.tokens_revoked())
+    with redis.pipeline(transaction=True) as pipe:
+        for _ in range(_LOAD_ATTEMPTS):
+            try:
+                if watched:
+                    pipe.watch(*watched)
+                previous = _previous(pipe, data, sections)
+                revoked = revoked_digests(pipe, data.tokens)
+                pipe.multi()
+                _write(pipe, data, sections, previous)
+                stage_tokens(pipe, data.tokens, data.source, skip=revoked)
+                pipe.execute()
+                break
+            except WatchError:
+                continue
+        else:
+            raise ReferenceLoadConflict(
+                f"reference data changed under {_LOAD_ATTEMPTS} attempts; load again"
+            )
+    return {section: len(getattr(data, section)) for section in SECTIONS}
+
+
+def _members(pipe: Any, key: str) -> set[str]:
+    return {as_text(m) for m in pipe.smembers(key)}
+
+
+def _previous(pipe: Any, data: ReferenceData, sections: frozenset[str]) -> dict[str, set[str]]:
+    """What the replaced sections hold now (read in immediate mode, under WATCH)."""
+    before = {key: _members(pipe, key) for s in sections for key in _REGISTRIES[s]}
+    if "limits" in sections:
+        # A limit's own record says which lookup set holds it: this also finds the entry a
+        # file's limit left behind when it was loaded before the registries existed.
+        ids = sorted(before[keys.limits()] | {lim.limit_id for lim in data.limits})
+        records = pipe.mget([keys.limit(i) for i in ids]) if ids else []
+        for raw in records:
+            if raw is not None:
+                old = json.loads(raw)
+                before[keys.limit_lookups()].add(
+                    keys.limits_for(old["policy_no"], old["buyer_code"])
+                )
+    return before
+
+
+def _replace_registry(pipe: Any, key: str, members: set[str]) -> None:
+    pipe.delete(key)
+    if members:
+        pipe.sadd(key, *sorted(members))
+
+
+def _write(
+    pipe: Any, data: ReferenceData, sections: frozenset[str], before: dict[str, set[str]]
+) -> None:
+    """Queue the whole load: removals of what the file no longer names, then the upserts."""
+    if "policies" in sections:
+        names = {p.policy_no for p in data.policies}
+        for gone in sorted(before[keys.policies()] - names):
+            pipe.delete(keys.policy(gone))
+        for p in data.policies:
+            pipe.set(keys.policy(p.policy_no), _encode(p))
+        _replace_registry(pipe, keys.policies(), names)
+    if "limits" in sections:
+        ids = {lim.limit_id for lim in data.limits}
+        # Reservations (xb:limit:{id}:...) belong to live deals and stay; only the record goes.
+        for gone in sorted(before[keys.limits()] - ids):
+            pipe.delete(keys.limit(gone))
+        # Lookup sets are rebuilt whole, so a limit moved to another buyer or policy leaves
+        # nothing under its old (policy, buyer).
+        for lookup in sorted(before[keys.limit_lookups()]):
+            pipe.delete(lookup)
+        lookups: set[str] = set()
+        for lim in data.limits:
+            lookup = keys.limits_for(lim.policy_no, lim.buyer_code)
+            pipe.set(keys.limit(lim.limit_id), _encode(lim))
+            pipe.sadd(lookup, lim.limit_id)
+            lookups.add(lookup)
+        _replace_registry(pipe, keys.limits(), ids)
+        _replace_registry(pipe, keys.limit_lookups(), lookups)
+    if "declarations" in sections:
+        written = {
+            keys.declaration(d.policy_no, d.buyer_code, d.invoice_number) for d in data.declarations
+        }
+        for gone in sorted(before[keys.declarations()] - written):
+            pipe.delete(gone)
+        for d in data.declarations:
+            pipe.set(keys.declaration(d.policy_no, d.buyer_code, d.invoice_number), _encode(d))
+        _replace_registry(pipe, keys.declarations(), written)
+    if "overdues" in sections:
+        hashes = {keys.overdues(o.policy_no, o.buyer_code) for o in data.overdues}
+        # Each buyer's reports are rewritten whole: a report dropped from the file is gone.
+        for key in sorted(before[keys.overdue_keys()] | hashes):
+            pipe.delete(key)
+        for o in data.overdues:
+            pipe.hset(
+                keys.overdues(o.policy_no, o.buyer_code), o.reported_on.isoformat(), _encode(o)
+            )
+        _replace_registry(pipe, keys.overdue_keys(), hashes)
+    if "whitelists" in sections:
+        programmes = {w.programme for w in data.whitelists}
+        for gone in sorted(before[keys.whitelists()] - programmes):
+            pipe.delete(keys.whitelist(gone), keys.whitelist_members(gone))
+        for w in data.whitelists:
+            meta = {k: v for k, v in asdict(w).items() if k != "members"}
+            pipe.set(keys.whitelist(w.programme), json.dumps(meta, default=str))
+            # A programme's list is replaced whole: a firm dropped from the list is no longer on it.
+            pipe.delete(keys.whitelist_members(w.programme))
+            if w.members:
+                pipe.sadd(keys.whitelist_members(w.programme), *w.members)
+        _replace_registry(pipe, keys.whitelists(), programmes)
+    if "banks" in sections:
+        bank_ids = {b.bank_id for b in data.banks}
+        for gone in sorted(before[keys.banks()] - bank_ids):
+            pipe.delete(keys.bank(gone))
+        for b in data.banks:
+            pipe.set(keys.bank(b.bank_id), _encode(b))
+        _replace_registry(pipe, keys.banks(), bank_ids)
+    if "exporters" in sections:
+        usccs = {e.uscc for e in data.exporters}
+        for gone in sorted(before[keys.exporters()] - usccs):
+            pipe.delete(keys.exporter(gone))
+        for e in data.exporters:
+            pipe.set(keys.exporter(e.uscc), _encode(e))
+        _replace_registry(pipe, keys.exporters(), usccs)

@@ -1,0 +1,106 @@
+"""The reference records: insurer policies and buyer limits, declarations, whitelists, banks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+ACTIVE = "active"
+STATUSES = ("active", "suspended", "cancelled", "expired")
+
+
+@dataclass(frozen=True)
+class Policy:
+    policy_no: str
+    exporter_uscc: str
+    status: str
+    start: date
+    end: date
+    coverage_ratio: Decimal
+    premium_paid: bool
+    declaration_window_days: int
+    max_credit_days: int
+    covered_countries: tuple[str, ...] = ()
+    excluded_countries: tuple[str, ...] = ()
+    insurer: str = "Sinosure"
+
+    def in_force_on(self, day: date) -> bool:
+        return self.status == ACTIVE and self.start <= day <= self.end
+
+    def covers_country(self, country: str) -> bool:
+        if country in self.excluded_countries:
+            return False
+        return not self.covered_countries or country in self.covered_countries
+
+
+@dataclass(frozen=True)
+class BuyerLimit:
+    limit_id: str
+    policy_no: str
+    buyer_code: str
+    buyer_name: str
+    country: str
+    currency: str
+    amount: Decimal
+    max_credit_days: int
+    effective: date
+    expiry: date
+    status: str
+
+    def in_force_on(self, day: date) -> bool:
+        return self.status == ACTIVE and self.effective <= day <= self.expiry
+
+
+@dataclass(frozen=True)
+class Declaration:
+    policy_no: str
+    buyer_code: str
+    invoice_number: str
+    shipment_date: date
+    declared_on: date
+
+
+@dataclass(frozen=True)
+class Overdue:
+    policy_no: str
+    buyer_code: str
+    reported_on: date
+
+
+@dataclass(frozen=True)
+class Whitelist:
+    programme: str
+    region: str
+    valid_from: date
+    valid_to: date
+    members: tuple[str, ...] = field(default=())
+
+    def active_on(self, day: date) -> bool:
+        return self.valid_from <= day <= self.valid_to
+
+
+@dataclass(frozen=True)
+class Bank:
+    bank_id: str
+    name: str
+    currencies: tuple[str, ...]
+    min_amount: Decimal
+    max_amount: Decimal
+    max_tenor_days: int
+    advance_rate: Decimal
+    annual_rate: Decimal
+    requires_whitelist: bool
+    decision_hours: Decimal
+
+
+@dataclass(frozen=True)
+class Exporter:
+    uscc: str
+    name: str
+    region: str
+
+
+def as_text(value: bytes | str) -> str:
+    """A Redis reply as text, whichever way the client decodes."""
+    return value.decode() if isinstance(value, bytes) else value
