@@ -50,4 +50,3 @@ __all__ = [
     "store_reference",
     "token_digest",
 ]
-

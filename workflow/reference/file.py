@@ -277,6 +277,7 @@ class ReferenceData:
         if named is None:
             named = frozenset(s for s in SECTIONS if getattr(self, s))
         return named - {"tokens"}
+
     # Where the data came from, recorded with each token it registers ("file:demo.json").
     source: str = "file"
 

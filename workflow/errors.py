@@ -1,0 +1,47 @@
+"""The workflow's refusals: each carries a machine-readable code the API answers with."""
+
+from __future__ import annotations
+
+from workflow.reasons import Reason
+
+
+class WorkflowError(Exception):
+    """A request the workflow refuses; ``code`` is machine-readable."""
+
+    code = "CONFLICT"
+
+    def __init__(self, message: str, **details: object):
+        super().__init__(message)
+        self.details = details
+
+
+class DealNotFound(WorkflowError):
+    code = "NOT_FOUND"
+
+
+class DuplicateReceivable(WorkflowError):
+    code = str(Reason.DUPLICATE_RECEIVABLE)
+
+
+class IdempotencyKeyReused(WorkflowError):
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class WrongState(WorkflowError):
+    code = "INVALID_STATE"
+
+
+class AlreadyApproved(WrongState):
+    """The exporter may not withdraw once a bank has approved: the money may be out."""
+
+    code = "ALREADY_APPROVED"
+
+
+class InvalidDecision(WorkflowError):
+    """A decision whose values the deal cannot take (e.g. more than the offered amount)."""
+
+    code = "INVALID_DECISION"
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message, field=field)
+        self.field = field

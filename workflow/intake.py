@@ -1,0 +1,222 @@
+"""Intake and verification: submit an application, check its cover, reserve the limit."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from workflow import keys
+from workflow.checks import LIMIT_ROOM_CHECK, verify_cover, whitelist_status
+from workflow.deal import Application, Deal, application_fields
+from workflow.errors import (
+    DuplicateReceivable,
+    IdempotencyKeyReused,
+)
+from workflow.money import from_cents, quantize, to_cents
+from workflow.reasons import Reason
+from workflow.states import State
+from workflow.steps import WORKER, Steps, log
+from workflow.store import (
+    LimitExhausted,
+    Locked,
+    Ops,
+    VersionConflict,
+    epoch_seconds,
+)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    deal: Deal
+    replayed: bool
+
+
+def new_deal_id() -> str:
+    # 80 random bits: unguessable, and short enough to keep index entries small.
+    return secrets.token_hex(10)
+
+
+class Intake(Steps):
+    """Submit, verify (cover, whitelist, reservation), hold while the insurer is away."""
+
+    # --- submit ------------------------------------------------------------------------------
+
+    def submit(self, app: Application, idempotency_key: str | None = None) -> Submitted:
+        """Commit a new deal; raises DuplicateReceivable or IdempotencyKeyReused."""
+        now = self.clock()
+        deal_id = new_deal_id()
+        ops = Ops()
+        if idempotency_key:
+            idem_key = keys.idempotency(app.exporter_uscc, idempotency_key)
+            ops.lock(idem_key, deal_id, self.settings.idempotency_ttl_seconds)
+        receivables = {
+            keys.receivable(app.exporter_uscc, app.buyer.code, inv.number): inv.number
+            for inv in app.invoices
+        }
+        for key in receivables:
+            ops.lock(key, deal_id)
+        ops.zadd(keys.by_exporter(app.exporter_uscc), epoch_seconds(now), deal_id)
+        ops.rpush(keys.ready(), deal_id)
+        due = now + timedelta(seconds=self.settings.stale_after_seconds)
+        ops.zadd(keys.by_state(State.SUBMITTED), epoch_seconds(due), deal_id)
+        fields = {
+            **application_fields(app),
+            "invoice_total": app.invoice_total,
+            "request_digest": app.fingerprint(),
+        }
+        if idempotency_key:
+            fields["idempotency_key"] = idempotency_key
+        try:
+            deal = self.store.create(
+                deal_id, fields, actor=f"exporter:{app.exporter_uscc}", ops=ops, now=now
+            )
+        except VersionConflict:
+            # The client library retried a create whose first attempt did commit.
+            deal = self.store.get(deal_id)
+            if deal is None or deal.fields.get("request_digest") != app.fingerprint():
+                raise
+        except Locked as exc:
+            if idempotency_key and exc.key == keys.idempotency(app.exporter_uscc, idempotency_key):
+                existing = self.store.get(exc.holder)
+                if existing and existing.fields.get("request_digest") == app.fingerprint():
+                    return Submitted(existing, replayed=True)
+                raise IdempotencyKeyReused(
+                    "this Idempotency-Key was used for a different request", deal_id=exc.holder
+                ) from exc
+            invoice = receivables.get(exc.key, "?")
+            raise DuplicateReceivable(
+                f"invoice {invoice} is already in a live deal", invoice=invoice, deal_id=exc.holder
+            ) from exc
+        log.info("deal %s submitted", deal_id, extra={"deal_id": deal_id, "event": "submitted"})
+        return Submitted(deal, replayed=False)
+
+    # --- verify ------------------------------------------------------------------------------
+
+    def verify(self, deal_id: str) -> Deal | None:
+        """Check cover and whitelist; reserve the limit; then route. Safe to run any number of
+        times: it only acts on a deal in submitted, on_hold, verifying or routing."""
+        for _ in range(5):
+            deal = self.store.get(deal_id)
+            if deal is None:
+                log.warning("verify: no deal %s", deal_id, extra={"deal_id": deal_id})
+                return None
+            if deal.state == State.ON_HOLD and not self._hold_over(deal):
+                return deal  # a stray retry: the hold ends when its time comes, not before
+            try:
+                if deal.state in (State.SUBMITTED, State.ON_HOLD):
+                    deal = self._move(
+                        deal, State.VERIFYING, actor=WORKER, event="verification_started"
+                    )
+                if deal.state == State.VERIFYING:
+                    deal = self._check(deal)
+                if deal.state == State.ROUTING:
+                    return self._route(deal)
+                return deal
+            except VersionConflict:
+                continue  # someone else moved it: re-read and carry on from where it is now
+        return self.store.get(deal_id)
+
+    def _check(self, deal: Deal) -> Deal:
+        app = deal.application
+        today = self.clock().date()
+        facts = self.insurer.cover_facts(app)
+        verdict = verify_cover(app, facts, today)
+        whitelist = whitelist_status(self.reference.whitelists_of(app.exporter_uscc), today)
+        # Only failures are stored; check_results() derives the full table from them.
+        changes = {"failures": verdict.failures, "whitelist": whitelist.to_wire()}
+        if verdict.warnings:
+            changes["warnings"] = verdict.warnings
+        if not verdict.passed:
+            return self._move(
+                deal,
+                State.REJECTED,
+                actor=WORKER,
+                event="rejected",
+                reasons=verdict.reasons,
+                changes={**changes, "reasons": verdict.reasons},
+            )
+        limit = verdict.limit
+        assert limit is not None  # a passed verdict has found a limit
+        policy = facts.policy
+        assert policy is not None
+        insured = quantize(app.invoice_total * policy.coverage_ratio)
+        reserve = Ops().reserve(
+            limit.limit_id, deal.id, to_cents(app.invoice_total), to_cents(limit.amount)
+        )
+        notes = [] if whitelist.whitelisted else [str(whitelist.reason)]
+        notes += [w["code"] for w in verdict.warnings]
+        try:
+            return self._move(
+                deal,
+                State.ROUTING,
+                actor=WORKER,
+                event="verified",
+                reasons=notes,
+                changes={
+                    **changes,
+                    "limit_id": limit.limit_id,
+                    "reserved_amount": app.invoice_total,
+                    "insured_amount": insured,
+                    "coverage_ratio": str(policy.coverage_ratio),
+                    "max_credit_days": policy.max_credit_days,
+                },
+                ops=reserve,
+            )
+        except LimitExhausted:
+            room = from_cents(
+                max(to_cents(limit.amount) - self.store.reserved_cents(limit.limit_id), 0)
+            )
+            failure = {
+                "invoice": "*",
+                "check": LIMIT_ROOM_CHECK,
+                "reason": str(Reason.LIMIT_INSUFFICIENT),
+                "available": str(room),
+            }
+            reasons = [str(Reason.LIMIT_INSUFFICIENT)]
+            return self._move(
+                deal,
+                State.REJECTED,
+                actor=WORKER,
+                event="rejected",
+                reasons=reasons,
+                changes={**changes, "failures": [failure], "reasons": reasons},
+            )
+
+    def hold(self, deal_id: str, why: str = str(Reason.INSURER_UNAVAILABLE)) -> Deal | None:
+        """Park a deal whose verification cannot finish now; the sweeper retries it when
+        ``hold_retry_seconds`` have passed, and nothing resumes it earlier."""
+        for _ in range(5):
+            deal = self.store.get(deal_id)
+            if deal is None or deal.state not in (State.SUBMITTED, State.VERIFYING):
+                return deal
+            until = self.clock() + timedelta(seconds=self.settings.hold_retry_seconds)
+            try:
+                if deal.state == State.SUBMITTED:
+                    deal = self._move(
+                        deal, State.VERIFYING, actor=WORKER, event="verification_started"
+                    )
+                return self._move(
+                    deal,
+                    State.ON_HOLD,
+                    actor=WORKER,
+                    event="on_hold",
+                    reasons=[why],
+                    changes={"hold_reason": why, "hold_until": until},
+                    due=until,
+                )
+            except VersionConflict:
+                continue
+        return self.store.get(deal_id)
+
+    def _hold_over(self, deal: Deal) -> bool:
+        until = deal.fields.get("hold_until")
+        return not until or datetime.fromisoformat(until) <= self.clock()
+
+    def expect_retry(self, deal_id: str, delay_seconds: float) -> None:
+        """A verification will be retried in ``delay_seconds``: keep the stranded-deal sweep
+        from starting a second one meanwhile."""
+        due = self.clock() + timedelta(seconds=delay_seconds + self.settings.stale_after_seconds)
+        deal = self.store.get(deal_id)
+        if deal is not None and deal.state in (State.SUBMITTED, State.VERIFYING):
+            self.store.defer(keys.by_state(deal.state), deal_id, deal.version, due)

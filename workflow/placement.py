@@ -1,0 +1,249 @@
+"""Placement: offer a deal to one bank at a time; its decision or cancellation; withdrawal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from workflow import keys
+from workflow.deal import Deal
+from workflow.errors import (
+    AlreadyApproved,
+    DealNotFound,
+    InvalidDecision,
+    WrongState,
+)
+from workflow.money import quantize
+from workflow.reasons import Reason
+from workflow.routing import RoutingInput, next_offer
+from workflow.states import TERMINAL, State, sources_of
+from workflow.steps import WORKER, Steps
+from workflow.store import (
+    Ops,
+    VersionConflict,
+    epoch_seconds,
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    approve: bool
+    officer: str
+    amount: Decimal | None = None
+    annual_rate: Decimal | None = None
+    reason: str | None = None
+
+
+class Placement(Steps):
+    """Routing, the bank decision and its cancellation, the exporter withdrawal."""
+
+    # --- route -------------------------------------------------------------------------------
+
+    def route(self, deal_id: str) -> Deal | None:
+        """Offer a deal in ``routing`` to the next eligible bank, or end it ``unplaced``."""
+        for _ in range(5):
+            deal = self.store.get(deal_id)
+            if deal is None or deal.state != State.ROUTING:
+                return deal
+            try:
+                return self._route(deal)
+            except VersionConflict:
+                continue
+        return self.store.get(deal_id)
+
+    def _route(self, deal: Deal) -> Deal:
+        now = self.clock()
+        app = deal.application
+        whitelist = deal.get("whitelist", {})
+        routing_input = RoutingInput(
+            currency=app.currency,
+            requested_amount=app.requested_amount,
+            insured_amount=deal.decimal("insured_amount") or Decimal(0),
+            latest_due=max(inv.due_date for inv in app.invoices),
+            today=now.date(),
+            whitelisted=bool(whitelist.get("whitelisted")),
+            max_credit_days=int(deal.fields.get("max_credit_days") or 180),
+        )
+        offered = deal.offered_banks
+        offer, passed_over = next_offer(self.reference.banks(), routing_input, offered)
+        notes = {**deal.get("routing_notes", {}), **passed_over}
+        if offer is None:
+            reasons = [str(Reason.NO_ELIGIBLE_BANK)]
+            return self._move(
+                deal,
+                State.UNPLACED,
+                actor=WORKER,
+                event="unplaced",
+                reasons=reasons,
+                changes={
+                    "reasons": reasons,
+                    "routing_notes": notes,
+                    "bank_id": None,
+                    "deadline": None,
+                },
+            )
+        deadline = now + timedelta(hours=float(offer.decision_hours))
+        ops = Ops()
+        ops.zadd(keys.deadlines(), epoch_seconds(deadline), deal.id)
+        ops.zadd(keys.bank_queue(offer.bank_id), epoch_seconds(deadline), deal.id)
+        ops.zadd(keys.by_bank(offer.bank_id), epoch_seconds(now), deal.id)
+        return self._move(
+            deal,
+            State.PENDING_BANK,
+            actor=WORKER,
+            event="offered_to_bank",
+            due=deadline,
+            changes={
+                "bank_id": offer.bank_id,
+                "offered_banks": [*offered, offer.bank_id],
+                "pricing": offer.to_wire(),
+                "eligible_amount": offer.amount,
+                "deadline": deadline,
+                "routing_notes": notes,
+            },
+            ops=ops,
+        )
+
+    # --- bank decision -----------------------------------------------------------------------
+
+    def decide(self, deal_id: str, bank_id: str, decision: Decision) -> Deal:
+        """A bank's approve or decline of a deal it holds. Raises DealNotFound / WrongState."""
+        deal = self._held_by(deal_id, bank_id)
+        if deal.state != State.PENDING_BANK:
+            raise WrongState(
+                f"deal {deal_id} is {deal.state}, not pending your decision", state=str(deal.state)
+            )
+        deadline = deal.fields.get("deadline")
+        if deadline and datetime.fromisoformat(deadline) <= self.clock():
+            # Past the deadline the deal belongs to the next bank, even before the sweep runs.
+            raise WrongState(
+                f"the decision deadline for deal {deal_id} has passed", state=str(deal.state)
+            )
+        actor = f"bank:{bank_id}:{decision.officer}"
+        record = {
+            "bank_id": bank_id,
+            "officer": decision.officer,
+            "decision": "approve" if decision.approve else "decline",
+        }
+        try:
+            if decision.approve:
+                offered = deal.decimal("eligible_amount") or Decimal(0)
+                amount = decision.amount if decision.amount is not None else offered
+                if amount <= 0 or amount > offered:
+                    raise InvalidDecision(
+                        "amount", f"must be more than 0 and at most the financeable {offered}"
+                    )
+                rate = decision.annual_rate
+                if rate is None:
+                    rate = Decimal(deal.get("pricing", {}).get("annual_rate", "0"))
+                record.update(amount=str(quantize(amount)), annual_rate=str(rate))
+                return self._move(
+                    deal,
+                    State.APPROVED,
+                    actor=actor,
+                    event="approved",
+                    changes={
+                        "approved_amount": amount,
+                        "annual_rate": str(rate),
+                        "decision": record,
+                        "deadline": None,
+                    },
+                )
+            record["reason"] = decision.reason or ""
+            return self._move(
+                deal,
+                State.ROUTING,
+                actor=actor,
+                event="declined",
+                reasons=[str(Reason.BANK_DECLINED)],
+                changes={"decision": record, "bank_id": None, "deadline": None},
+            )
+        except VersionConflict as exc:
+            raise WrongState(
+                f"deal {deal_id} changed while you decided; reload it", state=exc.state
+            ) from exc
+
+    # --- withdraw ----------------------------------------------------------------------------
+
+    def withdraw(self, deal_id: str, exporter_uscc: str, note: str | None = None) -> Deal:
+        """The exporter withdraws the application, at any state before a bank approves it."""
+        for _ in range(5):
+            deal = self.store.get(deal_id)
+            if deal is None or deal.fields.get("exporter_uscc") != exporter_uscc:
+                raise DealNotFound(f"no deal {deal_id} for this exporter")
+            if deal.state == State.WITHDRAWN:
+                return deal
+            if deal.state not in _withdrawable():
+                if deal.state not in TERMINAL:
+                    # Approved (and later): the bank may have paid; only it can cancel.
+                    raise AlreadyApproved(
+                        f"deal {deal_id} is {deal.state}: the bank has approved it, so only "
+                        "the approving bank can cancel it",
+                        state=str(deal.state),
+                    )
+                raise WrongState(
+                    f"a deal in {deal.state} can no longer be withdrawn", state=str(deal.state)
+                )
+            reasons = [str(Reason.WITHDRAWN_BY_EXPORTER)]
+            try:
+                return self._move(
+                    deal,
+                    State.WITHDRAWN,
+                    actor=f"exporter:{exporter_uscc}",
+                    event="withdrawn",
+                    reasons=reasons,
+                    changes={
+                        "reasons": reasons,
+                        "deadline": None,
+                        **({"withdraw_note": note} if note else {}),
+                    },
+                )
+            except VersionConflict:
+                continue  # a worker moved it meanwhile: withdraw from its new state
+        raise WrongState(f"deal {deal_id} is changing too fast; try again")
+
+    def cancel_approval(self, deal_id: str, bank_id: str, officer: str, reason: str) -> Deal:
+        """The approving bank cancels its approval before disbursement: the limit reservation
+        and the receivable locks are released in the same atomic step. Repeating it (a double
+        click, a client retry) returns the cancelled deal."""
+        for _ in range(5):
+            deal = self._held_by(deal_id, bank_id)
+            if deal.state == State.CANCELLED:
+                return deal
+            if deal.state != State.APPROVED:
+                raise WrongState(
+                    f"deal {deal_id} is {deal.state}, not approved by your bank",
+                    state=str(deal.state),
+                )
+            reasons = [str(Reason.APPROVAL_CANCELLED_BY_BANK)]
+            try:
+                return self._move(
+                    deal,
+                    State.CANCELLED,
+                    actor=f"bank:{bank_id}:{officer}",
+                    event="approval_cancelled",
+                    reasons=reasons,
+                    changes={
+                        "reasons": reasons,
+                        "cancellation": {"bank_id": bank_id, "officer": officer, "reason": reason},
+                    },
+                )
+            except VersionConflict:
+                continue  # re-read: a repeat of this cancel landed first, or the deal moved
+        raise WrongState(f"deal {deal_id} is changing too fast; try again")
+
+    def _held_by(self, deal_id: str, bank_id: str) -> Deal:
+        """The deal if ``bank_id`` holds it (pending its decision, or approved by it)."""
+        deal = self.store.get(deal_id)
+        if deal is None or bank_id not in deal.offered_banks:
+            raise DealNotFound(f"no deal {deal_id} was routed to bank {bank_id}")
+        if deal.bank_id != bank_id:
+            # What became of the deal after this bank's offer ended is none of its business:
+            # the answer is the same whatever happened since.
+            raise WrongState(f"deal {deal_id} is no longer with your bank")
+        return deal
+
+
+def _withdrawable() -> frozenset[State]:
+    return sources_of(State.WITHDRAWN)

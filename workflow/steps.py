@@ -1,0 +1,97 @@
+"""What every step of the pipeline shares: one atomic move of a deal with its index changes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from workflow import keys
+from workflow.deal import Deal
+from workflow.gateway import InsurerGateway
+from workflow.reference import ReferenceRepository
+from workflow.settings import Settings
+from workflow.states import TERMINAL, WORKER_OWNED, State
+from workflow.store import (
+    DealStore,
+    Ops,
+    index_ops,
+)
+
+log = logging.getLogger("xinbao.workflow")
+
+WORKER = "worker"
+SWEEPER = "sweeper"
+
+
+class Steps:
+    """The base of the pipeline stages; ``workflow.pipeline.Workflow`` holds the parts."""
+
+    store: DealStore
+    reference: ReferenceRepository
+    insurer: InsurerGateway
+    settings: Settings
+    clock: Callable[[], datetime]
+
+    # --- index bookkeeping that goes with every transition ------------------------------------
+
+    def _ops(self, deal: Deal, new: State, now: datetime, due: datetime | None, ops: Ops) -> Ops:
+        old = deal.state
+        if due is None and new in WORKER_OWNED:
+            due = now + timedelta(seconds=self.settings.stale_after_seconds)
+        index_ops(deal, new, now, due, ops)
+        if old == State.PENDING_BANK and new != State.PENDING_BANK:
+            ops.zrem(keys.deadlines(), deal.id)
+            if deal.bank_id:
+                ops.zrem(keys.bank_queue(deal.bank_id), deal.id)
+        if new in TERMINAL:
+            limit_id = deal.fields.get("limit_id")
+            if limit_id:
+                ops.release(limit_id, deal.id)
+            app = deal.application
+            for inv in app.invoices:
+                ops.unlock(keys.receivable(app.exporter_uscc, app.buyer.code, inv.number), deal.id)
+        return ops
+
+    def _move(
+        self,
+        deal: Deal,
+        new: State,
+        *,
+        actor: str,
+        event: str,
+        reasons: list[str] | None = None,
+        changes: dict | None = None,
+        due: datetime | None = None,
+        ops: Ops | None = None,
+    ) -> Deal:
+        now = self.clock()
+        all_ops = self._ops(deal, new, now, due, ops or Ops())
+        if new in TERMINAL and deal.fields.get("reserved_amount"):
+            # _ops releases the reservation: the deal no longer claims one.
+            changes = {**(changes or {}), "reserved_amount": None}
+        moved = self.store.transition(
+            deal,
+            new,
+            actor=actor,
+            event=event,
+            reasons=reasons,
+            changes=changes,
+            ops=all_ops,
+            now=now,
+        )
+        log.info(
+            "deal %s %s -> %s",
+            deal.id,
+            deal.state,
+            new,
+            extra={
+                "deal_id": deal.id,
+                "from_state": str(deal.state),
+                "to_state": str(new),
+                "event": event,
+                "actor": actor,
+                "reasons": reasons or [],
+            },
+        )
+        return moved
