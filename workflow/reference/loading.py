@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -109,12 +110,8 @@ def _write(
 ) -> None:
     """Queue the whole load: removals of what the file no longer names, then the upserts."""
     if "policies" in sections:
-        names = {p.policy_no for p in data.policies}
-        for gone in sorted(before[keys.policies()] - names):
-            pipe.delete(keys.policy(gone))
-        for p in data.policies:
-            pipe.set(keys.policy(p.policy_no), _encode(p))
-        _replace_registry(pipe, keys.policies(), names)
+        by_name = {p.policy_no: p for p in data.policies}
+        _replace_records(pipe, before, keys.policies(), keys.policy, by_name)
     if "limits" in sections:
         ids = {lim.limit_id for lim in data.limits}
         # Reservations (xb:limit:{id}:...) belong to live deals and stay; only the record goes.
@@ -164,16 +161,24 @@ def _write(
                 pipe.sadd(keys.whitelist_members(w.programme), *w.members)
         _replace_registry(pipe, keys.whitelists(), programmes)
     if "banks" in sections:
-        bank_ids = {b.bank_id for b in data.banks}
-        for gone in sorted(before[keys.banks()] - bank_ids):
-            pipe.delete(keys.bank(gone))
-        for b in data.banks:
-            pipe.set(keys.bank(b.bank_id), _encode(b))
-        _replace_registry(pipe, keys.banks(), bank_ids)
+        by_name = {b.bank_id: b for b in data.banks}
+        _replace_records(pipe, before, keys.banks(), keys.bank, by_name)
     if "exporters" in sections:
-        usccs = {e.uscc for e in data.exporters}
-        for gone in sorted(before[keys.exporters()] - usccs):
-            pipe.delete(keys.exporter(gone))
-        for e in data.exporters:
-            pipe.set(keys.exporter(e.uscc), _encode(e))
-        _replace_registry(pipe, keys.exporters(), usccs)
+        by_name = {e.uscc: e for e in data.exporters}
+        _replace_records(pipe, before, keys.exporters(), keys.exporter, by_name)
+
+
+def _replace_records(
+    pipe: Any,
+    before: dict[str, set[str]],
+    registry: str,
+    key_of: Callable[[str], str],
+    records: dict[str, Any],
+) -> None:
+    """Queue the replacement of a section of one key per record: what the file no longer
+    names is deleted, every record written, the registry set to exactly the file's names."""
+    for gone in sorted(before[registry] - records.keys()):
+        pipe.delete(key_of(gone))
+    for name, record in records.items():
+        pipe.set(key_of(name), _encode(record))
+    _replace_registry(pipe, registry, set(records))
