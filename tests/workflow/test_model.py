@@ -1,0 +1,681 @@
+"""A state-level model test: random interleavings of every workflow step on a real Redis.
+
+A Hypothesis ``RuleBasedStateMachine`` drives several deals at once through submit (with and
+without an Idempotency-Key, sometimes reusing one), verify, hold, route, bank decisions (by the
+holding bank and by a wrong one), withdrawal, the approving bank's cancellation, the deadline
+and stranded-deal sweeps and clock moves. Invoice numbers come from a small pool and amounts
+fill the buyer limit, so receivable collisions and limit exhaustion happen. Actors also act on
+stale reads: old snapshots replayed straight into the store, and the real steps fed an old
+read once. After every step the invariants of DESIGN.md are checked against Redis itself.
+
+``XINBAO_MODEL_EXAMPLES`` / ``XINBAO_MODEL_STEPS`` run it longer (and randomised with
+``XINBAO_MODEL_RANDOM=1``) than the deterministic run ``make test`` ships.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import HealthCheck, settings
+from hypothesis import event as hypothesis_event
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from tests.conftest import DEMO_FILE, dongfang_application, make_application
+from workflow import keys, pipeline
+from workflow.deal import Deal, rebuild
+from workflow.money import to_cents
+from workflow.pipeline import (
+    AlreadyApproved,
+    DealNotFound,
+    Decision,
+    IdempotencyKeyReused,
+    Workflow,
+    WorkflowError,
+    WrongState,
+)
+from workflow.states import TERMINAL, TRANSITIONS, WORKER_OWNED, State
+from workflow.store import StoreError, VersionConflict, epoch_seconds
+
+pytestmark = pytest.mark.redis
+
+S = State
+EXAMPLES = int(os.environ.get("XINBAO_MODEL_EXAMPLES") or 60)
+STEPS = int(os.environ.get("XINBAO_MODEL_STEPS") or 40)
+RANDOM = os.environ.get("XINBAO_MODEL_RANDOM") == "1"
+
+_DEMO = json.loads(DEMO_FILE.read_text(encoding="utf-8"))
+LIMIT_CENTS = {lim["limit_id"]: to_cents(Decimal(lim["amount"])) for lim in _DEMO["limits"]}
+BANKS = sorted(b["bank_id"] for b in _DEMO["banks"])
+
+# Haixin's declared invoices to DE-0001 (limit USD 500,000) and Dongfang's to GB-0007 (EUR
+# 300,000): a small pool, so the same receivable is asked for again and the limits fill up.
+HX_POOL = ("INV-HX-1001", "INV-HX-1002", "INV-HX-1003", "INV-HX-1004")
+DF_POOL = ("INV-DF-3001", "INV-DF-3002")
+AMOUNTS = ("100000.00", "150000.00", "200000.00")
+
+NON_TERMINAL = [s for s in State if s not in TERMINAL]
+# States in which a deal holds its buyer-limit reservation (routing on: verified, not ended).
+RESERVING = frozenset({S.ROUTING, S.PENDING_BANK, S.APPROVED, S.DISBURSED, S.OVERDUE,
+                       S.CLAIM_FILED})
+# Where an approval may lead. Written out here, not taken from TRANSITIONS, so that a table
+# that lets an approved deal slip out another way is caught.
+AFTER_APPROVAL = frozenset({S.APPROVED, S.DISBURSED, S.REPAID, S.OVERDUE, S.CLAIM_FILED,
+                            S.INDEMNIFIED, S.CLAIM_REJECTED})
+EXPECTED = (WorkflowError, StoreError)
+
+# Filled by the machine: how many examples ran and the first that failed (reported on failure).
+STATS: dict[str, Any] = {"examples": 0, "first_failure": None, "events": Counter()}
+_labels: set[str] = set()  # what the current example has seen
+
+
+def event(label: str) -> None:
+    """Hypothesis's ``event``, also counted here: the examples that reached each situation
+    (printed by the test, ``pytest -s``), to see the rules reach what they are meant to."""
+    hypothesis_event(label)
+    if label not in _labels:
+        _labels.add(label)
+        STATS["events"][label] += 1
+_ids: Iterator[int] = itertools.count(1)
+
+
+def model_deal_id() -> str:
+    """Deterministic deal ids (the real ones are random): the same rules give the same run."""
+    return f"m{next(_ids):04d}"
+
+
+def receivables(fields: dict[str, str]) -> list[str]:
+    buyer = json.loads(fields["buyer"])["code"]
+    return [keys.receivable(fields["exporter_uscc"], buyer, inv["number"])
+            for inv in json.loads(fields["invoices"])]
+
+
+def fail(message: str) -> None:
+    if STATS["first_failure"] is None:
+        STATS["first_failure"] = STATS["examples"]
+    raise AssertionError(message)
+
+
+def check(condition: object, message: str | Callable[[], str]) -> None:
+    if not condition:
+        fail(message() if callable(message) else message)
+
+
+class DealModel(RuleBasedStateMachine):
+    """Deals on one private Redis, driven by random steps; its invariants are DESIGN.md's."""
+
+    def __init__(self, client: redis.Redis, make_workflow: Callable[..., Workflow]):
+        super().__init__()
+        global _ids
+        STATS["examples"] += 1
+        _labels.clear()
+        _ids = itertools.count(1)
+        client.flushdb()
+        self.r = client
+        self.wf = make_workflow(client)
+        self.ids: list[str] = []  # every deal created, in order
+        self.seen: dict[str, tuple[int, dict[str, str]]] = {}  # deal -> last version and hash
+        self.snapshots: dict[str, dict[int, Deal]] = {}  # deal -> version -> the deal as read
+        self.idem: dict[tuple[str, str], tuple[str, str]] = {}  # (uscc, key) -> (digest, deal)
+        self.apps: dict[tuple[str, str], Any] = {}  # (uscc, key) -> the application sent
+        self.ever_approved: dict[str, str] = {}  # deal -> approving bank
+        self.cancelled_by_bank: set[str] = set()
+        self.financed: dict[str, str] = {}  # receivable -> the approved deal financing it
+
+    def teardown(self) -> None:
+        self.r.flushdb()
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def everything(self) -> dict[str, Any]:
+        """Every key Xinbao writes outside reference data, with its value."""
+        names = sorted(k for k in self.r.keys(f"{keys.P}*") if not k.startswith(f"{keys.P}ref:"))
+        pipe = self.r.pipeline(transaction=False)
+        for name in names:
+            pipe.type(name)
+        kinds = pipe.execute()
+        read = {
+            "hash": lambda p, k: p.hgetall(k),
+            "list": lambda p, k: p.lrange(k, 0, -1),
+            "zset": lambda p, k: p.zrange(k, 0, -1, withscores=True),
+            "string": lambda p, k: p.get(k),
+            "set": lambda p, k: p.smembers(k),
+        }
+        for name, kind in zip(names, kinds, strict=True):
+            read[kind](pipe, name)
+        return dict(zip(names, pipe.execute(), strict=True))
+
+    def unchanged(self, before: dict[str, Any], what: str) -> None:
+        after = self.everything()
+        if after != before:
+            changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+            fail(f"{what} changed {changed}")
+
+    def feed_stale_read(self, deal_id: str, stale: Deal) -> None:
+        """The next ``wf.store.get(deal_id)`` returns ``stale``, once (a page loaded earlier)."""
+        store = self.wf.store
+        real_get = type(store).get.__get__(store)
+
+        def get(wanted: str) -> Deal | None:
+            if wanted == deal_id:
+                del store.get
+                return Deal(dict(stale.fields))
+            return real_get(wanted)
+
+        store.get = get
+
+    def stop_feeding(self) -> None:
+        self.wf.store.__dict__.pop("get", None)
+
+    def approved_now(self, deal: Deal) -> None:
+        self.ever_approved.setdefault(deal.id, deal.bank_id or "")
+        for recv in receivables(deal.fields):
+            other = self.financed.get(recv)
+            check(other in (None, deal.id),
+                  f"{recv} financed twice: deal {deal.id} approved while {other}'s approval "
+                  "was never cancelled by its bank")
+            self.financed[recv] = deal.id
+
+    # --- choosing deals ---------------------------------------------------------------------------
+
+    def choose(self, pick: int, states: frozenset[State] | None = None) -> Deal | None:
+        """A deal in one of ``states`` if there is one (else any deal): steps mostly meet deals
+        they can act on, and sometimes deals they must refuse."""
+        deals = self.wf.store.get_many(self.ids)
+        wanted = [d for d in deals if states is None or d.state in states]
+        pool = wanted or deals
+        return pool[pick % len(pool)] if pool else None
+
+    def choose_stale(self, pick: int, stale_pick: int) -> tuple[Deal, Deal] | None:
+        """A deal and one of its earlier reads, older than it is now."""
+        candidates = []
+        for deal in self.wf.store.get_many(self.ids):
+            old = [d for v, d in sorted(self.snapshots.get(deal.id, {}).items())
+                   if v < deal.version]
+            if old:
+                candidates.append((deal, old))
+        if not candidates:
+            return None
+        deal, old = candidates[pick % len(candidates)]
+        # Prefer a read in the state the deal is in now: an ABA, where only the version differs.
+        same = [d for d in old if d.state == deal.state]
+        pool = same if same and stale_pick % 2 == 0 else old
+        return deal, Deal(dict(pool[(stale_pick // 2) % len(pool)].fields))
+
+    def bank_for(self, deal: Deal, holder: bool, other: int) -> str:
+        if holder and deal.bank_id:
+            return deal.bank_id
+        wrong = [b for b in BANKS if b != deal.bank_id]
+        return wrong[other % len(wrong)]
+
+    # --- submit -------------------------------------------------------------------------------
+
+    def _submit(self, app: Any, key: str | None) -> None:
+        uscc = app.exporter_uscc
+        known = self.idem.get((uscc, key)) if key else None
+        try:
+            done = self.wf.submit(app, idempotency_key=key)
+        except IdempotencyKeyReused:
+            event("submit: Idempotency-Key reused")
+            check(known and known[0] != app.fingerprint(),
+                  f"key {key} refused as reused, but it was not used for another request")
+            return
+        except EXPECTED as exc:
+            event(f"submit: {type(exc).__name__}")
+            return
+        deal = done.deal
+        if known:
+            event("submit: replayed")
+            check(done.replayed and deal.id == known[1] and known[0] == app.fingerprint(),
+                  f"key {key} (used by {known[1]}) gave {deal.id}, replayed={done.replayed}")
+            return
+        check(not done.replayed, f"a fresh key {key} replayed {deal.id}")
+        self.ids.append(deal.id)
+        if key:
+            self.idem[(uscc, key)] = (app.fingerprint(), deal.id)
+            self.apps[(uscc, key)] = app
+
+    @initialize(
+        opening=st.lists(st.tuples(st.sampled_from(HX_POOL), st.sampled_from(AMOUNTS),
+                                   st.booleans()), min_size=1, max_size=4)
+    )
+    def opening_deals(self, opening):
+        """Every run starts with a few submissions, some already verified and placed."""
+        for number, amount, verified in opening:
+            self._submit(make_application(number=number, amount=amount,
+                                          requested_amount="60000.00"), None)
+            if verified and self.ids:
+                with suppress(*EXPECTED):
+                    self.wf.verify(self.ids[-1])
+
+    @rule(
+        picks=st.lists(st.sampled_from(HX_POOL), min_size=1, max_size=2, unique=True),
+        amount=st.sampled_from(AMOUNTS),
+        key=st.one_of(st.none(), st.sampled_from(["k1", "k2", "k3"])),
+    )
+    def submit(self, picks, amount, key):
+        invoices = [{"number": number, "amount": amount} for number in picks]
+        self._submit(make_application(invoices=invoices, requested_amount="60000.00"), key)
+
+    @rule(number=st.sampled_from(DF_POOL), amount=st.sampled_from(AMOUNTS),
+          key=st.one_of(st.none(), st.just("k1")))
+    def submit_other_exporter(self, number, amount, key):
+        self._submit(dongfang_application(number=number, amount=amount), key)
+
+    @rule(pick=st.integers(0, 100))
+    def retry_submit(self, pick):
+        """The client retries a submission with the same Idempotency-Key and body."""
+        if self.apps:
+            (_, key), app = sorted(self.apps.items())[pick % len(self.apps)]
+            self._submit(app, key)
+
+    # --- worker steps ---------------------------------------------------------------------------
+
+    @rule(pick=st.integers(0, 100))
+    def verify(self, pick):
+        deal = self.choose(pick, frozenset({S.SUBMITTED, S.VERIFYING, S.ON_HOLD}))
+        if deal:
+            with suppress(*EXPECTED):
+                self.wf.verify(deal.id)
+
+    @rule(pick=st.integers(0, 100))
+    def hold(self, pick):
+        deal = self.choose(pick, frozenset({S.SUBMITTED, S.VERIFYING}))
+        if deal:
+            with suppress(*EXPECTED):
+                self.wf.hold(deal.id)
+
+    @rule(pick=st.integers(0, 100))
+    def route(self, pick):
+        deal = self.choose(pick, frozenset({S.ROUTING}))
+        if deal:
+            with suppress(*EXPECTED):
+                self.wf.route(deal.id)
+
+    @rule(delta=st.sampled_from([timedelta(seconds=31), timedelta(seconds=61),
+                                 timedelta(hours=1), timedelta(hours=25), timedelta(hours=49)]))
+    def advance_clock(self, delta):
+        self.wf.clock.advance(seconds=delta.total_seconds())
+
+    @rule()
+    def sweep_deadlines(self):
+        self.wf.expire_deadlines()
+
+    def _redispatch(self, found: list[tuple[str, State]]) -> None:
+        for deal_id, state in found:  # as tasks.pipeline.sweep_stranded does
+            with suppress(*EXPECTED):
+                if state == S.ROUTING:
+                    self.wf.route(deal_id)
+                else:
+                    self.wf.verify(deal_id)
+
+    @rule()
+    def sweep_stranded(self):
+        self._redispatch(self.wf.stranded())
+
+    # --- people -----------------------------------------------------------------------------
+
+    @rule(pick=st.integers(0, 100), approve=st.booleans(),
+          holder=st.sampled_from([True, True, True, False]), other=st.integers(0, 2))
+    def decide(self, pick, approve, holder, other):
+        deal = self.choose(pick, frozenset({S.PENDING_BANK}))
+        if deal is None:
+            return
+        bank = self.bank_for(deal, holder, other)
+        decision = Decision(approve, "officer-1", reason=None if approve else "no appetite")
+        before = self.everything()
+        try:
+            moved = self.wf.decide(deal.id, bank, decision)
+        except EXPECTED as exc:
+            event(f"decide: {type(exc).__name__} ({'holder' if bank == deal.bank_id else 'other'})")
+            self.unchanged(before, f"a refused decision by {bank} on {deal.id}")
+            return
+        check(bank == deal.bank_id and deal.state == S.PENDING_BANK,
+              f"{bank} decided {deal.id} it does not hold ({deal.state} at {deal.bank_id})")
+        event(f"decide: {moved.state}")
+        if moved.state == S.APPROVED:
+            self.approved_now(moved)
+
+    @rule(pick=st.integers(0, 100), own=st.sampled_from([True, True, True, False]))
+    def withdraw(self, pick, own):
+        deal = self.choose(pick, frozenset(NON_TERMINAL))
+        if deal is None:
+            return
+        uscc = deal.fields["exporter_uscc"] if own else "91110000MA00000000"
+        before = self.everything()
+        try:
+            self.wf.withdraw(deal.id, uscc, note="changed our mind")
+        except EXPECTED as exc:
+            if isinstance(exc, AlreadyApproved):
+                event("withdraw: ALREADY_APPROVED")
+            self.unchanged(before, f"a refused withdrawal of {deal.id}")
+            return
+        check(own, f"another exporter withdrew {deal.id}")
+        check(deal.state != S.APPROVED,
+              f"the exporter withdrew {deal.id} after bank {deal.bank_id} approved it")
+
+    @rule(pick=st.integers(0, 100), holder=st.sampled_from([True, True, True, False]),
+          other=st.integers(0, 2))
+    def cancel_approval(self, pick, holder, other):
+        deal = self.choose(pick, frozenset({S.APPROVED}))
+        if deal is None:
+            return
+        bank = self.bank_for(deal, holder, other)
+        before = self.everything()
+        try:
+            moved = self.wf.cancel_approval(deal.id, bank, "officer-2", "client credit review")
+        except EXPECTED:
+            self.unchanged(before, f"a refused cancellation by {bank} of {deal.id}")
+            return
+        check(moved.state == S.CANCELLED and deal.state in (S.APPROVED, S.CANCELLED)
+              and deal.bank_id == bank, f"{bank} cancelled {deal.id} ({deal.state})")
+        if deal.state == S.APPROVED:
+            event("approval cancelled by the bank")
+            self.cancelled_by_bank.add(deal.id)
+            for recv in receivables(deal.fields):
+                if self.financed.get(recv) == deal.id:
+                    del self.financed[recv]
+
+    # --- stale reads ----------------------------------------------------------------------------
+
+    @rule(pick=st.integers(0, 100), stale_pick=st.integers(0, 100),
+          target_pick=st.integers(0, 10), through_move=st.booleans())
+    def replay_stale_write(self, pick, stale_pick, target_pick, through_move):
+        """An actor writes from an old read straight into the store: a conflict, no change."""
+        chosen = self.choose_stale(pick, stale_pick)
+        if chosen is None or not TRANSITIONS[chosen[1].state]:
+            return
+        deal, stale = chosen
+        targets = sorted(TRANSITIONS[stale.state])
+        new = targets[target_pick % len(targets)]
+        before = self.everything()
+        try:
+            if through_move:
+                self.wf._move(stale, new, actor="stale", event="stale_replay")
+            else:
+                self.wf.store.transition(stale, new, actor="stale", event="stale_replay",
+                                         now=self.wf.clock())
+        except VersionConflict:
+            event(f"stale write refused ({'ABA' if deal.state == stale.state else 'moved on'})")
+            self.unchanged(before, f"a refused stale write on {deal.id}")
+            return
+        fail(f"a write on {deal.id} (v{deal.version}, {deal.state}) from its v{stale.version} "
+             f"read ({stale.state} -> {new}) was accepted")
+
+    @rule(pick=st.integers(0, 100), stale_pick=st.integers(0, 100), approve=st.booleans())
+    def decide_on_stale_page(self, pick, stale_pick, approve):
+        """An officer decides from a page loaded earlier: refused, nothing changes."""
+        chosen = self.choose_stale(pick, stale_pick)
+        if chosen is None:
+            return
+        deal, stale = chosen
+        bank = stale.bank_id or BANKS[0]
+        before = self.everything()
+        self.feed_stale_read(deal.id, stale)
+        try:
+            self.wf.decide(deal.id, bank, Decision(approve, "stale-officer", reason="old page"))
+        except (WrongState, DealNotFound, VersionConflict):
+            if stale.state == S.PENDING_BANK:
+                event("stale decision refused")
+            self.unchanged(before, f"a refused stale decision on {deal.id}")
+            return
+        finally:
+            self.stop_feeding()
+        fail(f"{bank} decided {deal.id} (v{deal.version}, {deal.state}) from its "
+             f"v{stale.version} read ({stale.state})")
+
+    @rule(pick=st.integers(0, 100), stale_pick=st.integers(0, 100))
+    def cancel_on_stale_page(self, pick, stale_pick):
+        chosen = self.choose_stale(pick, stale_pick)
+        if chosen is None:
+            return
+        deal, stale = chosen
+        bank = stale.bank_id or BANKS[0]
+        before = self.everything()
+        self.feed_stale_read(deal.id, stale)
+        try:
+            self.wf.cancel_approval(deal.id, bank, "stale-officer", "old page")
+        except (WrongState, DealNotFound, VersionConflict):
+            pass
+        finally:
+            self.stop_feeding()
+        self.unchanged(before, f"a cancellation of {deal.id} from its v{stale.version} read")
+
+    @rule(pick=st.integers(0, 100), stale_pick=st.integers(0, 100))
+    def deadline_sweep_on_stale_read(self, pick, stale_pick):
+        """A deadline sweep whose read of a due deal is old must not move it."""
+        chosen = self.choose_stale(pick, stale_pick)
+        if chosen is None:
+            return
+        deal, stale = chosen
+        self.feed_stale_read(deal.id, stale)
+        try:
+            self.wf.expire_deadlines()
+        finally:
+            used = "get" not in self.wf.store.__dict__
+            self.stop_feeding()
+        if used:
+            event("deadline sweep on a stale read")
+        after = self.wf.store.get(deal.id)
+        check(after.version == deal.version,
+              f"a deadline sweep moved {deal.id} from its v{stale.version} read")
+
+    @rule(pick=st.integers(0, 100), stale_pick=st.integers(0, 100),
+          step=st.sampled_from(["verify", "route", "hold", "withdraw"]))
+    def worker_step_on_stale_read(self, pick, stale_pick, step):
+        """A redelivered task or the exporter acting on an old read: re-read, carry on."""
+        chosen = self.choose_stale(pick, stale_pick)
+        if chosen is None:
+            return
+        deal, stale = chosen
+        self.feed_stale_read(deal.id, stale)
+        try:
+            if step == "withdraw":
+                self.wf.withdraw(deal.id, stale.fields["exporter_uscc"])
+            else:
+                getattr(self.wf, step)(deal.id)
+        except EXPECTED:
+            pass
+        finally:
+            self.stop_feeding()
+        now = self.wf.store.get(deal.id)
+        if step == "withdraw" and now.state == S.WITHDRAWN:
+            check(deal.state != S.APPROVED,
+                  f"the exporter withdrew {deal.id}, approved, through a stale read")
+
+    @rule(pick=st.integers(0, 100), stale_pick=st.integers(0, 100))
+    def stranded_sweep_on_stale_read(self, pick, stale_pick):
+        """The stranded sweep read an old version: it must not claim the deal."""
+        chosen = self.choose_stale(pick, stale_pick)
+        if chosen is None:
+            return
+        deal, stale = chosen
+        store = self.wf.store
+        real_versions = type(store).versions.__get__(store)
+
+        def versions(ids):
+            return [stale.version if i == deal.id else v
+                    for i, v in zip(ids, real_versions(ids), strict=True)]
+
+        store.versions = versions
+        try:
+            found = self.wf.stranded()
+        finally:
+            del store.versions
+        check(deal.id not in [d for d, _ in found],
+              f"a stranded sweep claimed {deal.id} from its v{stale.version} read")
+        self._redispatch(found)
+
+    # --- invariants -----------------------------------------------------------------------------
+
+    @invariant()
+    def consistent(self):
+        r = self.r
+        indexes = ([keys.by_state(s) for s in State] + [keys.deadlines()]
+                   + [keys.bank_queue(b) for b in BANKS])
+        pipe = r.pipeline(transaction=False)
+        pipe.keys(keys.deal("*"))
+        pipe.keys(keys.receivable("*", "*", "*"))
+        pipe.keys(keys.idempotency("*", "*"))
+        for index in indexes:
+            pipe.zrange(index, 0, -1, withscores=True)
+        for limit_id in LIMIT_CENTS:
+            pipe.hgetall(keys.limit_reservations(limit_id))
+            pipe.get(keys.limit_reserved_total(limit_id))
+        first = pipe.execute()
+        deal_keys = [k for k in first[0] if not k.endswith(":events")]
+        recv_keys, idem_keys = first[1], first[2]
+        indexed = {name: dict(entries)
+                   for name, entries in zip(indexes, first[3:3 + len(indexes)], strict=True)}
+        rest = first[3 + len(indexes):]
+        limits = {lid: (rest[2 * i], int(rest[2 * i + 1] or 0))
+                  for i, lid in enumerate(LIMIT_CENTS)}
+
+        ids = sorted(k[len(keys.deal("")) - 1:-1] for k in deal_keys)
+        pipe = r.pipeline(transaction=False)
+        for deal_id in ids:
+            pipe.hgetall(keys.deal(deal_id))
+            pipe.lrange(keys.events(deal_id), 0, -1)
+        for key in recv_keys + idem_keys:
+            pipe.get(key)
+        second = pipe.execute()
+        deals = {deal_id: second[2 * i] for i, deal_id in enumerate(ids)}
+        events = {deal_id: [json.loads(e) for e in second[2 * i + 1]]
+                  for i, deal_id in enumerate(ids)}
+        holders = dict(zip(recv_keys + idem_keys, second[2 * len(ids):], strict=True))
+
+        expected_reservations: dict[str, dict[str, str]] = {lid: {} for lid in LIMIT_CENTS}
+        live_receivables: dict[str, str] = {}
+        for deal_id, fields in deals.items():
+            log = events[deal_id]
+            version, state = int(fields["version"]), S(fields["state"])
+            # The event log: versions 1..n, the current state its last `to`, the hash rebuilt.
+            check([e["v"] for e in log] == list(range(1, len(log) + 1)),
+                  lambda d=deal_id, log=log: f"{d}: event versions {[e['v'] for e in log]}")
+            check(version == len(log), f"{deal_id}: version {version}, {len(log)} events")
+            check(log and log[-1]["to"] == state, f"{deal_id}: {state}, last event to another")
+            check([e["from"] for e in log] == [None] + [e["to"] for e in log[:-1]],
+                  f"{deal_id}: events do not chain from state to state")
+            rebuilt = rebuild(log)
+            check(rebuilt == fields, lambda d=deal_id, a=rebuilt, b=fields: (
+                f"{d}: the event log does not rebuild the hash: "
+                f"{sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))}"))
+            # The version only grows, and nothing changes without it growing.
+            last = self.seen.get(deal_id)
+            if last:
+                check(version > last[0] or (version == last[0] and fields == last[1]),
+                      f"{deal_id}: v{last[0]} then v{version} with other fields")
+            self.seen[deal_id] = (version, fields)
+            self.snapshots.setdefault(deal_id, {}).setdefault(version, Deal(dict(fields)))
+            event(f"reached {state}")
+            for reason in json.loads(fields.get("reasons") or "[]"):
+                event(f"reason {reason}")
+
+            # Ownership: each non-terminal deal in exactly its own state's index.
+            for index_state in State:
+                inside = deal_id in indexed[keys.by_state(index_state)]
+                should = index_state == state and state not in TERMINAL
+                check(inside == should, f"{deal_id} ({state}) "
+                      f"{'in' if inside else 'missing from'} the {index_state} index")
+            deadline_score = indexed[keys.deadlines()].get(deal_id)
+            queues = {b: indexed[keys.bank_queue(b)].get(deal_id) for b in BANKS}
+            if state == S.PENDING_BANK:
+                due = epoch_seconds(datetime.fromisoformat(fields["deadline"]))
+                check(deadline_score == due,
+                      f"{deal_id} pending at {fields.get('bank_id')}: deadline entry "
+                      f"{deadline_score}, deadline {due}")
+                check(queues == {b: (due if b == fields["bank_id"] else None) for b in BANKS},
+                      f"{deal_id} pending at {fields['bank_id']}: bank queues {queues}")
+            else:
+                check(deadline_score is None and not any(queues.values()),
+                      f"{deal_id} ({state}) left in the deadline schedule or a bank queue")
+            if state in WORKER_OWNED:
+                check(deal_id in indexed[keys.by_state(state)], f"{deal_id} ({state}) unowned")
+
+            # The buyer limit and the receivables.
+            limit_id = fields.get("limit_id")
+            if state in RESERVING and limit_id:
+                expected_reservations[limit_id][deal_id] = str(
+                    to_cents(Decimal(fields["invoice_total"])))
+            if state not in TERMINAL:
+                for recv in receivables(fields):
+                    other = live_receivables.setdefault(recv, deal_id)
+                    check(other == deal_id, f"{recv} in live deals {other} and {deal_id}")
+                    check(holders.get(recv) == deal_id,
+                          f"{recv} of live {deal_id} locked by {holders.get(recv)}")
+
+            # An approval ends only in its bank's cancellation.
+            if state in AFTER_APPROVAL and deal_id not in self.ever_approved:
+                self.approved_now(Deal(dict(fields)))
+            if deal_id in self.ever_approved:
+                check(state in AFTER_APPROVAL
+                      or (state == S.CANCELLED and deal_id in self.cancelled_by_bank),
+                      f"{deal_id}, approved by {self.ever_approved[deal_id]}, is now {state} "
+                      "without that bank cancelling it")
+
+        for limit_id, (held, total) in limits.items():
+            check(held == expected_reservations[limit_id],
+                  f"{limit_id} reservations {held}, live reserving deals "
+                  f"{expected_reservations[limit_id]}")
+            check(total == sum(int(c) for c in held.values()),
+                  f"{limit_id} total {total} != sum of reservations {held}")
+            check(total <= LIMIT_CENTS[limit_id], f"{limit_id} over-committed: {total}")
+            if total > LIMIT_CENTS[limit_id] - 100_000_00:
+                event(f"{limit_id} nearly full")
+        for key in recv_keys:
+            check(key in live_receivables,
+                  f"{key} locked by {holders[key]} ({deals.get(holders[key], {}).get('state')})")
+        for key in idem_keys:
+            check(holders[key] in deals, f"{key} names no deal ({holders[key]})")
+        for index, entries in indexed.items():
+            for member in entries:
+                check(member in deals, f"{index} holds {member}, which does not exist")
+
+
+def model_settings() -> settings:
+    return settings(
+        max_examples=EXAMPLES,
+        stateful_step_count=STEPS,
+        deadline=None,
+        derandomize=not RANDOM,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
+
+
+def test_the_workflow_keeps_its_invariants_under_random_interleavings(
+    redis_server_url, make_workflow, monkeypatch
+):
+    client = redis.Redis.from_url(redis_server_url, decode_responses=True)
+    monkeypatch.setattr(pipeline, "new_deal_id", model_deal_id)
+    STATS.update(examples=0, first_failure=None, events=Counter())
+    try:
+        run_state_machine_as_test(lambda: DealModel(client, make_workflow),
+                                  settings=model_settings())
+    except AssertionError as exc:
+        exc.add_note(f"model: first failure in example {STATS['first_failure']} "
+                     f"of {STATS['examples']} run (incl. shrinking)")
+        raise
+    finally:
+        client.flushdb()
+        client.close()
+    print(f"model: {STATS['examples']} examples; examples reaching each situation:")
+    for label, count in sorted(STATS["events"].items()):
+        print(f"  {count:4d}  {label}")
