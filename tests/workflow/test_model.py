@@ -195,19 +195,26 @@ class DealModel(RuleBasedStateMachine):
 
     # --- choosing deals ---------------------------------------------------------------------------
 
+    def remember(self, deal: Deal) -> None:
+        """Keep every version of a deal the model has read: the stale reads replayed later."""
+        self.snapshots.setdefault(deal.id, {}).setdefault(deal.version, Deal(dict(deal.fields)))
+
     def choose(self, pick: int, states: frozenset[State] | None = None) -> Deal | None:
         """A deal in one of ``states`` if there is one (else any deal): steps mostly meet deals
         they can act on, and sometimes deals they must refuse."""
         deals = self.wf.store.get_many(self.ids)
+        for deal in deals:
+            self.remember(deal)
         wanted = [d for d in deals if states is None or d.state in states]
         pool = wanted or deals
         return pool[pick % len(pool)] if pool else None
 
     def choose_stale(
-        self, pick: int, stale_pick: int, now_in: frozenset[State] | None = None
+        self, pick: int, stale_pick: int, now_in: frozenset[State] | None = None,
+        moved_on: bool = False,
     ) -> tuple[Deal, Deal] | None:
         """A deal (in one of ``now_in`` if there is one) and one of its earlier reads, older
-        than it is now."""
+        than it is now (with ``moved_on``, preferably read in another state)."""
         candidates = []
         for deal in self.wf.store.get_many(self.ids):
             old = [d for v, d in sorted(self.snapshots.get(deal.id, {}).items())
@@ -222,7 +229,10 @@ class DealModel(RuleBasedStateMachine):
         # declined and offered again, say), where only the version tells the reads apart.
         aba = [(d, [o for o in old if o.state == d.state]) for d, old in candidates]
         aba = [(d, old) for d, old in aba if old]
-        if aba and stale_pick % 2 == 0:
+        if moved_on:
+            other = [(d, [o for o in old if o.state != d.state]) for d, old in candidates]
+            candidates = [(d, old) for d, old in other if old] or candidates
+        elif aba and stale_pick % 2 == 0:
             candidates = aba
         deal, old = candidates[pick % len(candidates)]
         return deal, Deal(dict(old[(stale_pick // 2) % len(old)].fields))
@@ -256,6 +266,7 @@ class DealModel(RuleBasedStateMachine):
             return
         check(not done.replayed, f"a fresh key {key} replayed {deal.id}")
         self.ids.append(deal.id)
+        self.remember(self.wf.store.get(deal.id))
         if key:
             self.idem[(uscc, key)] = (app.fingerprint(), deal.id)
             self.apps[(uscc, key)] = app
@@ -437,7 +448,7 @@ class DealModel(RuleBasedStateMachine):
              f"read ({stale.state} -> {new}) was accepted")
 
     @rule(pick=st.integers(0, 100), stale_pick=st.integers(0, 100), step=st.sampled_from(
-        ["approve", "decline", "cancel", "deadline sweep", "stranded sweep",
+        ["approve", "decline", "cancel", "stranded sweep",
          "verify", "route", "hold", "withdraw"]))
     def act_on_stale_read(self, pick, stale_pick, step):
         """A step whose read of a deal is old: a bank officer's page loaded earlier, a sweep or
@@ -448,7 +459,6 @@ class DealModel(RuleBasedStateMachine):
             "approve": {S.PENDING_BANK, S.APPROVED, S.ROUTING},
             "decline": {S.PENDING_BANK, S.ROUTING},
             "cancel": {S.CANCELLED},
-            "deadline sweep": {S.PENDING_BANK},
             "stranded sweep": WORKER_OWNED,
             "withdraw": {S.APPROVED, S.PENDING_BANK},
         }.get(step, WORKER_OWNED)
@@ -460,8 +470,6 @@ class DealModel(RuleBasedStateMachine):
             self.decide_on_stale_page(deal, stale, step == "approve")
         elif step == "cancel":
             self.cancel_on_stale_page(deal, stale)
-        elif step == "deadline sweep":
-            self.deadline_sweep_on_stale_read(deal, stale)
         elif step == "stranded sweep":
             self.stranded_sweep_on_stale_read(deal, stale)
         else:
@@ -496,8 +504,14 @@ class DealModel(RuleBasedStateMachine):
             self.stop_feeding()
         self.unchanged(before, f"a cancellation of {deal.id} from its v{stale.version} read")
 
-    def deadline_sweep_on_stale_read(self, deal: Deal, stale: Deal) -> None:
-        """A deadline sweep whose read of a due deal is old must not move it."""
+    @rule(pick=st.integers(0, 100), stale_pick=st.integers(0, 100))
+    def deadline_sweep_on_stale_read(self, pick, stale_pick):
+        """A deadline sweep whose read of a due deal is old (the deal between two offers, say)
+        must not move it nor touch its entries."""
+        chosen = self.choose_stale(pick, stale_pick, frozenset({S.PENDING_BANK}), moved_on=True)
+        if chosen is None:
+            return
+        deal, stale = chosen
         if deal.state == S.PENDING_BANK:  # the sweep runs when the deal's deadline has come
             self.wf.clock.now = max(self.wf.clock(),
                                     datetime.fromisoformat(deal.fields["deadline"]))
@@ -608,7 +622,7 @@ class DealModel(RuleBasedStateMachine):
                 check(version > last[0] or (version == last[0] and fields == last[1]),
                       f"{deal_id}: v{last[0]} then v{version} with other fields")
             self.seen[deal_id] = (version, fields)
-            self.snapshots.setdefault(deal_id, {}).setdefault(version, Deal(dict(fields)))
+            self.remember(Deal(dict(fields)))
             event(f"reached {state}")
             for reason in json.loads(fields.get("reasons") or "[]"):
                 event(f"reason {reason}")
