@@ -38,7 +38,7 @@ from hypothesis.stateful import (
 )
 
 from tests.conftest import DEMO_FILE, dongfang_application, make_application
-from workflow import keys, pipeline
+from workflow import intake, keys
 from workflow.deal import Deal, rebuild
 from workflow.money import to_cents
 from workflow.pipeline import (
@@ -704,7 +704,7 @@ def test_the_workflow_keeps_its_invariants_under_random_interleavings(
     redis_server_url, make_workflow, monkeypatch
 ):
     client = redis.Redis.from_url(redis_server_url, decode_responses=True)
-    monkeypatch.setattr(pipeline, "new_deal_id", model_deal_id)
+    monkeypatch.setattr(intake, "new_deal_id", model_deal_id)
     STATS.update(examples=0, first_failure=None, events=Counter())
     try:
         run_state_machine_as_test(lambda: DealModel(client, make_workflow),
