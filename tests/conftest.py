@@ -30,6 +30,7 @@ from workflow.reference import (
     parse_reference_json,
     store_reference,
 )
+from workflow.reference.records import exposure_of
 from workflow.settings import Settings, load_settings
 from workflow.store import DealStore
 
@@ -45,6 +46,10 @@ DEMO_TODAY = DEMO_NOW.date()
 HAIXIN = "91330200MA2AB1C2DJ"  # on the active NB-2026-TONGBAO whitelist; policy SIN-2026-0001
 DONGFANG = "91330200MA2CD3E4F9"  # on no whitelist; policy SIN-2026-0002 (buyer GB-0007, EUR)
 NANHAI = "91440300MA5FG6H7JX"  # only on the lapsed SZ-2025-TONGBAO list; premium unpaid
+
+# What the demo limits' reservations count against (see BuyerLimit.exposure).
+DE_EXPOSURE = exposure_of("SIN-2026-0001", "DE-0001", "USD")  # limit LIM-HX-DE0001
+GB_EXPOSURE = exposure_of("SIN-2026-0002", "GB-0007", "EUR")  # limit LIM-DF-GB0007
 
 # The test database used when the tests run against an external REDIS_URL.
 EXTERNAL_TEST_DB = 15

@@ -11,6 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from workflow.gateway import InsurerUnavailable
 from workflow.identifiers import printable
 from workflow.pipeline import (
     DealNotFound,
@@ -117,6 +118,17 @@ def register_error_handlers(app: Flask) -> None:
         if exc.code == 405 and exc.valid_methods:
             headers["Allow"] = ", ".join(exc.valid_methods)
         return error_response(exc.code or 500, code, exc.description or exc.name, None, headers)
+
+    @app.errorhandler(InsurerUnavailable)
+    def _insurer_unavailable(exc: Exception):
+        log.warning("insurer unavailable: %s", exc)
+        return error_response(
+            503,
+            "INSURER_UNAVAILABLE",
+            "the insurer cannot be asked right now; nothing was changed, try again shortly",
+            None,
+            {"Retry-After": "30"},
+        )
 
     @app.errorhandler(RedisConnectionError)
     @app.errorhandler(RedisTimeoutError)

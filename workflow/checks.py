@@ -300,3 +300,13 @@ def whitelist_status(lists: list[Whitelist], today: date) -> WhitelistStatus:
     if lapsed:
         return WhitelistStatus(Reason.WHITELIST_EXPIRED, lapsed)
     return WhitelistStatus(Reason.EXPORTER_NOT_WHITELISTED, ())
+
+
+def limit_still_in_force(limits: list[BuyerLimit], limit_id: str, today: date) -> Reason | None:
+    """At approval: the limit the deal reserved on is still the insurer's and in force."""
+    limit = next((lim for lim in limits if lim.limit_id == limit_id), None)
+    if limit is None:
+        return Reason.LIMIT_NOT_FOUND
+    if not limit.in_force_on(today):
+        return Reason.LIMIT_INACTIVE
+    return None

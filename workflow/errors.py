@@ -45,3 +45,12 @@ class InvalidDecision(WorkflowError):
     def __init__(self, field: str, message: str):
         super().__init__(message, field=field)
         self.field = field
+
+
+class CoverLapsed(WorkflowError):
+    """The buyer limit the deal was verified against is gone or no longer in force: a bank
+    must not approve as if it were covered."""
+
+    def __init__(self, message: str, reason: Reason):
+        super().__init__(message, reason=str(reason))
+        self.code = str(reason)

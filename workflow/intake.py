@@ -142,7 +142,7 @@ class Intake(Steps):
         assert policy is not None
         insured = quantize(app.invoice_total * policy.coverage_ratio)
         reserve = Ops().reserve(
-            limit.limit_id, deal.id, to_cents(app.invoice_total), to_cents(limit.amount)
+            limit.exposure, deal.id, to_cents(app.invoice_total), to_cents(limit.amount)
         )
         notes = [] if whitelist.whitelisted else [str(whitelist.reason)]
         notes += [w["code"] for w in verdict.warnings]
@@ -156,6 +156,7 @@ class Intake(Steps):
                 changes={
                     **changes,
                     "limit_id": limit.limit_id,
+                    "exposure": limit.exposure,
                     "reserved_amount": app.invoice_total,
                     "insured_amount": insured,
                     "coverage_ratio": str(policy.coverage_ratio),
@@ -165,7 +166,7 @@ class Intake(Steps):
             )
         except LimitExhausted:
             room = from_cents(
-                max(to_cents(limit.amount) - self.store.reserved_cents(limit.limit_id), 0)
+                max(to_cents(limit.amount) - self.store.reserved_cents(limit.exposure), 0)
             )
             failure = {
                 "invoice": "*",

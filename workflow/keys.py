@@ -22,14 +22,14 @@ def idempotency(uscc: str, key: str) -> str:
     return f"{P}idem:{uscc}:{key}"
 
 
-def limit_reservations(limit_id: str) -> str:
-    """Hash deal id -> reserved cents on one buyer limit."""
-    return f"{P}limit:{{{limit_id}}}:reservations"
+def exposure_reservations(exposure: str) -> str:
+    """Hash deal id -> cents reserved on one buyer exposure (policy, buyer, currency)."""
+    return f"{P}exposure:{{{exposure}}}:reservations"
 
 
-def limit_reserved_total(limit_id: str) -> str:
-    """Integer cents reserved or used on one buyer limit: the sum of its reservations hash."""
-    return f"{P}limit:{{{limit_id}}}:reserved"
+def exposure_reserved_total(exposure: str) -> str:
+    """Integer cents reserved or used on one buyer exposure: the sum of its reservations."""
+    return f"{P}exposure:{{{exposure}}}:reserved"
 
 
 # Indexes (sorted sets of deal ids).

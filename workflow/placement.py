@@ -7,9 +7,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from workflow import keys
+from workflow.checks import limit_still_in_force
 from workflow.deal import Deal
 from workflow.errors import (
     AlreadyApproved,
+    CoverLapsed,
     DealNotFound,
     InvalidDecision,
     WrongState,
@@ -128,6 +130,7 @@ class Placement(Steps):
         }
         try:
             if decision.approve:
+                self._cover_in_force(deal)
                 offered = deal.decimal("eligible_amount") or Decimal(0)
                 amount = decision.amount if decision.amount is not None else offered
                 if amount <= 0 or amount > offered:
@@ -232,6 +235,21 @@ class Placement(Steps):
             except VersionConflict:
                 continue  # re-read: a repeat of this cancel landed first, or the deal moved
         raise WrongState(f"deal {deal_id} is changing too fast; try again")
+
+    def _cover_in_force(self, deal: Deal) -> None:
+        """Refuse an approval once the insurer has withdrawn or suspended the buyer limit the
+        deal was verified against (reloaded reference data, or the insurer's answer now)."""
+        limit_id = deal.fields.get("limit_id")
+        if not limit_id:
+            return
+        facts = self.insurer.cover_facts(deal.application)
+        reason = limit_still_in_force(facts.limits, limit_id, self.clock().date())
+        if reason is not None:
+            raise CoverLapsed(
+                f"the buyer limit {limit_id} this deal was verified against is no longer in "
+                f"force ({reason}); decline the deal",
+                reason,
+            )
 
     def _held_by(self, deal_id: str, bank_id: str) -> Deal:
         """The deal if ``bank_id`` holds it (pending its decision, or approved by it)."""

@@ -45,9 +45,9 @@ class Steps:
             if deal.bank_id:
                 ops.zrem(keys.bank_queue(deal.bank_id), deal.id)
         if new in TERMINAL:
-            limit_id = deal.fields.get("limit_id")
-            if limit_id:
-                ops.release(limit_id, deal.id)
+            exposure = deal.fields.get("exposure")
+            if exposure:
+                ops.release(exposure, deal.id)
             app = deal.application
             for inv in app.invoices:
                 ops.unlock(keys.receivable(app.exporter_uscc, app.buyer.code, inv.number), deal.id)

@@ -68,21 +68,23 @@ class Ops:
     def zrem(self, key: str, member: str) -> Ops:
         return self._add("zrem", self._key(key), member)
 
-    def reserve(self, limit_id: str, deal_id: str, cents: int, cap_cents: int) -> Ops:
+    def reserve(self, exposure: str, deal_id: str, cents: int, cap_cents: int) -> Ops:
+        """Reserve ``cents`` for the deal on a buyer exposure unless its total would pass
+        ``cap_cents`` (then the transition fails with LimitExhausted)."""
         return self._add(
             "reserve",
-            self._key(keys.limit_reservations(limit_id)),
-            self._key(keys.limit_reserved_total(limit_id)),
+            self._key(keys.exposure_reservations(exposure)),
+            self._key(keys.exposure_reserved_total(exposure)),
             deal_id,
             str(cents),
             str(cap_cents),
         )
 
-    def release(self, limit_id: str, deal_id: str) -> Ops:
+    def release(self, exposure: str, deal_id: str) -> Ops:
         return self._add(
             "release",
-            self._key(keys.limit_reservations(limit_id)),
-            self._key(keys.limit_reserved_total(limit_id)),
+            self._key(keys.exposure_reservations(exposure)),
+            self._key(keys.exposure_reserved_total(exposure)),
             deal_id,
         )
 
@@ -155,8 +157,9 @@ class DealStore:
             pipe.hget(keys.deal(deal_id), "version")
         return [int(v or 0) for v in pipe.execute()]
 
-    def reserved_cents(self, limit_id: str) -> int:
-        return int(self.redis.get(keys.limit_reserved_total(limit_id)) or 0)
+    def reserved_cents(self, exposure: str) -> int:
+        """Cents reserved or used on a buyer exposure (see ``BuyerLimit.exposure``)."""
+        return int(self.redis.get(keys.exposure_reserved_total(exposure)) or 0)
 
     def receivable_holder(self, uscc: str, buyer_code: str, invoice: str) -> str | None:
         return self.redis.get(keys.receivable(uscc, buyer_code, invoice))

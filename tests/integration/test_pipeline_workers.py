@@ -14,7 +14,9 @@ import requests
 
 from tests.support import BIN, ROOT, Processes, RedisServer, free_port, supervised, wait_until
 from web import build_workflow
+from workflow import keys
 from workflow.deal import Application, Buyer, Invoice
+from workflow.reference.records import exposure_of
 from workflow.settings import load_settings
 
 pytestmark = pytest.mark.integration
@@ -229,7 +231,8 @@ def test_concurrent_deals_never_overcommit_a_buyer_limit(stack):
     rejected = [d for d in finals if d["state"] == "rejected"]
     assert len(passed) == 4
     assert all(d["reasons"] == ["LIMIT_INSUFFICIENT"] for d in rejected)
-    assert stack["redis"].get("xb:limit:{LIM-HX-US0042}:reserved") == "20000000"  # cents
+    us = keys.exposure_reserved_total(exposure_of("SIN-2026-0001", "US-0042", "USD"))
+    assert stack["redis"].get(us) == "20000000"  # cents
 
 
 def test_same_invoice_submitted_concurrently_makes_one_deal(stack):

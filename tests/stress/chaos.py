@@ -43,10 +43,13 @@ from tests.support import Processes, RedisServer, free_port, wait_until
 from workflow import keys
 from workflow.deal import rebuild
 from workflow.money import to_cents
+from workflow.reference.records import exposure_of
 from workflow.states import TERMINAL, WORKER_OWNED, State
 
 BANK = ds.BANKS[0]  # the cheapest bank: where every roomy deal must be offered first
 TIGHT_LIMIT_ID = "STRESS-LIM-TIGHT"
+# Reservations count per buyer exposure (see BuyerLimit.exposure); TIGHT_BUYER has one limit.
+TIGHT_EXPOSURE = exposure_of(ds.POLICY, ds.TIGHT_BUYER, "USD")
 OFFERED = ["submitted", "verification_started", "verified", "offered_to_bank"]
 ONCE = ("submitted", "verification_started", "verified", "offered_to_bank", "approved", "rejected")
 WORKING = frozenset(str(s) for s in WORKER_OWNED)  # a worker owns the next step
@@ -996,7 +999,7 @@ def tight_limit(stack: Stack, sizes: Sizes, tally: Tally) -> None:
         (f"chaos-tight-{n}", ds.deal_body(0, amount=str(amount), buyer=ds.TIGHT_BUYER, number=n))
         for n in numbers
     ]
-    reserved_key = keys.limit_reserved_total(TIGHT_LIMIT_ID)
+    reserved_key = keys.exposure_reserved_total(TIGHT_EXPOSURE)
     approver = Approver(stack, client, tally).start()
     with Sampler(r, reserved_key, cap) as sampler:
         try:
@@ -1018,7 +1021,7 @@ def tight_limit(stack: Stack, sizes: Sizes, tally: Tally) -> None:
     reserved = int(r.get(reserved_key) or 0)
     if reserved > cap:
         tally.bump("overcommit", example=f"{reserved_key} ends at {reserved} > {cap}")
-    holds = {k: int(v) for k, v in r.hgetall(keys.limit_reservations(TIGHT_LIMIT_ID)).items()}
+    holds = {k: int(v) for k, v in r.hgetall(keys.exposure_reservations(TIGHT_EXPOSURE)).items()}
     if sum(holds.values()) != reserved:
         tally.problem(
             f"{reserved_key} is {reserved} but its reservations sum to {sum(holds.values())}"
@@ -1215,7 +1218,7 @@ def ledger(stack: Stack, sizes: Sizes, tally: Tally) -> None:
         pipe = r.pipeline(transaction=False)
         for deal_id in part:
             pipe.hmget(
-                keys.deal(deal_id), "state", "buyer", "invoices", "limit_id", "invoice_total"
+                keys.deal(deal_id), "state", "buyer", "invoices", "exposure", "invoice_total"
             )
         for deal_id, (state, buyer, invoices, limit_id, total) in zip(
             part, pipe.execute(), strict=True
@@ -1242,11 +1245,14 @@ def ledger(stack: Stack, sizes: Sizes, tally: Tally) -> None:
         if holder not in live[(code, number)]:
             tally.problem(f"receivable {code}/{number}: lock held by {holder}, not its live deal")
     limits = {
-        lim["limit_id"]: to_cents(Decimal(lim["amount"])) for lim in ds.reference(0)["limits"]
+        exposure_of(lim["policy_no"], lim["buyer_code"], lim["currency"]): to_cents(
+            Decimal(lim["amount"])
+        )
+        for lim in ds.reference(0)["limits"]
     }
     for limit_id, cap in limits.items():
-        reserved = int(r.get(keys.limit_reserved_total(limit_id)) or 0)
-        holds = {k: int(v) for k, v in r.hgetall(keys.limit_reservations(limit_id)).items()}
+        reserved = int(r.get(keys.exposure_reserved_total(limit_id)) or 0)
+        holds = {k: int(v) for k, v in r.hgetall(keys.exposure_reservations(limit_id)).items()}
         if reserved > cap:
             tally.bump("overcommit", example=f"{limit_id}: {reserved} reserved > {cap}")
         if reserved != sum(holds.values()) or holds != on_limit.get(limit_id, {}):

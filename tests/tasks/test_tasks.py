@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tasks import pipeline as tasks
-from tests.conftest import make_application
+from tests.conftest import DE_EXPOSURE, make_application
 from workflow import keys
 from workflow.gateway import InsurerUnavailable
 from workflow.states import State
@@ -43,7 +43,7 @@ def test_redelivered_verify_task_changes_nothing_twice(app, flow):
         tasks.verify_deal.apply(args=[deal.id])
         tasks.route_deal.apply(args=[deal.id])
     assert snapshot(flow, deal.id) == before
-    assert flow.store.reserved_cents("LIM-HX-DE0001") == 100000_00
+    assert flow.store.reserved_cents(DE_EXPOSURE) == 100000_00
 
 
 def test_verify_task_of_unknown_deal_is_a_no_op(app):

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from tests.conftest import make_application
+from tests.conftest import DE_EXPOSURE, make_application
 from tests.web.conftest import auth
 from workflow.pipeline import Decision
 from workflow.states import State
 
-LIMIT = "LIM-HX-DE0001"
+LIMIT = DE_EXPOSURE  # limit LIM-HX-DE0001
 
 
 @pytest.fixture

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import DE_EXPOSURE, GB_EXPOSURE
 from tests.web.conftest import HAIXIN, auth, deal_body, dongfang_body, error_of
 from workflow import keys
 from workflow.store import DealStore
 
-LIMIT = "LIM-HX-DE0001"
+LIMIT = DE_EXPOSURE  # limit LIM-HX-DE0001
 
 
 def _url(deal_id: str, action: str) -> str:
@@ -183,7 +184,7 @@ def test_owner_withdraws_and_everything_is_released(api, fake_redis):
 
     assert store.get(deal["id"]).state == "withdrawn"
     assert store.reserved_cents(LIMIT) == 0
-    assert fake_redis.hgetall(keys.limit_reservations(LIMIT)) == {}
+    assert fake_redis.hgetall(keys.exposure_reservations(LIMIT)) == {}
     for number in ("INV-HX-1001", "INV-HX-1002"):
         assert store.receivable_holder(HAIXIN, "DE-0001", number) is None
     # Gone from the bank's queue and from the deadline sweep.
@@ -289,6 +290,6 @@ def test_another_exporter_cannot_withdraw(api, fake_redis):
 def test_withdraw_dongfangs_deal_releases_its_limit(api, fake_redis):
     deal = api.create(dongfang_body(), who="dongfang")
     store = DealStore(fake_redis)
-    assert store.reserved_cents("LIM-DF-GB0007") == 10_000_000
+    assert store.reserved_cents(GB_EXPOSURE) == 10_000_000
     assert api.withdraw(deal["id"], "dongfang").status_code == 200
-    assert store.reserved_cents("LIM-DF-GB0007") == 0
+    assert store.reserved_cents(GB_EXPOSURE) == 0

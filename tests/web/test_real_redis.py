@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import DEMO_NOW, Clock
+from tests.conftest import DE_EXPOSURE, DEMO_NOW, Clock
 from tests.web.conftest import EAGER, HAIXIN, Api, deal_body, error_of
 from web import create_app
 from workflow.reference import store_reference
@@ -39,11 +39,11 @@ def test_submit_decline_approve_cancel_on_real_redis(real_api, real_redis):
     assert approved.get_json()["state"] == "approved"
 
     store = DealStore(real_redis)
-    assert store.reserved_cents("LIM-HX-DE0001") == 10_000_000
+    assert store.reserved_cents(DE_EXPOSURE) == 10_000_000
     error_of(api.withdraw(deal_id), 409, "ALREADY_APPROVED")
-    assert store.reserved_cents("LIM-HX-DE0001") == 10_000_000
+    assert store.reserved_cents(DE_EXPOSURE) == 10_000_000
     assert api.cancel(deal_id, "icbc", reason="terms changed").get_json()["state"] == "cancelled"
-    assert store.reserved_cents("LIM-HX-DE0001") == 0
+    assert store.reserved_cents(DE_EXPOSURE) == 0
     assert store.receivable_holder(HAIXIN, "DE-0001", "INV-HX-1001") is None
     events = api.events(deal_id).get_json()["events"]
     assert [e["v"] for e in events] == list(range(1, len(events) + 1))

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.conftest import HAIXIN, make_application
+from tests.conftest import DE_EXPOSURE, HAIXIN, make_application
 from workflow import keys
 from workflow.pipeline import DuplicateReceivable
 from workflow.reference import Declaration, ReferenceData, store_reference
@@ -60,8 +60,8 @@ def test_buyer_limit_is_never_over_committed(real_redis, make_workflow):
         # Read the total and the reservations in one MULTI so they are one consistent moment.
         while not stop.is_set():
             pipe = real_redis.pipeline(transaction=True)
-            pipe.get(keys.limit_reserved_total(DE_LIMIT))
-            pipe.hvals(keys.limit_reservations(DE_LIMIT))
+            pipe.get(keys.exposure_reserved_total(DE_EXPOSURE))
+            pipe.hvals(keys.exposure_reservations(DE_EXPOSURE))
             total, held = pipe.execute()
             samples.append((int(total or 0), sum(int(c) for c in held)))
 
@@ -86,11 +86,11 @@ def test_buyer_limit_is_never_over_committed(real_redis, make_workflow):
         if deal.state == State.REJECTED:
             assert deal.get("reasons") == ["LIMIT_INSUFFICIENT"]
     assert samples and all(total == held <= LIMIT_CENTS for total, held in samples)
-    reservations = real_redis.hgetall(keys.limit_reservations(DE_LIMIT))
+    reservations = real_redis.hgetall(keys.exposure_reservations(DE_EXPOSURE))
     placed = {d.id for d in deals if d.state == State.PENDING_BANK}
     assert set(reservations) == placed
     assert sum(int(c) for c in reservations.values()) == fits * 3_000_000
-    assert wf.store.reserved_cents(DE_LIMIT) == fits * 3_000_000
+    assert wf.store.reserved_cents(DE_EXPOSURE) == fits * 3_000_000
     # Every deal's stored hash is what its last step returned: no lost or torn write.
     for deal in deals:
         assert wf.store.get(deal.id).fields == deal.fields
@@ -127,5 +127,5 @@ def test_concurrent_verifies_of_one_deal_act_once(real_redis, make_workflow):
     assert final.state == State.PENDING_BANK and final.version == 4
     assert [e["type"] for e in wf.store.events(deal_id)] == [
         "submitted", "verification_started", "verified", "offered_to_bank"]
-    assert wf.store.reserved_cents(DE_LIMIT) == 10_000_000
+    assert wf.store.reserved_cents(DE_EXPOSURE) == 10_000_000
     assert real_redis.zcard(keys.deadlines()) == 1

@@ -50,6 +50,7 @@ from workflow.pipeline import (
     WorkflowError,
     WrongState,
 )
+from workflow.reference.records import exposure_of
 from workflow.states import TERMINAL, TRANSITIONS, WORKER_OWNED, State
 from workflow.store import StoreError, VersionConflict, epoch_seconds
 
@@ -61,7 +62,12 @@ STEPS = int(os.environ.get("XINBAO_MODEL_STEPS") or 40)
 RANDOM = os.environ.get("XINBAO_MODEL_RANDOM") == "1"
 
 _DEMO = json.loads(DEMO_FILE.read_text(encoding="utf-8"))
-LIMIT_CENTS = {lim["limit_id"]: to_cents(Decimal(lim["amount"])) for lim in _DEMO["limits"]}
+# Reservations count per buyer exposure (policy, buyer, currency): one per demo limit.
+LIMIT_CENTS = {
+    exposure_of(lim["policy_no"], lim["buyer_code"], lim["currency"]): to_cents(
+        Decimal(lim["amount"]))
+    for lim in _DEMO["limits"]
+}
 BANKS = sorted(b["bank_id"] for b in _DEMO["banks"])
 
 # Haixin's invoices to DE-0001 (limit USD 500,000) and Dongfang's to GB-0007 (EUR 300,000):
@@ -576,8 +582,8 @@ class DealModel(RuleBasedStateMachine):
         for index in indexes:
             pipe.zrange(index, 0, -1, withscores=True)
         for limit_id in LIMIT_CENTS:
-            pipe.hgetall(keys.limit_reservations(limit_id))
-            pipe.get(keys.limit_reserved_total(limit_id))
+            pipe.hgetall(keys.exposure_reservations(limit_id))
+            pipe.get(keys.exposure_reserved_total(limit_id))
         first = pipe.execute()
         deal_keys = [k for k in first[0] if not k.endswith(":events")]
         recv_keys, idem_keys = first[1], first[2]
@@ -649,7 +655,7 @@ class DealModel(RuleBasedStateMachine):
                 check(deal_id in indexed[keys.by_state(state)], f"{deal_id} ({state}) unowned")
 
             # The buyer limit and the receivables.
-            limit_id = fields.get("limit_id")
+            limit_id = fields.get("exposure")
             if state in RESERVING and limit_id:
                 expected_reservations[limit_id][deal_id] = str(
                     to_cents(Decimal(fields["invoice_total"])))

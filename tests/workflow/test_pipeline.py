@@ -9,8 +9,10 @@ from decimal import Decimal
 import pytest
 
 from tests.conftest import (
+    DE_EXPOSURE,
     DEMO_NOW,
     DONGFANG,
+    GB_EXPOSURE,
     HAIXIN,
     NANHAI,
     demo_text,
@@ -27,10 +29,12 @@ from workflow.pipeline import (
     DuplicateReceivable,
     IdempotencyKeyReused,
     InvalidDecision,
+    WorkflowError,
     WrongState,
 )
 from workflow.reasons import Reason
 from workflow.reference import parse_reference, store_reference
+from workflow.reference.records import exposure_of
 from workflow.states import State
 
 DE_LIMIT = "LIM-HX-DE0001"
@@ -52,8 +56,8 @@ def holders(wf, app) -> list[str | None]:
             for inv in app.invoices]
 
 
-def reservation(wf, limit_id, deal_id) -> str | None:
-    return wf.store.redis.hget(keys.limit_reservations(limit_id), deal_id)
+def reservation(wf, exposure, deal_id) -> str | None:
+    return wf.store.redis.hget(keys.exposure_reservations(exposure), deal_id)
 
 
 def placed(wf, app=None, key=None):
@@ -119,8 +123,8 @@ def test_happy_path_to_the_cheapest_eligible_bank(wf):
     assert deal.fields["deadline"] == iso(deadline)
     # The limit holds the invoice total for this deal.
     assert deal.fields["limit_id"] == DE_LIMIT
-    assert reservation(wf, DE_LIMIT, deal.id) == "10000000"
-    assert wf.store.reserved_cents(DE_LIMIT) == 10_000_000
+    assert reservation(wf, DE_EXPOSURE, deal.id) == "10000000"
+    assert wf.store.reserved_cents(DE_EXPOSURE) == 10_000_000
     r = wf.store.redis
     assert r.zscore(keys.bank_queue("BOC-NB"), deal.id) == deadline.timestamp()
     assert r.zscore(keys.deadlines(), deal.id) == deadline.timestamp()
@@ -242,7 +246,7 @@ def test_rejected_deal_has_reason_codes_and_releases_its_locks(wf):
     assert check_results(deal)["shipment_declared"] == "SHIPMENT_NOT_DECLARED"
     assert wf.store.events(deal.id)[-1]["why"] == ["SHIPMENT_NOT_DECLARED"]
     assert holders(wf, app) == [None, None]
-    assert wf.store.reserved_cents(DE_LIMIT) == 0
+    assert wf.store.reserved_cents(DE_EXPOSURE) == 0
     assert indexed_states(wf, deal.id) == []
     assert wf.store.get(deal.id).fields == deal.fields
 
@@ -282,14 +286,14 @@ def test_limit_insufficient_names_the_room_left(wf):
     assert second.get("failures") == [{"invoice": "*", "check": "limit_has_room",
                                        "reason": "LIMIT_INSUFFICIENT", "available": "50000.00"}]
     assert check_results(second)["limit_has_room"] == "LIMIT_INSUFFICIENT"
-    assert reservation(wf, DE_LIMIT, second.id) is None
-    assert wf.store.reserved_cents(DE_LIMIT) == 45_000_000
+    assert reservation(wf, DE_EXPOSURE, second.id) is None
+    assert wf.store.reserved_cents(DE_EXPOSURE) == 45_000_000
     assert holders(wf, second_app) == [None]
     # Exactly the room left still fits.
     third = placed(wf, make_application(number="INV-HX-1003", amount="50000.00",
                                         requested_amount="40000.00"))
     assert third.state == State.PENDING_BANK
-    assert wf.store.reserved_cents(DE_LIMIT) == 50_000_000
+    assert wf.store.reserved_cents(DE_EXPOSURE) == 50_000_000
 
 
 # --- routing ---------------------------------------------------------------------------------
@@ -316,7 +320,7 @@ def test_decline_routes_to_the_next_bank(wf):
     assert r.zscore(keys.bank_queue("ICBC-NB"), deal.id) is not None
     # Still in BOC's history, no longer in its queue.
     assert r.zscore(keys.by_bank("BOC-NB"), deal.id) is not None
-    assert wf.store.reserved_cents(DE_LIMIT) == 10_000_000
+    assert wf.store.reserved_cents(DE_EXPOSURE) == 10_000_000
 
 
 def test_verify_also_routes_a_deal_left_in_routing(wf):
@@ -334,8 +338,8 @@ def test_all_banks_decline_leaves_the_deal_unplaced_and_releases_it(wf):
     assert deal.get("reasons") == ["NO_ELIGIBLE_BANK"]
     assert wf.store.events(deal.id)[-1]["why"] == ["NO_ELIGIBLE_BANK"]
     assert deal.offered_banks == ["BOC-NB", "ICBC-NB", "CCB-NB"]
-    assert reservation(wf, DE_LIMIT, deal.id) is None
-    assert wf.store.reserved_cents(DE_LIMIT) == 0
+    assert reservation(wf, DE_EXPOSURE, deal.id) is None
+    assert wf.store.reserved_cents(DE_EXPOSURE) == 0
     assert holders(wf, app) == [None]
     assert indexed_states(wf, deal.id) == []
     r = wf.store.redis
@@ -360,7 +364,7 @@ def test_not_whitelisted_exporter_skips_the_bank_that_requires_it(wf):
     assert deal.state == State.UNPLACED
     assert deal.get("routing_notes") == {"BOC-NB": "EXPORTER_NOT_WHITELISTED",
                                          "CCB-NB": "BANK_CURRENCY_UNSUPPORTED"}
-    assert wf.store.reserved_cents("LIM-DF-GB0007") == 0
+    assert wf.store.reserved_cents(GB_EXPOSURE) == 0
 
 
 def test_no_bank_at_all_leaves_the_deal_unplaced(wf):
@@ -371,7 +375,7 @@ def test_no_bank_at_all_leaves_the_deal_unplaced(wf):
     assert deal.get("routing_notes") == {"BOC-NB": "BANK_AMOUNT_OUT_OF_RANGE",
                                          "ICBC-NB": "BANK_AMOUNT_OUT_OF_RANGE",
                                          "CCB-NB": "BANK_AMOUNT_OUT_OF_RANGE"}
-    assert wf.store.reserved_cents(DE_LIMIT) == 0
+    assert wf.store.reserved_cents(DE_EXPOSURE) == 0
     assert holders(wf, app) == [None]
 
 
@@ -393,7 +397,7 @@ def test_approve(wf):
     assert r.zscore(keys.deadlines(), deal.id) is None
     assert indexed_states(wf, deal.id) == ["approved"]
     # Approved is not the end: the limit and the receivable stay held.
-    assert reservation(wf, DE_LIMIT, deal.id) == "10000000"
+    assert reservation(wf, DE_EXPOSURE, deal.id) == "10000000"
     assert holders(wf, deal.application) == [deal.id]
 
 
@@ -583,7 +587,7 @@ def test_insurer_down_leaves_an_owned_verifying_deal(wf, monkeypatch):
     stuck = wf.store.get(deal.id)
     assert stuck.state == State.VERIFYING
     assert indexed_states(wf, deal.id) == ["verifying"]
-    assert wf.store.redis.hlen(keys.limit_reservations(DE_LIMIT)) == 0
+    assert wf.store.redis.hlen(keys.exposure_reservations(DE_EXPOSURE)) == 0
     # The sweeper owns it: found once the stale period has passed, then parked on hold.
     wf.clock.advance(seconds=30)
     assert wf.stranded() == [(deal.id, State.VERIFYING)]
@@ -628,7 +632,7 @@ def test_verify_twice_changes_nothing_twice(wf):
     again = wf.verify(deal.id)
     assert again.fields == deal.fields == wf.store.get(deal.id).fields
     assert wf.store.events(deal.id) == events
-    assert wf.store.reserved_cents(DE_LIMIT) == 10_000_000
+    assert wf.store.reserved_cents(DE_EXPOSURE) == 10_000_000
 
 
 def test_verify_of_a_rejected_or_missing_deal_changes_nothing(wf):
@@ -675,7 +679,7 @@ def test_withdraw_a_pending_deal_releases_everything(wf):
     r = wf.store.redis
     assert r.zscore(keys.bank_queue("BOC-NB"), deal.id) is None
     assert r.zscore(keys.deadlines(), deal.id) is None
-    assert wf.store.reserved_cents(DE_LIMIT) == 0
+    assert wf.store.reserved_cents(DE_EXPOSURE) == 0
     assert holders(wf, deal.application) == [None]
     assert indexed_states(wf, deal.id) == []
     # Withdrawing again is a no-op, and the bank can no longer act on it.
@@ -707,7 +711,7 @@ def test_limit_moved_to_another_buyer_finances_nothing_for_the_old_buyer(wf):
     deal = placed(wf, make_application())
     assert deal.state == State.REJECTED
     assert deal.get("reasons") == [str(Reason.LIMIT_NOT_FOUND)]
-    assert wf.store.reserved_cents(DE_LIMIT) == 0
+    assert wf.store.reserved_cents(DE_EXPOSURE) == 0
 
 
 def test_limit_removed_from_the_file_finances_nothing(wf):
@@ -730,7 +734,8 @@ def test_stale_lookup_to_another_buyers_limit_is_a_buyer_mismatch(wf):
     deal = placed(wf, make_application())
     assert deal.state == State.REJECTED
     assert deal.get("reasons") == [str(Reason.BUYER_MISMATCH)]
-    assert wf.store.reserved_cents("LIM-HX-DE0002") == 0
+    assert wf.store.reserved_cents(exposure_of("SIN-2026-0001", "DE-0002", "USD")) == 0
+    assert wf.store.reserved_cents(DE_EXPOSURE) == 0
 
 
 def test_buyer_name_differing_is_recorded_as_a_warning_and_still_financed(wf):
@@ -751,3 +756,55 @@ def test_matching_buyer_name_records_no_warning(wf):
     assert deal.get("warnings") is None
     verified = next(e for e in wf.store.events(deal.id) if e["type"] == "verified")
     assert verified.get("why", []) == []
+
+
+# --- the buyer limit changes under live deals -----------------------------------------------
+
+
+def _reload_limits(wf, limits: list[dict]) -> None:
+    store_reference(wf.store.redis, parse_reference({"limits": limits}))
+
+
+def _demo_limits() -> list[dict]:
+    return json.loads(demo_text(), parse_float=Decimal)["limits"]
+
+
+def test_a_limit_reissued_under_a_new_id_still_counts_the_old_ones_deals(wf):
+    """Reservations count per buyer exposure (policy, buyer, currency), not per limit record:
+    the insurer's new limit for the same buyer starts from what the live deals already hold."""
+    limits = _demo_limits()
+    limits[0]["amount"] = "150000.00"
+    _reload_limits(wf, limits)
+    first = placed(wf, make_application(number="INV-HX-1001"))
+    assert first.state == State.PENDING_BANK and first.fields["limit_id"] == DE_LIMIT
+    limits[0]["limit_id"] = "LIM-HX-DE0001-R1"
+    _reload_limits(wf, limits)
+    second = placed(wf, make_application(number="INV-HX-1002"))
+    assert second.state == State.REJECTED
+    assert second.get("reasons") == [str(Reason.LIMIT_INSUFFICIENT)]
+    assert second.get("failures")[0]["available"] == "50000.00"
+    assert wf.store.reserved_cents(DE_EXPOSURE) == 10_000_000
+    # Ending the first deal frees the room on the new limit.
+    wf.withdraw(first.id, HAIXIN)
+    third = placed(wf, make_application(number="INV-HX-1003"))
+    assert third.state == State.PENDING_BANK and third.fields["limit_id"] == "LIM-HX-DE0001-R1"
+
+
+@pytest.mark.parametrize("change", ["removed", "cancelled"])
+def test_a_bank_cannot_approve_once_the_limit_is_withdrawn(wf, change):
+    deal = placed(wf)
+    limits = _demo_limits()
+    if change == "removed":
+        limits = limits[1:]
+    else:
+        limits[0]["status"] = "cancelled"
+    _reload_limits(wf, limits)
+    reason = "LIMIT_NOT_FOUND" if change == "removed" else "LIMIT_INACTIVE"
+    with pytest.raises(WorkflowError) as refused:
+        wf.decide(deal.id, "BOC-NB", Decision(True, "wang"))
+    assert refused.value.code == reason
+    assert wf.store.get(deal.id).state == State.PENDING_BANK
+    # Declining is still possible: the deal moves on (and the next bank is refused likewise).
+    assert wf.decide(deal.id, "BOC-NB", Decision(False, "wang", reason="no cover")).state == (
+        State.ROUTING
+    )

@@ -360,15 +360,15 @@ def test_limit_moved_to_another_policy_leaves_nothing_under_the_old_one(any_redi
 def test_limit_removed_from_the_file_disappears_but_its_reservations_stay(any_redis, demo_doc):
     store_reference(any_redis, parse_reference(demo_doc))
     # A live deal's reservation on the limit: it belongs to the deal, not to the reference data.
-    any_redis.hset(keys.limit_reservations("LIM-HX-DE0001"), "deal-1", 1000)
-    any_redis.set(keys.limit_reserved_total("LIM-HX-DE0001"), 1000)
+    any_redis.hset(keys.exposure_reservations("LIM-HX-DE0001"), "deal-1", 1000)
+    any_redis.set(keys.exposure_reserved_total("LIM-HX-DE0001"), 1000)
     store_reference(any_redis, parse_reference({"limits": demo_doc["limits"][1:]}))
     ref = ReferenceRepository(any_redis)
     assert ref.limit("LIM-HX-DE0001") is None
     assert ref.limits_for("SIN-2026-0001", "DE-0001") == []
     assert ref.limit(demo_doc["limits"][1]["limit_id"]) is not None
-    assert any_redis.hgetall(keys.limit_reservations("LIM-HX-DE0001")) == {"deal-1": "1000"}
-    assert any_redis.get(keys.limit_reserved_total("LIM-HX-DE0001")) == "1000"
+    assert any_redis.hgetall(keys.exposure_reservations("LIM-HX-DE0001")) == {"deal-1": "1000"}
+    assert any_redis.get(keys.exposure_reserved_total("LIM-HX-DE0001")) == "1000"
 
 
 def _without_first(demo_doc: dict, section: str) -> dict:

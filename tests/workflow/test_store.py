@@ -43,8 +43,8 @@ def snapshot(store: DealStore, *deal_ids: str) -> dict:
     return {
         "deals": {d: r.hgetall(keys.deal(d)) for d in deal_ids},
         "events": {d: r.lrange(keys.events(d), 0, -1) for d in deal_ids},
-        "reservations": r.hgetall(keys.limit_reservations(LIMIT)),
-        "total": r.get(keys.limit_reserved_total(LIMIT)),
+        "reservations": r.hgetall(keys.exposure_reservations(LIMIT)),
+        "total": r.get(keys.exposure_reserved_total(LIMIT)),
         "keys": sorted(r.keys("*")),
     }
 
@@ -170,11 +170,11 @@ def test_reservation_counts_and_refuses_over_commit(store):
     with pytest.raises(LimitExhausted) as info:
         store.transition(b, State.VERIFYING, actor="t", event="e",
                          ops=reserve(b, 40_001).zadd("xb:test-index", 1.0, "b"))
-    assert keys.limit_reservations(LIMIT) in str(info.value)
+    assert keys.exposure_reservations(LIMIT) in str(info.value)
     assert snapshot(store, "a", "b") == before  # no event, no state, no index entry
     store.transition(b, State.VERIFYING, actor="t", event="e", ops=reserve(b, 40_000))
     assert store.reserved_cents(LIMIT) == CAP
-    assert store.redis.hgetall(keys.limit_reservations(LIMIT)) == {"a": "60000", "b": "40000"}
+    assert store.redis.hgetall(keys.exposure_reservations(LIMIT)) == {"a": "60000", "b": "40000"}
 
 
 def test_reserving_twice_for_the_same_deal_counts_once(store):
@@ -183,7 +183,7 @@ def test_reserving_twice_for_the_same_deal_counts_once(store):
     # The same deal reserving again (a redelivered step) neither adds nor is refused.
     deal = store.transition(deal, State.ROUTING, actor="t", event="e", ops=reserve(deal, 70_000))
     assert store.reserved_cents(LIMIT) == 70_000
-    assert store.redis.hgetall(keys.limit_reservations(LIMIT)) == {"d1": "70000"}
+    assert store.redis.hgetall(keys.exposure_reservations(LIMIT)) == {"d1": "70000"}
 
 
 def test_release_frees_room_once(store):
@@ -197,7 +197,7 @@ def test_release_frees_room_once(store):
     store.transition(a, State.WITHDRAWN, actor="t", event="again",
                      ops=Ops().release(LIMIT, "a"))
     assert store.reserved_cents(LIMIT) == 50_000
-    assert store.redis.hgetall(keys.limit_reservations(LIMIT)) == {"b": "50000"}
+    assert store.redis.hgetall(keys.exposure_reservations(LIMIT)) == {"b": "50000"}
 
 
 # --- locks -------------------------------------------------------------------------------------

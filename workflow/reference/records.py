@@ -51,6 +51,18 @@ class BuyerLimit:
     def in_force_on(self, day: date) -> bool:
         return self.status == ACTIVE and self.effective <= day <= self.expiry
 
+    @property
+    def exposure(self) -> str:
+        """What reservations count against: the buyer under the policy in the limit's
+        currency, not the limit record, so a limit the insurer re-issues under a new id still
+        sees what the deals on the old one hold."""
+        return exposure_of(self.policy_no, self.buyer_code, self.currency)
+
+
+def exposure_of(policy_no: str, buyer_code: str, currency: str) -> str:
+    """The id of a buyer exposure; the policy number's length keeps it unambiguous."""
+    return f"{len(policy_no)}:{policy_no}|{buyer_code}|{currency}"
+
 
 @dataclass(frozen=True)
 class Declaration:
