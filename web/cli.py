@@ -66,7 +66,17 @@ def _load(path: Path, client: redis.Redis, *, production: bool, allow_demo: bool
         click.echo(f"{name}: not loaded, {exc}", err=True)
         sys.exit(1)
     summary = ", ".join(f"{n} {section}" for section, n in counts.items()) or "nothing"
-    click.echo(f"{name}: loaded {summary} (each replacing its section; others untouched)")
+    click.echo(f"{name}: loaded {summary} ({load_note(set(counts))})")
+
+
+def load_note(sections: set[str]) -> str:
+    """What a load did to the stored sections, in words: only tokens are added, not replaced."""
+    notes = []
+    if sections - {"tokens"}:
+        notes.append("each section replacing the stored one")
+    if "tokens" in sections:
+        notes.append("tokens added to the stored ones")
+    return "; ".join([*notes, "sections not in the file untouched"])
 
 
 # A directory or an unreadable file gets the same "not loaded" report as any bad file; only

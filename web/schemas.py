@@ -11,6 +11,9 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from workflow.checks import check_results
 from workflow.deal import Application, Buyer, Deal, Invoice
 from workflow.identifiers import (
+    validate_code as _code,
+)
+from workflow.identifiers import (
     validate_country as _country,
 )
 from workflow.identifiers import (
@@ -26,7 +29,6 @@ from workflow.money import MoneyFormatError, parse_amount
 from workflow.reasons import DESCRIPTIONS, Reason
 
 MAX_INVOICES = 50
-_TEXT = r"^[A-Za-z0-9][A-Za-z0-9 _./#-]{0,63}\Z"
 RATE_RE = re.compile(r"0(?:\.[0-9]{1,6})?|1(?:\.0{1,6})?")
 
 
@@ -55,9 +57,6 @@ class Rate(fields.Field):
         if not isinstance(value, str) or not RATE_RE.fullmatch(value):
             raise ValidationError('must be a decimal string from "0" to "1", e.g. "0.0450"')
         return Decimal(value)
-
-
-_code = validate.Regexp(_TEXT, error="use 1-64 letters, digits, spaces or _ . / # -")
 
 
 class BuyerSchema(Schema):

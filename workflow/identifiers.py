@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 
@@ -20,6 +21,18 @@ def uscc_problem(value: str) -> str | None:
     if _uscc.compact(value) != value:
         return "unified social credit code must be 18 characters with no spaces"
     return None
+
+
+# Reference ids become parts of Redis key names ("xb:ref:limits:{policy_no}:{buyer_code}"), so
+# they may not hold the ":" that separates those parts, nor the braces of a hash tag: with them,
+# two different ids could name the same key ("X:members" is programme X's member set).
+# A code the API accepts (policy number, buyer code, invoice number) and the loader's ids of
+# the same kind use this one pattern, so every declared invoice can be submitted.
+CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _./#-]{0,63}\Z")
+CODE_HELP = "use 1-64 letters, digits, spaces or _ . / # - (starting with a letter or digit)"
+# Ids that only operators write (bank ids, whitelist programmes): no spaces either.
+IDENTIFIER_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
+IDENTIFIER_HELP = "use 1-64 letters, digits or _ . -"
 
 
 @lru_cache(maxsize=512)
@@ -51,11 +64,26 @@ def validate_country(value: str) -> None:
         raise ValidationError("not an ISO 3166-1 alpha-2 country code")
 
 
+def validate_code(value: str) -> None:
+    """A policy number, buyer code, invoice number or limit id (see CODE_RE)."""
+    if not CODE_RE.fullmatch(value):
+        raise ValidationError(CODE_HELP)
+
+
+def validate_identifier(value: str) -> None:
+    """A bank id or whitelist programme (see IDENTIFIER_RE)."""
+    if not IDENTIFIER_RE.fullmatch(value):
+        raise ValidationError(IDENTIFIER_HELP)
+
+
 # Categories a person's text never needs and that break storage, pages or exports later:
 # controls (C0, DEL, C1), lone surrogates (not Unicode at all, Redis cannot store them),
 # unassigned code points and noncharacters, and the line/paragraph separators that split a
 # CSV row or a log line.
 _REFUSED_CATEGORIES = {"Cc", "Cs", "Cn", "Zl", "Zp"}
+# Bidi embeddings, overrides and isolates reorder what a reader sees ("\u202e" shows an
+# invoice number backwards): no name or reason needs them.
+_BIDI_CONTROLS = frozenset(chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 
 
 def text_problem(value: str) -> str | None:
@@ -66,7 +94,15 @@ def text_problem(value: str) -> str | None:
         return "must be valid Unicode text (it holds a lone surrogate)"
     if any(unicodedata.category(ch) in _REFUSED_CATEGORIES for ch in value):
         return "must not contain control characters or unassigned code points"
+    if any(ch in _BIDI_CONTROLS for ch in value):
+        return "must not contain bidirectional override or isolate controls"
     return None
+
+
+def is_blank(value: str) -> bool:
+    """Whether ``value`` shows nothing: only whitespace and invisible format characters (Cf:
+    zero-width spaces, a byte-order mark, soft hyphens, joiners)."""
+    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in value)
 
 
 def printable(value: object) -> str:
@@ -75,15 +111,22 @@ def printable(value: object) -> str:
     if text_problem(text) is None:
         return text
     return "".join(
-        ch if unicodedata.category(ch) not in _REFUSED_CATEGORIES else f"\\u{ord(ch):04x}"
+        f"\\u{ord(ch):04x}"
+        if unicodedata.category(ch) in _REFUSED_CATEGORIES or ch in _BIDI_CONTROLS
+        else ch
         for ch in text
     )
 
 
 def validate_text(value: str) -> None:
-    """Free text a person reads (names, reasons): valid Unicode, not blank, no controls."""
+    """Free text a person reads (names, reasons): valid Unicode, not blank, no controls.
+
+    Format characters count as invisible: text of only those is blank. Inside visible text
+    they stay allowed (a zero-width joiner is part of some scripts' spelling), except the
+    bidi controls.
+    """
     problem = text_problem(value)
     if problem:
         raise ValidationError(problem)
-    if not value.strip():
+    if is_blank(value):
         raise ValidationError("must not be blank")

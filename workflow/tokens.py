@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from workflow import keys
+from workflow.identifiers import IDENTIFIER_RE
 
 EXPORTER, BANK = "exporter", "bank"
 PRODUCTION = "production"
@@ -42,8 +43,8 @@ DEMO_TOKEN_DIGESTS = frozenset(
 # RFC 6750's b64token: what an Authorization: Bearer header can carry unescaped.
 TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 TOKEN_MIN, TOKEN_MAX = 16, 256
-# Anchored: marshmallow's Regexp only matches at the start.
-BANK_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
+# Bank ids are part of key names: the safe identifier pattern (anchored at the end).
+BANK_ID_RE = IDENTIFIER_RE
 PREFIX_SHOWN = 12
 PREFIX_MIN = 6
 
@@ -157,6 +158,26 @@ def revoked_in_file(redis: Any, tokens: list[tuple[str, Principal]]) -> list[str
         for index, (token, _) in enumerate(tokens)
         if token_digest(token) in revoked
     ]
+
+
+def bound_elsewhere(redis: Any, tokens: list[tuple[str, Principal]]) -> list[str]:
+    """A problem for each token of a file that is live for another principal: a load never
+    re-binds a token (an exporter's token would start speaking for a bank). One round trip."""
+    if not tokens:
+        return []
+    stored = redis.mget([keys.token(token_digest(token)) for token, _ in tokens])
+    problems = []
+    for index, ((_, principal), raw) in enumerate(zip(tokens, stored, strict=True)):
+        if raw is None:
+            continue
+        current = Principal(**json.loads(raw))
+        if current != principal:
+            problems.append(
+                f"tokens[{index}].token: already in use for {current.role} {current.subject};"
+                f" a load does not move a token to another {principal.role}"
+                " (revoke it first, or give the file a new token)"
+            )
+    return problems
 
 
 def add_token(redis: Any, token: str, principal: Principal, source: str = "cli") -> TokenEntry:

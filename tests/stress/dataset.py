@@ -58,6 +58,8 @@ def reference(invoices: int, tight_invoices: int = 0) -> dict[str, Any]:
             "advance_rate": "0.90", "annual_rate": f"0.04{n}0", "requires_whitelist": False,
             "decision_hours": "240",
         } for n, bank in enumerate(BANKS)],
+        # A token's exporter must be in the reference data, as for `xinbao token add`.
+        "exporters": [{"uscc": EXPORTER, "name": "Stress exporter", "region": "Suzhou"}],
         "tokens": [{"token": EXPORTER_TOKEN, "exporter_uscc": EXPORTER}]
         + [{"token": token, "bank_id": bank} for bank, token in BANK_TOKENS.items()],
     }

@@ -56,7 +56,10 @@ def test_cli_load_of_one_section_replaces_only_it(into_fake_redis, fake_redis, t
     path.write_text(json.dumps({"banks": document["banks"][:1]}), encoding="utf-8")
     result = runner.invoke(cli.main, ["load", str(path)])
     assert result.exit_code == 0, result.output
-    assert "loaded 1 banks (each replacing its section; others untouched)" in result.stdout
+    assert (
+        "loaded 1 banks (each section replacing the stored one; sections not in the file"
+        " untouched)" in result.stdout
+    )
     reference = ReferenceRepository(fake_redis)
     assert [b.bank_id for b in reference.banks()] == [document["banks"][0]["bank_id"]]
     assert reference.policy("SIN-2026-0001") is not None

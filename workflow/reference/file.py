@@ -19,6 +19,8 @@ from marshmallow import (
 
 from workflow.identifiers import (
     printable,
+    validate_code,
+    validate_identifier,
     validate_text,
 )
 from workflow.identifiers import (
@@ -42,7 +44,6 @@ from workflow.reference.records import (
     Whitelist,
 )
 from workflow.tokens import (
-    BANK_ID_RE,
     Principal,
     token_problem,
 )
@@ -51,8 +52,24 @@ _ratio = validate.Range(min=Decimal("0"), max=Decimal("1"), min_inclusive=False)
 _days = validate.Range(min=0, max=3650)
 _positive = validate.Range(min=Decimal("0"), min_inclusive=False)
 _nonneg = validate.Range(min=Decimal("0"))
-_bank_id = validate.Regexp(BANK_ID_RE, error="use A-Z, 0-9, _ . -")
-_required_str = {"required": True, "validate": [validate.Length(min=1, max=128), validate_text]}
+_text = [validate.Length(min=1, max=128), validate_text]
+_required_str = {"required": True, "validate": _text}
+# Ids become parts of Redis key names: they follow the patterns of workflow.identifiers, so no
+# two ids can name the same key, and each code is one the API accepts too.
+_required_code = {"required": True, "validate": validate_code}
+_required_id = {"required": True, "validate": validate_identifier}
+
+
+def _date() -> fields.Date:
+    # A relative date the loader could not resolve (years outside 1-9999) arrives here as
+    # written: say what is accepted.
+    return fields.Date(
+        required=True,
+        error_messages={
+            "invalid": 'Not a valid date: write YYYY-MM-DD, or "today", "today-N" or "today+N"'
+            " within the years 1-9999."
+        },
+    )
 
 
 def _money(minimum: Decimal, *, strict_min: bool) -> fields.Decimal:
@@ -70,11 +87,11 @@ class _Strict(Schema):
 
 
 class PolicySchema(_Strict):
-    policy_no = fields.String(**_required_str)
+    policy_no = fields.String(**_required_code)
     exporter_uscc = fields.String(required=True, validate=_uscc)
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
-    start = fields.Date(required=True)
-    end = fields.Date(required=True)
+    start = _date()
+    end = _date()
     coverage_ratio = fields.Decimal(required=True, validate=_ratio)
     premium_paid = fields.Boolean(required=True)
     declaration_window_days = fields.Integer(required=True, strict=True, validate=_days)
@@ -83,7 +100,7 @@ class PolicySchema(_Strict):
     )
     covered_countries = fields.List(fields.String(validate=_country), load_default=list)
     excluded_countries = fields.List(fields.String(validate=_country), load_default=list)
-    insurer = fields.String(load_default="Sinosure")
+    insurer = fields.String(load_default="Sinosure", validate=_text)
 
     @validates_schema
     def _dates(self, data: dict, **_: Any) -> None:
@@ -102,9 +119,9 @@ class PolicySchema(_Strict):
 
 
 class LimitSchema(_Strict):
-    limit_id = fields.String(**_required_str)
-    policy_no = fields.String(**_required_str)
-    buyer_code = fields.String(**_required_str)
+    limit_id = fields.String(**_required_code)
+    policy_no = fields.String(**_required_code)
+    buyer_code = fields.String(**_required_code)
     buyer_name = fields.String(**_required_str)
     country = fields.String(required=True, validate=_country)
     currency = fields.String(required=True, validate=_currency)
@@ -112,8 +129,8 @@ class LimitSchema(_Strict):
     max_credit_days = fields.Integer(
         required=True, strict=True, validate=validate.Range(min=1, max=360)
     )
-    effective = fields.Date(required=True)
-    expiry = fields.Date(required=True)
+    effective = _date()
+    expiry = _date()
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
 
     @validates_schema
@@ -127,11 +144,11 @@ class LimitSchema(_Strict):
 
 
 class DeclarationSchema(_Strict):
-    policy_no = fields.String(**_required_str)
-    buyer_code = fields.String(**_required_str)
-    invoice_number = fields.String(**_required_str)
-    shipment_date = fields.Date(required=True)
-    declared_on = fields.Date(required=True)
+    policy_no = fields.String(**_required_code)
+    buyer_code = fields.String(**_required_code)
+    invoice_number = fields.String(**_required_code)
+    shipment_date = _date()
+    declared_on = _date()
 
     @post_load
     def _make(self, data: dict, **_: Any) -> Declaration:
@@ -139,9 +156,9 @@ class DeclarationSchema(_Strict):
 
 
 class OverdueSchema(_Strict):
-    policy_no = fields.String(**_required_str)
-    buyer_code = fields.String(**_required_str)
-    reported_on = fields.Date(required=True)
+    policy_no = fields.String(**_required_code)
+    buyer_code = fields.String(**_required_code)
+    reported_on = _date()
 
     @post_load
     def _make(self, data: dict, **_: Any) -> Overdue:
@@ -149,10 +166,10 @@ class OverdueSchema(_Strict):
 
 
 class WhitelistSchema(_Strict):
-    programme = fields.String(**_required_str)
+    programme = fields.String(**_required_id)
     region = fields.String(**_required_str)
-    valid_from = fields.Date(required=True)
-    valid_to = fields.Date(required=True)
+    valid_from = _date()
+    valid_to = _date()
     members = fields.List(fields.String(validate=_uscc), required=True)
 
     @validates_schema
@@ -171,7 +188,7 @@ class WhitelistSchema(_Strict):
 
 
 class BankSchema(_Strict):
-    bank_id = fields.String(required=True, validate=_bank_id)
+    bank_id = fields.String(**_required_id)
     name = fields.String(**_required_str)
     currencies = fields.List(
         fields.String(validate=_currency), required=True, validate=validate.Length(min=1)
@@ -222,7 +239,7 @@ def _token(value: str) -> None:
 class TokenSchema(_Strict):
     token = fields.String(required=True, validate=_token)
     exporter_uscc = fields.String(validate=_uscc)
-    bank_id = fields.String(validate=_bank_id)
+    bank_id = fields.String(validate=validate_identifier)
 
     @validates_schema
     def _one_subject(self, data: dict, **_: Any) -> None:
@@ -247,6 +264,15 @@ SECTIONS: dict[str, tuple[type[Schema], str]] = {
     "exporters": (ExporterSchema, "uscc"),
     "tokens": (TokenSchema, "token"),
 }
+
+
+# The names of the file's date fields: the only values "today-N" is expanded in.
+DATE_FIELDS = frozenset(
+    name
+    for schema_cls, _ in SECTIONS.values()
+    for name, declared in schema_cls._declared_fields.items()
+    if isinstance(declared, fields.Date)
+)
 
 
 class ReferenceFileError(ValueError):

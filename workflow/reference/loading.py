@@ -10,11 +10,14 @@ from typing import Any
 from redis.exceptions import WatchError
 
 from workflow import keys
-from workflow.reference.file import SECTIONS, ReferenceData
+from workflow.reference.file import SECTIONS, ReferenceData, ReferenceFileError
 from workflow.reference.records import as_text
 from workflow.tokens import (
+    BANK,
+    bound_elsewhere,
     revoked_digests,
     stage_tokens,
+    token_digest,
 )
 
 
@@ -55,13 +58,20 @@ def store_reference(redis: Any, data: ReferenceData) -> dict[str, int]:
         # _previous reads these records too (for their old lookup sets).
         watched += [keys.limit(lim.limit_id) for lim in data.limits]
     if data.tokens:
-        # A token revoked while this load runs must stay revoked.
+        # A token revoked, or added for someone else, while this load runs must stay so; the
+        # subjects read from Redis must still be there when the tokens are written.
         watched.append(keys.tokens_revoked())
+        watched += [keys.token(token_digest(token)) for token, _ in data.tokens]
+        watched += [_subject_key(principal) for _, principal in data.tokens]
     with redis.pipeline(transaction=True) as pipe:
         for _ in range(_LOAD_ATTEMPTS):
             try:
                 if watched:
                     pipe.watch(*watched)
+                problems = bound_elsewhere(pipe, data.tokens)
+                problems += _unknown_subjects(pipe, data, sections)
+                if problems:
+                    raise ReferenceFileError(problems)
                 previous = _previous(pipe, data, sections)
                 revoked = revoked_digests(pipe, data.tokens)
                 pipe.multi()
@@ -76,6 +86,37 @@ def store_reference(redis: Any, data: ReferenceData) -> dict[str, int]:
                 f"reference data changed under {_LOAD_ATTEMPTS} attempts; load again"
             )
     return {section: len(getattr(data, section)) for section in SECTIONS}
+
+
+def _subject_key(principal: Any) -> str:
+    if principal.role == BANK:
+        return keys.bank(principal.subject)
+    return keys.exporter(principal.subject)
+
+
+def _unknown_subjects(pipe: Any, data: ReferenceData, sections: frozenset[str]) -> list[str]:
+    """A problem for each token whose exporter or bank will not exist after this load, as
+    `xinbao token add` refuses one: a section the file holds is the whole truth, so its
+    subjects must be in the file; otherwise they must be loaded already."""
+    in_file = {
+        "exporter": ({e.uscc for e in data.exporters}, "exporters"),
+        "bank": ({b.bank_id for b in data.banks}, "banks"),
+    }
+    problems = []
+    for index, (_, principal) in enumerate(data.tokens):
+        named, section = in_file[principal.role]
+        if section in sections:
+            if principal.subject not in named:
+                problems.append(
+                    f"tokens[{index}]: no {principal.role} {principal.subject} in the file's"
+                    f" {section}"
+                )
+        elif not pipe.exists(_subject_key(principal)):
+            problems.append(
+                f"tokens[{index}]: no {principal.role} {principal.subject} in the file or the"
+                " loaded reference data"
+            )
+    return problems
 
 
 def _members(pipe: Any, key: str) -> set[str]:
