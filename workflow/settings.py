@@ -5,6 +5,24 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+# XINBAO_ENV's accepted values. Only "production" changes behaviour; a value outside the list
+# (a typo such as "prod") is refused rather than quietly run as a development stack.
+ENVIRONMENTS = ("development", "production", "test")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value Xinbao refuses; the message names it."""
+
+
+def _environment(raw: str | None) -> str:
+    value = (raw or "").strip().lower() or "development"
+    if value not in ENVIRONMENTS:
+        raise SettingsError(
+            f"XINBAO_ENV={raw!r} is not one of {', '.join(ENVIRONMENTS)}"
+            " (unset means development)"
+        )
+    return value
+
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
@@ -34,9 +52,12 @@ class Settings:
     insurer_retry_limit: int
     # How long an Idempotency-Key keeps returning the deal it created.
     idempotency_ttl_seconds: int
-    # "production" (docker-compose sets it) refuses the public demo tokens; anything else is
-    # a development or test stack.
+    # One of ENVIRONMENTS: "production" (docker-compose sets it) refuses the public demo
+    # tokens; "development" and "test" behave alike.
     env: str = "development"
+
+    def __post_init__(self) -> None:
+        _environment(self.env)
 
     @property
     def production(self) -> bool:
@@ -44,7 +65,8 @@ class Settings:
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
-    """Read settings from ``env`` (default: the process environment)."""
+    """Read settings from ``env`` (default: the process environment); SettingsError names a
+    refused value."""
     if env is not None:
         saved = dict(os.environ)
         os.environ.update(env)
@@ -60,7 +82,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             visibility_timeout_seconds=_int("XINBAO_VISIBILITY_TIMEOUT_SECONDS", 3600),
             insurer_retry_limit=_int("XINBAO_INSURER_RETRY_LIMIT", 5),
             idempotency_ttl_seconds=_int("XINBAO_IDEMPOTENCY_TTL_SECONDS", 86400),
-            env=os.environ.get("XINBAO_ENV", "").strip().lower() or "development",
+            env=_environment(os.environ.get("XINBAO_ENV")),
         )
     finally:
         if env is not None:
