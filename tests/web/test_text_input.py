@@ -287,3 +287,27 @@ def test_cancel_text_fields(api, client, reason, officer):
         assert cancelled["by"] == f"bank:BOC-NB:{officer if officer is not None else 'api'}"
     else:
         post_raw(client, f"/api/v1/deals/{deal['id']}/cancel", {"reason": "undo"}, "boc")
+
+
+@pytest.mark.parametrize("name", ["\u200b", "\ufeff", "\u200b\u200c\u2060", "\u00ad", " \u200d "])
+def test_a_name_of_only_invisible_format_characters_is_blank(client, name):
+    body = deal_body(buyer={"code": "DE-0001", "name": name, "country": "DE"})
+    rv = client.post("/api/v1/deals", json=body, headers=auth("haixin"))
+    error = error_of(rv, 422, "VALIDATION_FAILED")
+    assert error["fields"]["buyer.name"] == ["must not be blank"], error
+
+
+@pytest.mark.parametrize("name", ["M\u202eller", "\u2066Müller\u2069", "A\u202aB"])
+def test_bidi_controls_are_refused_in_text(client, name):
+    body = deal_body(buyer={"code": "DE-0001", "name": name, "country": "DE"})
+    rv = client.post("/api/v1/deals", json=body, headers=auth("haixin"))
+    error = error_of(rv, 422, "VALIDATION_FAILED")
+    assert "bidirectional" in error["fields"]["buyer.name"][0], error
+
+
+def test_joiners_inside_visible_text_are_kept(client):
+    """A zero-width (non-)joiner is part of the spelling of some names."""
+    name = "Müller\u200cHaus \u0915\u094d\u200d"
+    body = deal_body(buyer={"code": "DE-0001", "name": name, "country": "DE"})
+    rv = client.post("/api/v1/deals", json=body, headers=auth("haixin"))
+    assert rv.status_code == 202, rv.get_json()

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from tests.conftest import DEMO_FILE, ROOT
 from tests.web.conftest import HAIXIN, TOKENS, auth, error_of
 from web import cli
-from workflow import keys
+from workflow import keys, tokens
 from workflow.tokens import DEMO_TOKEN_DIGESTS, is_demo_token, token_digest
 
 PRODUCTION = {"XINBAO_ENV": "production"}
@@ -262,3 +262,51 @@ def test_a_token_revoked_during_a_load_stays_revoked(fake_redis, demo_reference,
     monkeypatch.setattr("workflow.reference.loading.revoked_digests", revoke_meanwhile)
     store_reference(fake_redis, demo_reference)
     assert not fake_redis.exists(keys.token(token_digest(TOKENS["ccb"])))
+
+
+# --- tokens in a reference file ------------------------------------------------------------------
+
+
+def test_a_load_never_moves_a_live_token_to_another_principal(
+    into_fake_redis, fake_redis, tmp_path
+):
+    assert run("load", "data/demo.json").exit_code == 0
+    secret = "vault-token-abcdefghijklmnop"
+    added = run("token", "add", "--exporter", HAIXIN, "--stdin", stdin=secret + "\n")
+    assert added.exit_code == 0, added.output
+    path = tmp_path / "more.json"
+    path.write_text(json.dumps({"tokens": [{"token": secret, "bank_id": "BOC-NB"}]}))
+    result = run("load", str(path))
+    assert result.exit_code == 1
+    assert "more.json: not loaded, 1 problem(s):" in result.stderr
+    assert f"tokens[0].token: already in use for exporter {HAIXIN}" in result.stderr
+    assert tokens.lookup(fake_redis, secret) == tokens.Principal("exporter", HAIXIN)
+    # The same principal again is no change, and loads.
+    path.write_text(json.dumps({"tokens": [{"token": secret, "exporter_uscc": HAIXIN}]}))
+    assert run("load", str(path)).exit_code == 0
+    assert run("load", "data/demo.json").exit_code == 0  # the demo file reloads unchanged
+
+
+def test_a_files_token_needs_its_subject_in_the_file_or_loaded(
+    into_fake_redis, fake_redis, tmp_path
+):
+    path = tmp_path / "tokens.json"
+    path.write_text(json.dumps({"tokens": [
+        {"token": "token-for-a-bank-0000000001", "bank_id": "NO-SUCH-BANK"},
+        {"token": "token-for-an-exporter-00001", "exporter_uscc": HAIXIN},
+    ]}))
+    result = run("load", str(path))
+    assert result.exit_code == 1
+    assert "tokens[0]: no bank NO-SUCH-BANK in the file or the loaded reference data" in (
+        result.stderr
+    )
+    assert f"tokens[1]: no exporter {HAIXIN} in the file or the loaded reference data" in (
+        result.stderr
+    )
+    assert fake_redis.dbsize() == 0  # nothing loaded
+    # A section in the file is the whole truth: a subject it leaves out will not exist.
+    demo = json.loads(DEMO_FILE.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({"banks": demo["banks"][:1], "tokens": demo["tokens"]}))
+    result = run("load", str(path))
+    assert result.exit_code == 1
+    assert "no bank ICBC-NB in the file's banks" in result.stderr

@@ -14,7 +14,7 @@ from workflow.demo import (
     expand_relative_dates_json,
     resolve_relative_date,
 )
-from workflow.reference import parse_reference_json
+from workflow.reference import ReferenceFileError, parse_reference_json
 
 DAY = date(2027, 3, 1)
 
@@ -40,23 +40,59 @@ def test_other_strings_are_no_relative_dates(value):
     assert resolve_relative_date(value, DAY) is None
 
 
-def test_document_expansion_touches_only_whole_relative_strings():
-    document = {"a": ["today-1", {"b": "today+1"}], "name": "today's shipment", "n": 3}
+def test_document_expansion_touches_only_date_fields():
+    document = {
+        "limits": [{"effective": "today-1", "expiry": "today+1", "buyer_name": "today"}],
+        "name": "today's shipment",
+        "n": 3,
+    }
     assert expand_relative_dates(document, DAY) == {
-        "a": ["2027-02-28", {"b": "2027-03-02"}],
+        "limits": [{"effective": "2027-02-28", "expiry": "2027-03-02", "buyer_name": "today"}],
         "name": "today's shipment",
         "n": 3,
     }
 
 
 def test_text_expansion_keeps_numbers_escapes_and_layout():
-    text = '{"d": "today-1",\n "r": 0.0420, "s": "say \\"today\\"", "t": "x\\\\", "u": "today"}'
+    text = (
+        '{"start": "today-1",\n "r": 0.0420, "s": "say \\"today\\"", "t": "x\\\\",'
+        ' "end" :  "today", "region": "today"}'
+    )
     out = expand_relative_dates_json(text, DAY)
     assert out == (
-        '{"d": "2027-02-28",\n "r": 0.0420, "s": "say \\"today\\"", "t": "x\\\\", '
-        '"u": "2027-03-01"}'
+        '{"start": "2027-02-28",\n "r": 0.0420, "s": "say \\"today\\"", "t": "x\\\\",'
+        ' "end" :  "2027-03-01", "region": "today"}'
     )
     assert json.loads(out, parse_float=Decimal)["r"] == Decimal("0.0420")
+
+
+def test_only_the_date_fields_of_the_schemas_are_expanded():
+    """A buyer, region or id that reads "today" stays as written."""
+    document = json.loads(demo_text(), parse_float=Decimal)
+    document["limits"][0]["buyer_name"] = "today"
+    document["exporters"][0]["region"] = "today+1"
+    document["limits"][0]["effective"] = "today-3"
+    text = json.dumps(document, default=str)
+    data = parse_reference_json(expand_relative_dates_json(text, DAY))
+    assert data.limits[0].buyer_name == "today"
+    assert data.exporters[0].region == "today+1"
+    assert data.limits[0].effective == date(2027, 2, 26)
+
+
+@pytest.mark.parametrize(
+    ("value", "today"), [("today-999999", DAY), ("today+999999", date(7300, 1, 1))]
+)
+def test_a_relative_date_outside_the_years_1_to_9999_is_a_problem_of_the_file(value, today):
+    assert resolve_relative_date(value, today) is None
+    document = json.loads(demo_text(), parse_float=Decimal)
+    document["limits"][0]["effective"] = value
+    text = expand_relative_dates_json(json.dumps(document, default=str), today)
+    with pytest.raises(ReferenceFileError) as info:
+        parse_reference_json(text)
+    assert info.value.problems == [
+        "limits[0] (limit_id=LIM-HX-DE0001).effective: Not a valid date: write YYYY-MM-DD, or"
+        ' "today", "today-N" or "today+N" within the years 1-9999.'
+    ]
 
 
 def test_invalid_json_is_left_to_the_parser():

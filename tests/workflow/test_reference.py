@@ -506,3 +506,62 @@ def _run_together(count: int, work) -> list[BaseException]:
     for t in threads:
         t.join(timeout=60)
     return errors
+
+
+# --- ids that become Redis key names ---------------------------------------------------------
+
+
+def test_programme_named_like_anothers_member_set_is_refused(demo_doc):
+    """"X:members" would be programme X's member set: a programme is a safe identifier."""
+    extra = copy.deepcopy(demo_doc["whitelists"][0])
+    extra["programme"] = demo_doc["whitelists"][0]["programme"] + ":members"
+    demo_doc["whitelists"].append(extra)
+    assert problems_of(demo_doc) == [
+        "whitelists[2] (programme=NB-2026-TONGBAO:members).programme: use 1-64 letters, digits"
+        " or _ . -"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [
+        ("policies", "policy_no", "SIN:2026"),
+        ("limits", "limit_id", "LIM}:reserved"),
+        ("limits", "buyer_code", "DE:0001"),
+        ("declarations", "invoice_number", "INV:1"),
+        ("declarations", "buyer_code", " DE-0001"),
+        ("overdues", "policy_no", "x" * 65),
+        ("whitelists", "programme", "NB 2026"),
+    ],
+)
+def test_ids_in_key_names_follow_the_apis_code_pattern(demo_doc, section, field, value):
+    """No ":" or braces (two ids could name one key), and no code the API could not send."""
+    demo_doc[section][0][field] = value
+    problems = problems_of(demo_doc)
+    assert len(problems) == 1 and f".{field}: use 1-64 letters" in problems[0], problems
+
+
+@pytest.mark.parametrize("value", ["Sino\u0007sure", "Sino\ud800sure", "  ", "x" * 5000])
+def test_policy_insurer_is_checked_like_every_other_text_field(demo_doc, value):
+    demo_doc["policies"][0]["insurer"] = value
+    problems = problems_of(demo_doc)
+    assert len(problems) == 1 and ".insurer: " in problems[0], problems
+
+
+def test_cli_load_with_an_out_of_range_relative_date_reports_cleanly(tmp_path, monkeypatch):
+    """"today-999999" (before year 1) is a listed problem of the file, exit status 1."""
+    import fakeredis
+    from click.testing import CliRunner
+
+    from web import cli
+
+    client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    monkeypatch.setattr(cli.redis.Redis, "from_url", staticmethod(lambda url, **kw: client))
+    path = tmp_path / "far.json"
+    overdue = {"policy_no": "SIN-2026-0001", "buyer_code": "DE-0001", "reported_on": "today-999999"}
+    path.write_text(json.dumps({"overdues": [overdue]}))
+    result = CliRunner().invoke(cli.main, ["load", str(path)])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "far.json: not loaded, 1 problem(s):" in result.stderr
+    assert "overdues[0] (buyer_code=DE-0001).reported_on: Not a valid date" in result.stderr
