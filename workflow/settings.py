@@ -18,8 +18,7 @@ def _environment(raw: str | None) -> str:
     value = (raw or "").strip().lower() or "development"
     if value not in ENVIRONMENTS:
         raise SettingsError(
-            f"XINBAO_ENV={raw!r} is not one of {', '.join(ENVIRONMENTS)}"
-            " (unset means development)"
+            f"XINBAO_ENV={raw!r} is not one of {', '.join(ENVIRONMENTS)} (unset means development)"
         )
     return value
 

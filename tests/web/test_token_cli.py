@@ -291,10 +291,16 @@ def test_a_files_token_needs_its_subject_in_the_file_or_loaded(
     into_fake_redis, fake_redis, tmp_path
 ):
     path = tmp_path / "tokens.json"
-    path.write_text(json.dumps({"tokens": [
-        {"token": "token-for-a-bank-0000000001", "bank_id": "NO-SUCH-BANK"},
-        {"token": "token-for-an-exporter-00001", "exporter_uscc": HAIXIN},
-    ]}))
+    path.write_text(
+        json.dumps(
+            {
+                "tokens": [
+                    {"token": "token-for-a-bank-0000000001", "bank_id": "NO-SUCH-BANK"},
+                    {"token": "token-for-an-exporter-00001", "exporter_uscc": HAIXIN},
+                ]
+            }
+        )
+    )
     result = run("load", str(path))
     assert result.exit_code == 1
     assert "tokens[0]: no bank NO-SUCH-BANK in the file or the loaded reference data" in (
