@@ -302,11 +302,16 @@ def whitelist_status(lists: list[Whitelist], today: date) -> WhitelistStatus:
     return WhitelistStatus(Reason.EXPORTER_NOT_WHITELISTED, ())
 
 
-def limit_still_in_force(limits: list[BuyerLimit], limit_id: str, today: date) -> Reason | None:
-    """At approval: the limit the deal reserved on is still the insurer's and in force."""
-    limit = next((lim for lim in limits if lim.limit_id == limit_id), None)
-    if limit is None:
+def limit_still_in_force(
+    limits: list[BuyerLimit], limit_id: str, exposure: str | None, today: date
+) -> Reason | None:
+    """At approval: the buyer is still covered, by the limit the deal reserved on or by one
+    the insurer re-issued for the same exposure (policy, buyer, currency)."""
+    same = [
+        lim for lim in limits if lim.limit_id == limit_id or (exposure and lim.exposure == exposure)
+    ]
+    if not same:
         return Reason.LIMIT_NOT_FOUND
-    if not limit.in_force_on(today):
+    if not any(lim.in_force_on(today) for lim in same):
         return Reason.LIMIT_INACTIVE
     return None

@@ -243,7 +243,9 @@ class Placement(Steps):
         if not limit_id:
             return
         facts = self.insurer.cover_facts(deal.application)
-        reason = limit_still_in_force(facts.limits, limit_id, self.clock().date())
+        reason = limit_still_in_force(
+            facts.limits, limit_id, deal.fields.get("exposure"), self.clock().date()
+        )
         if reason is not None:
             raise CoverLapsed(
                 f"the buyer limit {limit_id} this deal was verified against is no longer in "

@@ -808,3 +808,11 @@ def test_a_bank_cannot_approve_once_the_limit_is_withdrawn(wf, change):
     assert wf.decide(deal.id, "BOC-NB", Decision(False, "wang", reason="no cover")).state == (
         State.ROUTING
     )
+
+
+def test_an_approval_stands_when_the_limit_was_re_issued_for_the_same_buyer(wf):
+    deal = placed(wf)
+    limits = _demo_limits()
+    limits[0]["limit_id"] = "LIM-HX-DE0001-R1"
+    _reload_limits(wf, limits)
+    assert wf.decide(deal.id, "BOC-NB", Decision(True, "wang")).state == State.APPROVED
