@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from workflow.settings import SettingsError, load_settings
 
@@ -273,12 +273,35 @@ def start_redis(children: list[subprocess.Popen], lock_fd: int) -> str:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password (if any) shown as ***, for logs and printed commands."""
+    """``url`` with its password shown as ***, for logs and printed commands: in the netloc
+    (redis://:pw@host) or as a query parameter (?password=pw), both of which redis-py reads."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    if parts.password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    if parts.query:
+        query = [
+            (name, "***" if name.lower() == "password" else value)
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    return urlunsplit(parts)
+
+
+# How a person writes yes or no for XINBAO_DEMO; anything else is refused, not guessed.
+_YES, _NO = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def demo_wanted() -> bool | None:
+    """XINBAO_DEMO read as yes (True), no (False) or unset (None); DevstackError otherwise."""
+    raw = os.environ.get("XINBAO_DEMO", "").strip().lower()
+    if not raw:
+        return None
+    if raw in _YES | _NO:
+        return raw in _YES
+    raise DevstackError(
+        f"XINBAO_DEMO={os.environ['XINBAO_DEMO']!r}: use 1 (load the demo) or 0 (skip it)"
+    )
 
 
 def load_demo(env: dict[str, str]) -> None:
@@ -288,11 +311,11 @@ def load_demo(env: dict[str, str]) -> None:
     own Redis unless asked for (XINBAO_DEMO=1), and never under XINBAO_ENV=production (its
     tokens are public).
     """
-    wanted = os.environ.get("XINBAO_DEMO", "")
-    if wanted == "0":
-        say("XINBAO_DEMO=0: the demo data is not (re)loaded")
+    wanted = demo_wanted()
+    if wanted is False:
+        say(f"XINBAO_DEMO={os.environ['XINBAO_DEMO']}: the demo data is not (re)loaded")
         return
-    if os.environ.get("REDIS_URL") and wanted != "1":
+    if os.environ.get("REDIS_URL") and wanted is not True:
         say(
             "REDIS_URL is set: the demo data is NOT loaded into that Redis (it would replace "
             "its policies, limits, banks and other reference data); XINBAO_DEMO=1 loads it anyway"

@@ -311,3 +311,31 @@ def test_the_own_file_command_is_quoted_and_hides_a_password():
     plain = devstack.own_file_command("redis://127.0.0.1:50509/0")
     assert plain[-1].startswith("    REDIS_URL=redis://127.0.0.1:50509/0 ")
     assert plain[-1].endswith("xinbao load my-file.json")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://db.example:6380/2?password=s3cret",  # redis-py reads the password from here too
+        "unix:///run/redis.sock?db=0&password=s3cret",
+    ],
+)
+def test_a_password_given_as_a_query_parameter_is_masked(url):
+    assert "s3cret" not in devstack.mask_url(url)
+    assert "s3cret" not in "\n".join(devstack.own_file_command(url))
+
+
+@pytest.mark.parametrize("value", ["false", "no", "off"])
+def test_an_xinbao_demo_meaning_no_does_not_load_the_demo(monkeypatch, capsys, value):
+    ran = []
+    monkeypatch.setattr(devstack.subprocess, "run", lambda *a, **k: ran.append(a))
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("XINBAO_DEMO", value)
+    devstack.load_demo({})
+    assert ran == []
+
+
+def test_an_xinbao_demo_that_is_neither_yes_nor_no_is_refused(monkeypatch):
+    monkeypatch.setenv("XINBAO_DEMO", "maybe")
+    with pytest.raises(devstack.DevstackError, match="XINBAO_DEMO"):
+        devstack.load_demo({})

@@ -16,6 +16,7 @@ from decimal import Decimal
 from workflow.deal import Application, Deal, Invoice
 from workflow.reasons import Reason
 from workflow.reference import BuyerLimit, CoverFacts, Policy, Whitelist
+from workflow.reference.records import ACTIVE
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,13 @@ def choose_limit(app: Application, limits: list[BuyerLimit], today: date) -> Buy
     """The buyer limit that covers this application: in force today, in its currency if any.
 
     A limit of another policy is none of this policy's. One recorded for another buyer code (a
-    stale lookup) is chosen only when nothing else is, so that buyer_matches reports it.
+    stale lookup) is chosen only when nothing else is, so that buyer_matches reports it. Of two
+    limits the insurer has in force for the same buyer and currency (ambiguous data), the
+    smaller caps the exposure, whatever their ids.
     """
     limits = [lim for lim in limits if lim.policy_no == app.policy_no]
     limits = [lim for lim in limits if lim.buyer_code == app.buyer.code] or limits
+    limits = sorted(limits, key=lambda lim: (lim.amount, lim.limit_id))
     in_force = [lim for lim in limits if lim.in_force_on(today)]
     for candidates in (
         [lim for lim in in_force if lim.currency == app.currency],
@@ -302,14 +306,14 @@ def whitelist_status(lists: list[Whitelist], today: date) -> WhitelistStatus:
     return WhitelistStatus(Reason.EXPORTER_NOT_WHITELISTED, ())
 
 
-def limit_still_in_force(
-    limits: list[BuyerLimit], limit_id: str, exposure: str | None, today: date
-) -> Reason | None:
-    """At approval: the buyer is still covered, by the limit the deal reserved on or by one
-    the insurer re-issued for the same exposure (policy, buyer, currency)."""
-    same = [
-        lim for lim in limits if lim.limit_id == limit_id or (exposure and lim.exposure == exposure)
-    ]
+def cover_still_in_force(facts: CoverFacts, exposure: str, today: date) -> Reason | None:
+    """At approval: the policy is still active and a limit of the deal's exposure (policy,
+    buyer, currency) is in force: the one it reserved on, or one the insurer re-issued."""
+    if facts.policy is None:
+        return Reason.POLICY_NOT_FOUND
+    if facts.policy.status != ACTIVE:
+        return Reason.POLICY_INACTIVE
+    same = [lim for lim in facts.limits if lim.exposure == exposure]
     if not same:
         return Reason.LIMIT_NOT_FOUND
     if not any(lim.in_force_on(today) for lim in same):

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from workflow import keys
-from workflow.checks import limit_still_in_force
+from workflow.checks import cover_still_in_force
 from workflow.deal import Deal
 from workflow.errors import (
     AlreadyApproved,
@@ -237,19 +237,18 @@ class Placement(Steps):
         raise WrongState(f"deal {deal_id} is changing too fast; try again")
 
     def _cover_in_force(self, deal: Deal) -> None:
-        """Refuse an approval once the insurer has withdrawn or suspended the buyer limit the
-        deal was verified against (reloaded reference data, or the insurer's answer now)."""
-        limit_id = deal.fields.get("limit_id")
-        if not limit_id:
+        """Refuse an approval once the insurer has withdrawn the cover the deal was verified
+        against: the policy cancelled or suspended, or no limit of the deal's exposure in
+        force (a limit re-issued under a new id still covers it)."""
+        exposure = deal.fields.get("exposure")
+        if not exposure:
             return
         facts = self.insurer.cover_facts(deal.application)
-        reason = limit_still_in_force(
-            facts.limits, limit_id, deal.fields.get("exposure"), self.clock().date()
-        )
+        reason = cover_still_in_force(facts, exposure, self.clock().date())
         if reason is not None:
             raise CoverLapsed(
-                f"the buyer limit {limit_id} this deal was verified against is no longer in "
-                f"force ({reason}); decline the deal",
+                f"the insurer's cover this deal was verified against has gone ({reason}); "
+                "decline the deal",
                 reason,
             )
 

@@ -7,8 +7,8 @@ from typing import Any
 from workflow.deal import Deal, rebuild
 from workflow.states import State
 
-# Stored for the workflow's own use (idempotent replays), never shown to anyone.
-INTERNAL_FIELDS = frozenset({"request_digest", "idempotency_key"})
+# Stored for the workflow's own use (idempotent replays, reservation buckets), never shown.
+INTERNAL_FIELDS = frozenset({"request_digest", "idempotency_key", "exposure"})
 
 
 def public_event(event: dict[str, Any]) -> dict[str, Any]:
