@@ -48,6 +48,8 @@ from workflow.states import TERMINAL, WORKER_OWNED, State
 
 BANK = ds.BANKS[0]  # the cheapest bank: where every roomy deal must be offered first
 TIGHT_LIMIT_ID = "STRESS-LIM-TIGHT"
+# URI Too Long, Request Header Fields Too Large: gunicorn's limits, answered before the app runs.
+SERVER_REFUSALS = frozenset({414, 431})
 # Reservations count per buyer exposure (see BuyerLimit.exposure); TIGHT_BUYER has one limit.
 TIGHT_EXPOSURE = exposure_of(ds.POLICY, ds.TIGHT_BUYER, "USD")
 OFFERED = ["submitted", "verification_started", "verified", "offered_to_bank"]
@@ -1150,6 +1152,10 @@ def fuzz(stack: Stack, sizes: Sizes, tally: Tally, seed: int | None = None) -> N
                 "fuzz_5xx",
                 example=f"{where} -> {status} {response.content[:200]!r}\n{case.as_curl_command()}",
             )
+        elif status in SERVER_REFUSALS:
+            # gunicorn refuses a request line or header past its limits (4,094 bytes) before the
+            # app sees it: a clear 4xx from the HTTP server, in its own format.
+            statuses[f"{status} from gunicorn"] += 1
         elif status >= 400:
             try:
                 body = json.loads(response.content)
