@@ -1,7 +1,9 @@
-"""Xinbao's Flask application: the JSON API for exporters and banks, and the CLI."""
+"""Xinbao's Flask application: the JSON API, the signed-in pages for officers and exporters,
+and the CLI."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import redis
@@ -14,8 +16,12 @@ from workflow.gateway import ReferenceDataInsurer
 from workflow.logs import configure_logging
 from workflow.pipeline import Workflow
 from workflow.reference import ReferenceRepository
-from workflow.settings import Settings, load_settings
+from workflow.settings import Settings, SettingsError, load_settings
 from workflow.store import DealStore
+from workflow.users import Users
+
+# The SECRET_KEY used when none is set: it signs session cookies, so production refuses it.
+DEV_SECRET_KEY = "dev-only-not-secret"
 
 
 def build_workflow(client: Any, settings: Settings) -> Workflow:
@@ -29,12 +35,29 @@ def create_app(
     """Build the app; tests pass their own settings, Redis client and Celery overrides."""
     configure_logging()
     settings = settings or load_settings()
+    weak_key = settings.secret_key == DEV_SECRET_KEY or len(settings.secret_key) < 32
+    if settings.production and weak_key:
+        # Anyone knowing the key could forge a signed-in officer's session cookie.
+        raise SettingsError("SECRET_KEY: set a random value of 32+ characters in production")
     app = Flask(__name__)
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,
         # A deal with 50 invoices is a few KB; refuse anything far larger outright (413).
         MAX_CONTENT_LENGTH=256 * 1024,
         CELERY={**celery_config(settings), **(celery or {})},
+        # Page sessions: out of reach of scripts, not sent on cross-site posts, only over
+        # TLS in production; they end after this long without a request (each one renews it,
+        # and Flask refuses a cookie signed longer ago than that).
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.production,
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.session_idle_seconds),
+        SESSION_REFRESH_EACH_REQUEST=True,
+        # No "remember me": a session never outlives the idle limit.
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=settings.production,
+        # The CSRF token lives as long as the session holding it.
+        WTF_CSRF_TIME_LIMIT=None,
     )
     app.config.from_prefixed_env("XINBAO_FLASK")
     client = redis_client or redis.Redis.from_url(
@@ -50,19 +73,40 @@ def create_app(
     app.extensions["redis"] = client
     app.extensions["xinbao"] = build_workflow(client, settings)
     app.extensions["xinbao_settings"] = settings
+    app.extensions["xinbao_users"] = Users(client, lockout_seconds=settings.lockout_seconds)
     celery_init_app(app)
+    register_extensions(app)
     register_blueprints(app)
     register_cli(app)
     return app
 
 
+def register_extensions(app: Flask) -> None:
+    from web.extensions import csrf, login_manager
+
+    login_manager.init_app(app)
+    login_manager.session_protection = "basic"
+    csrf.init_app(app)
+
+
 def register_blueprints(app: Flask) -> None:
     from web.api import api
+    from web.auth import auth
+    from web.desk import desk
     from web.errors import register_error_handlers
+    from web.extensions import csrf
     from web.health import health
+    from web.portal import portal
 
+    # The JSON API authenticates each request by bearer token, never by cookie, so a
+    # cross-site form cannot act for anyone there: no CSRF token is needed (or sent).
+    csrf.exempt(api)
+    csrf.exempt(health)
     app.register_blueprint(api)
     app.register_blueprint(health)
+    app.register_blueprint(auth)
+    app.register_blueprint(desk)
+    app.register_blueprint(portal)
     register_error_handlers(app)
 
 

@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
 
 from tasks.pipeline import dispatch_route, schedule_drain
-from web.auth import current_principal, require
+from web.bearer import current_principal, require
 from web.errors import ApiError
 from web.schemas import (
     CancelSchema,

@@ -1,4 +1,4 @@
-"""The ``xinbao`` command (and ``flask load``): load reference data, issue and revoke tokens."""
+"""The ``xinbao`` command (and ``flask load``): load reference data, manage tokens and users."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import click
 import redis
 from flask.cli import with_appcontext
 
-from workflow import keys, tokens
+from workflow import keys, tokens, users
 from workflow.demo import expand_relative_dates_json
 from workflow.identifiers import printable, uscc_problem
 from workflow.logs import configure_logging
@@ -44,7 +44,9 @@ def load_file(
     """Validate the whole file, then write it in one transaction, each section it contains
     replacing that section; returns their counts. Raises ReferenceFileError."""
     data = read_reference_file(path)
-    problems = tokens.file_token_problems(data.tokens, refuse_demo=production and not allow_demo)
+    refuse_demo = production and not allow_demo
+    problems = tokens.file_token_problems(data.tokens, refuse_demo=refuse_demo)
+    problems += users.file_user_problems(data.users, refuse_demo=refuse_demo)
     if problems:
         raise ReferenceFileError(problems)
     for warning in tokens.revoked_in_file(client, data.tokens):
@@ -85,7 +87,8 @@ _FILE = click.Path(exists=True, readable=False, path_type=Path)
 _ALLOW_DEMO = click.option(
     "--allow-demo-tokens",
     is_flag=True,
-    help="With XINBAO_ENV=production, load the file's demo tokens anyway (never on a real stack).",
+    help="With XINBAO_ENV=production, load the file's demo tokens and demo users anyway"
+    " (never on a real stack).",
 )
 
 
@@ -136,7 +139,7 @@ def load(file: Path, redis_url: str | None, allow_demo_tokens: bool) -> None:
     sections it leaves out are untouched. A bad file loads nothing. Safe to repeat.
 
     With XINBAO_ENV=production a file holding demo tokens (demo-..., the ones of
-    data/demo.json) is refused unless --allow-demo-tokens.
+    data/demo.json) or users with the demo password is refused unless --allow-demo-tokens.
     """
     settings = load_settings()
     _load(
@@ -252,6 +255,184 @@ def token_list(redis_url: str | None) -> None:
         click.echo(
             f"{e.prefix:<12}  {e.role:<8}  {e.subject:<20}  {e.added_at or '-':<25}  {source}"
         )
+
+
+# --- users --------------------------------------------------------------------------------
+
+
+@main.group("user")
+def user() -> None:
+    """Add, list, disable and unlock the users of the web pages (officers, exporter users)."""
+
+
+_PASSWORD_STDIN = click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of stdin instead of prompting.",
+)
+
+
+def _user_store(redis_url: str | None) -> users.Users:
+    return users.Users(_client(redis_url), lockout_seconds=load_settings().lockout_seconds)
+
+
+def _read_password(from_stdin: bool) -> str:
+    """A new password: one stdin line, or typed twice at a hidden prompt (never an argument)."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt(
+            "Password", hide_input=True, confirmation_prompt=True, err=True
+        )
+    problem = users.password_problem(password)
+    if problem:
+        _fail(f"password: {problem}")
+    if load_settings().production and password == users.DEMO_PASSWORD:
+        _fail("password: the demo password is public; XINBAO_ENV=production refuses it")
+    return password
+
+
+def _username(raw: str) -> str:
+    name = users.normalize_username(raw)
+    if name is None:
+        _fail(f"USERNAME: {users.USERNAME_HELP}")
+    assert name is not None
+    return name
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--bank", "bank_id", metavar="BANK_ID", help="An officer of this bank.")
+@click.option("--checker", is_flag=True, help="The officer may also check approvals.")
+@click.option("--exporter", "uscc", metavar="USCC", help="A user of this exporter.")
+@_PASSWORD_STDIN
+@_REDIS_URL
+def user_add(
+    username: str,
+    bank_id: str | None,
+    checker: bool,
+    uscc: str | None,
+    password_stdin: bool,
+    redis_url: str | None,
+) -> None:
+    """Add USERNAME: an officer (--bank, optionally --checker) or an exporter user
+    (--exporter). The password is asked twice (or read from stdin), never an argument."""
+    name = _username(username)
+    if (uscc is None) == (bank_id is None):
+        _fail("give exactly one of --bank BANK_ID or --exporter USCC")
+    if checker and bank_id is None:
+        _fail("--checker: only an officer of a bank can be a checker")
+    store = _user_store(redis_url)
+    if uscc is not None:
+        problem = uscc_problem(uscc)
+        if problem:
+            _fail(f"--exporter: {problem}")
+        if not store.redis.exists(keys.exporter(uscc)):
+            _fail(f"--exporter: no exporter {uscc} in the reference data; load it first")
+    else:
+        assert bank_id is not None
+        if not tokens.BANK_ID_RE.fullmatch(bank_id):
+            _fail("--bank: use A-Z, 0-9, _ . -")
+        if not store.redis.exists(keys.bank(bank_id)):
+            _fail(f"--bank: no bank {bank_id} in the reference data; load it first")
+    if store.get(name) is not None:
+        _fail(f"USERNAME: {name} already exists")
+    password = _read_password(password_stdin)
+    try:
+        added = store.add(users.UserSpec(name, bank_id, uscc, checker), password)
+    except users.UserError as exc:
+        _fail(str(exc))
+    role = added.role + (" + checker" if added.checker else "")
+    click.echo(f"added {role} {added.username} of {added.subject}")
+
+
+def _locked_text(user_: users.User, now: int) -> str:
+    if not user_.locked_at(now):
+        return "-"
+    return datetime.fromtimestamp(user_.locked_until, UTC).isoformat(timespec="seconds")
+
+
+@user.command("list")
+@_REDIS_URL
+def user_list(redis_url: str | None) -> None:
+    """List users: role, bank or exporter, checker, disabled, locked until, failed attempts."""
+    store = _user_store(redis_url)
+    now = store.now()
+    click.echo(
+        f"{'USERNAME':<20}  {'ROLE':<8}  {'BANK/EXPORTER':<18}  {'CHECKER':<7}  "
+        f"{'DISABLED':<8}  {'LOCKED UNTIL (UTC)':<25}  {'FAILED':<6}  SOURCE"
+    )
+    for u in store.list():
+        click.echo(
+            f"{u.username:<20}  {u.role:<8}  {u.subject:<18}  {'yes' if u.checker else 'no':<7}  "
+            f"{'yes' if u.disabled else 'no':<8}  {_locked_text(u, now):<25}  "
+            f"{u.failed_attempts:<6}  {u.source}"
+        )
+
+
+def _user_change(action: str, username: str, redis_url: str | None) -> None:
+    store = _user_store(redis_url)
+    name = _username(username)
+    try:
+        if action == "disable":
+            store.set_disabled(name, True)
+        elif action == "enable":
+            store.set_disabled(name, False)
+        else:
+            store.unlock(name)
+    except users.UserError as exc:
+        _fail(str(exc))
+    click.echo(f"{action}d {name}" if action != "unlock" else f"unlocked {name}")
+
+
+@user.command("disable")
+@click.argument("username")
+@_REDIS_URL
+def user_disable(username: str, redis_url: str | None) -> None:
+    """Disable USERNAME: no login, and its open sessions end at their next request."""
+    _user_change("disable", username, redis_url)
+
+
+@user.command("enable")
+@click.argument("username")
+@_REDIS_URL
+def user_enable(username: str, redis_url: str | None) -> None:
+    """Enable USERNAME again."""
+    _user_change("enable", username, redis_url)
+
+
+@user.command("unlock")
+@click.argument("username")
+@_REDIS_URL
+def user_unlock(username: str, redis_url: str | None) -> None:
+    """Lift USERNAME's lockout (after too many wrong passwords) and reset its count."""
+    _user_change("unlock", username, redis_url)
+
+
+@user.command("passwd")
+@click.argument("username")
+@_PASSWORD_STDIN
+@_REDIS_URL
+def user_passwd(username: str, password_stdin: bool, redis_url: str | None) -> None:
+    """Set a new password for USERNAME; its open sessions end."""
+    store = _user_store(redis_url)
+    name = _username(username)
+    if store.get(name) is None:
+        _fail(f"USERNAME: no user {name}")
+    try:
+        store.set_password(name, _read_password(password_stdin))
+    except users.UserError as exc:
+        _fail(str(exc))
+    click.echo(f"password of {name} changed")
+
+
+@user.command("hash")
+@_PASSWORD_STDIN
+def user_hash(password_stdin: bool) -> None:
+    """Print the argon2id hash of a password, for a reference file's users section."""
+    from argon2 import PasswordHasher
+
+    click.echo(PasswordHasher().hash(_read_password(password_stdin)))
 
 
 if __name__ == "__main__":

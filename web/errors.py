@@ -1,11 +1,13 @@
-"""One JSON error shape for every failure: {"error": {"code", "message", "fields"}}."""
+"""Errors: one JSON shape for the API, {"error": {"code", "message", "fields"}}, and error
+pages in the page style for everything else."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -81,6 +83,35 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
+# Paths answered in JSON; every other path is a page and gets an error page.
+_JSON_PREFIXES = ("/api/",)
+_JSON_PATHS = frozenset({"/healthz"})
+
+_PAGE_TEXT = {
+    400: ("Bad request", "The request could not be understood."),
+    403: ("Not allowed", "Your account cannot open this page."),
+    404: ("Page not found", "There is no page at this address."),
+    405: ("Not allowed", "This page cannot be used that way."),
+    413: ("Too large", "What was sent is too large."),
+    500: ("Something went wrong", "An internal error happened; it has been logged."),
+    503: ("Unavailable", "The service is unavailable for a moment; try again shortly."),
+}
+
+
+def wants_page() -> bool:
+    """Whether the failing request is for a page (HTML) rather than the JSON API."""
+    path = request.path
+    return not (path.startswith(_JSON_PREFIXES) or path in _JSON_PATHS)
+
+
+def error_page(status: int, message: str | None = None, headers: dict | None = None):
+    title, default = _PAGE_TEXT.get(status, ("Error", "The request failed."))
+    body = render_template(
+        "errors/page.html", status=status, title=title, message=message or default
+    )
+    return body, status, headers or {}
+
+
 _WORKFLOW_STATUS: list[tuple[type[WorkflowError], int]] = [
     (DealNotFound, 404),
     (DuplicateReceivable, 409),
@@ -111,12 +142,25 @@ def register_error_handlers(app: Flask) -> None:
             fields = {"invoices": [str(exc)]}
         return error_response(status, exc.code, str(exc), fields)
 
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError):
+        log.warning("form refused: %s", exc.description)
+        if not wants_page():
+            return error_response(400, "CSRF_FAILED", exc.description or "CSRF check failed")
+        return error_page(
+            400,
+            "This form has expired or did not come from this site. Go back, reload the page"
+            " and try again.",
+        )
+
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
         code = (exc.name or "error").upper().replace(" ", "_")
         headers = {}
         if exc.code == 405 and exc.valid_methods:
             headers["Allow"] = ", ".join(exc.valid_methods)
+        if wants_page():
+            return error_page(exc.code or 500, None, headers)
         return error_response(exc.code or 500, code, exc.description or exc.name, None, headers)
 
     @app.errorhandler(InsurerUnavailable)
@@ -136,6 +180,8 @@ def register_error_handlers(app: Flask) -> None:
         # The write may or may not have happened (the reply can be lost after the commit):
         # a retry with the same Idempotency-Key gets exactly one deal either way.
         log.warning("store unavailable: %s", exc)
+        if wants_page():
+            return error_page(503, None, {"Retry-After": "2"})
         return error_response(
             503,
             "SERVICE_UNAVAILABLE",
@@ -148,4 +194,6 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error")
+        if wants_page():
+            return error_page(500)
         return error_response(500, "INTERNAL_ERROR", "internal error; it has been logged")

@@ -162,3 +162,19 @@ def tokens_revoked() -> str:
 def token_added() -> str:
     """Hash digest -> when the token was first added (kept when a reload writes it again)."""
     return f"{P}tokens:added"
+
+
+# Users of the web pages (officers and exporter users).
+def user(username: str) -> str:
+    """Hash of one user: profile, argon2 hash, and operator state (disabled, lockout)."""
+    return f"{P}user:{username}"
+
+
+def users() -> str:
+    """Set of every username, so users can be listed without scanning keys."""
+    return f"{P}users"
+
+
+def file_users() -> str:
+    """Set of the usernames the last reference load wrote (the file's users section)."""
+    return f"{P}ref:users"

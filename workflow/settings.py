@@ -54,6 +54,12 @@ class Settings:
     # One of ENVIRONMENTS: "production" (docker-compose sets it) refuses the public demo
     # tokens; "development" and "test" behave alike.
     env: str = "development"
+    # A web user is locked out this long after LOGIN_ATTEMPTS wrong passwords in a row.
+    lockout_seconds: int = 900
+    # A page session ends after this long without a request (each request renews it).
+    session_idle_seconds: int = 1800
+    # Approve, decline and disburse need the password entered at most this long ago.
+    fresh_login_seconds: int = 600
 
     def __post_init__(self) -> None:
         _environment(self.env)
@@ -82,6 +88,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             insurer_retry_limit=_int("XINBAO_INSURER_RETRY_LIMIT", 5),
             idempotency_ttl_seconds=_int("XINBAO_IDEMPOTENCY_TTL_SECONDS", 86400),
             env=_environment(os.environ.get("XINBAO_ENV")),
+            lockout_seconds=_int("XINBAO_LOCKOUT_SECONDS", 900),
+            session_idle_seconds=_int("XINBAO_SESSION_IDLE_SECONDS", 1800),
+            fresh_login_seconds=_int("XINBAO_FRESH_LOGIN_SECONDS", 600),
         )
     finally:
         if env is not None:

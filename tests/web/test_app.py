@@ -135,7 +135,7 @@ def test_healthz_when_redis_is_down(client, fake_redis, monkeypatch):
     assert rv.get_json()["status"] == "unavailable"
 
 
-@pytest.mark.parametrize("url", ["/api/v1/nothing", "/", "/api/v2/deals",
+@pytest.mark.parametrize("url", ["/api/v1/nothing", "/api/v2/deals",
                                  "/api/v1/deals/abc/nothing"])
 def test_unknown_url_is_404_json(client, url):
     error_of(client.get(url, headers=auth("haixin")), 404, "NOT_FOUND")

@@ -47,6 +47,7 @@ from workflow.tokens import (
     Principal,
     token_problem,
 )
+from workflow.users import USERNAME_HELP, USERNAME_RE, UserSpec, hash_problem
 
 _ratio = validate.Range(min=Decimal("0"), max=Decimal("1"), min_inclusive=False)
 _days = validate.Range(min=0, max=3650)
@@ -253,6 +254,51 @@ class TokenSchema(_Strict):
         return data["token"], Principal("exporter", data["exporter_uscc"])
 
 
+def _username(value: str) -> None:
+    if not USERNAME_RE.fullmatch(value):
+        raise ValidationError(USERNAME_HELP)
+
+
+def _password_hash(value: str) -> None:
+    problem = hash_problem(value)
+    if problem:
+        raise ValidationError(problem)
+
+
+def _no_plain_password(_: Any) -> None:
+    raise ValidationError(
+        "a plain password is refused in a file; give password_hash (make one with"
+        " `xinbao user hash`)"
+    )
+
+
+class UserSchema(_Strict):
+    username = fields.String(required=True, validate=_username)
+    bank_id = fields.String(validate=validate_identifier)
+    exporter_uscc = fields.String(validate=_uscc)
+    checker = fields.Boolean(load_default=False)
+    password_hash = fields.String(required=True, validate=_password_hash)
+    # Named only to refuse it with a clear message (an unknown field would say less).
+    password = fields.Raw(validate=_no_plain_password)
+
+    @validates_schema
+    def _one_subject(self, data: dict, **_: Any) -> None:
+        if ("exporter_uscc" in data) == ("bank_id" in data):
+            raise ValidationError("give exactly one of bank_id or exporter_uscc", "username")
+        if data.get("checker") and "bank_id" not in data:
+            raise ValidationError("only an officer of a bank can be a checker", "checker")
+
+    @post_load
+    def _make(self, data: dict, **_: Any) -> UserSpec:
+        return UserSpec(
+            username=data["username"],
+            bank_id=data.get("bank_id"),
+            exporter_uscc=data.get("exporter_uscc"),
+            checker=data["checker"],
+            password_hash=data["password_hash"],
+        )
+
+
 # Each section of the file: its schema and the field that names a record in error messages.
 SECTIONS: dict[str, tuple[type[Schema], str]] = {
     "policies": (PolicySchema, "policy_no"),
@@ -263,6 +309,7 @@ SECTIONS: dict[str, tuple[type[Schema], str]] = {
     "banks": (BankSchema, "bank_id"),
     "exporters": (ExporterSchema, "uscc"),
     "tokens": (TokenSchema, "token"),
+    "users": (UserSchema, "username"),
 }
 
 
@@ -293,6 +340,7 @@ class ReferenceData:
     banks: list[Bank] = field(default_factory=list)
     exporters: list[Exporter] = field(default_factory=list)
     tokens: list[tuple[str, Principal]] = field(default_factory=list)
+    users: list[UserSpec] = field(default_factory=list)
     # The sections the file contains, each replaced whole on store; None (data built in code):
     # every section holding records.
     sections: frozenset[str] | None = None
@@ -360,6 +408,7 @@ def _cross_check(data: ReferenceData) -> list[str]:
         ("banks", "bank_id"),
         ("exporters", "uscc"),
         ("whitelists", "programme"),
+        ("users", "username"),
     ):
         seen: set[str] = set()
         for index, record in enumerate(getattr(data, section)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 from redis.exceptions import WatchError
@@ -19,6 +20,7 @@ from workflow.tokens import (
     stage_tokens,
     token_digest,
 )
+from workflow.users import UserSpec, cli_user_conflicts, stage_file_users, stored_sources
 
 
 def _encode(record: Any) -> str:
@@ -37,6 +39,7 @@ _REGISTRIES: dict[str, tuple[str, ...]] = {
     "whitelists": (keys.whitelists(),),
     "banks": (keys.banks(),),
     "exporters": (keys.exporters(),),
+    "users": (keys.file_users(),),
 }
 
 
@@ -63,6 +66,11 @@ def store_reference(redis: Any, data: ReferenceData) -> dict[str, int]:
         watched.append(keys.tokens_revoked())
         watched += [keys.token(token_digest(token)) for token, _ in data.tokens]
         watched += [_subject_key(principal) for _, principal in data.tokens]
+    if "users" in sections:
+        # A user added by `xinbao user add` meanwhile must not be overwritten; operator state
+        # (disabled, lockout) written meanwhile is kept, as the load never writes it.
+        watched += [keys.user(u.username) for u in data.users]
+        watched += [_user_subject_key(u) for u in data.users]
     with redis.pipeline(transaction=True) as pipe:
         for _ in range(_LOAD_ATTEMPTS):
             try:
@@ -70,12 +78,23 @@ def store_reference(redis: Any, data: ReferenceData) -> dict[str, int]:
                     pipe.watch(*watched)
                 problems = bound_elsewhere(pipe, data.tokens)
                 problems += _unknown_subjects(pipe, data, sections)
+                users_before = stored_sources(pipe, data.users) if "users" in sections else {}
+                problems += cli_user_conflicts(data.users, users_before)
                 if problems:
                     raise ReferenceFileError(problems)
                 previous = _previous(pipe, data, sections)
                 revoked = revoked_digests(pipe, data.tokens)
                 pipe.multi()
                 _write(pipe, data, sections, previous)
+                if "users" in sections:
+                    stage_file_users(
+                        pipe,
+                        data.users,
+                        previous[keys.file_users()],
+                        users_before,
+                        data.source,
+                        datetime.now(UTC),
+                    )
                 stage_tokens(pipe, data.tokens, data.source, skip=revoked)
                 pipe.execute()
                 break
@@ -88,6 +107,10 @@ def store_reference(redis: Any, data: ReferenceData) -> dict[str, int]:
     return {section: len(getattr(data, section)) for section in SECTIONS}
 
 
+def _user_subject_key(user: UserSpec) -> str:
+    return keys.bank(user.bank_id) if user.bank_id else keys.exporter(user.subject)
+
+
 def _subject_key(principal: Any) -> str:
     if principal.role == BANK:
         return keys.bank(principal.subject)
@@ -95,9 +118,9 @@ def _subject_key(principal: Any) -> str:
 
 
 def _unknown_subjects(pipe: Any, data: ReferenceData, sections: frozenset[str]) -> list[str]:
-    """A problem for each token whose exporter or bank will not exist after this load, as
-    `xinbao token add` refuses one: a section the file holds is the whole truth, so its
-    subjects must be in the file; otherwise they must be loaded already."""
+    """A problem for each token or user whose exporter or bank will not exist after this load,
+    as `xinbao token add` and `xinbao user add` refuse one: a section the file holds is the
+    whole truth, so its subjects must be in the file; otherwise they must be loaded already."""
     in_file = {
         "exporter": ({e.uscc for e in data.exporters}, "exporters"),
         "bank": ({b.bank_id for b in data.banks}, "banks"),
@@ -115,6 +138,17 @@ def _unknown_subjects(pipe: Any, data: ReferenceData, sections: frozenset[str]) 
             problems.append(
                 f"tokens[{index}]: no {principal.role} {principal.subject} in the file or the"
                 " loaded reference data"
+            )
+    for index, user in enumerate(data.users):
+        role, field = ("bank", "bank_id") if user.bank_id else ("exporter", "exporter_uscc")
+        named, section = in_file[role]
+        label = f"users[{index}] (username={user.username}).{field}"
+        if section in sections:
+            if user.subject not in named:
+                problems.append(f"{label}: no {role} {user.subject} in the file's {section}")
+        elif not pipe.exists(_user_subject_key(user)):
+            problems.append(
+                f"{label}: no {role} {user.subject} in the file or the loaded reference data"
             )
     return problems
 

@@ -1,0 +1,86 @@
+"""/login, /logout and /reauthenticate: password sign-in with lockout, never saying whether a
+username exists."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import flash, redirect, render_template, request, session, url_for
+from flask_login import confirm_login, current_user, login_required, login_user, logout_user
+
+from web.auth import auth
+from web.auth.forms import LoginForm, LogoutForm, ReauthenticateForm
+from web.auth.session import SessionUser, landing_url, mark_fresh, safe_next, user_store
+from workflow.identifiers import printable
+from workflow.users import LOGIN_ATTEMPTS
+
+log = logging.getLogger("xinbao.web.auth")
+
+# One answer for an unknown user, a wrong password, a locked and a disabled account alike.
+REFUSED = (
+    "Wrong username or password, or the account is locked or disabled. After"
+    f" {LOGIN_ATTEMPTS} wrong passwords an account is locked for a while."
+)
+
+
+@auth.route("/")
+def home() -> Any:
+    if current_user.is_authenticated:
+        return redirect(landing_url(current_user))
+    return redirect(url_for("auth.login"))
+
+
+@auth.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    target = safe_next(request.args.get("next"))
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(target or landing_url(current_user))
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        result = user_store().authenticate(form.username.data or "", form.password.data or "")
+        if result.ok:
+            assert result.user is not None
+            # A fresh session: nothing from before the login (another user's, a planted one)
+            # carries over.
+            session.clear()
+            who = SessionUser(result.user)
+            login_user(who, fresh=True)
+            session.permanent = True
+            mark_fresh()
+            log.info("login ok", extra={"username": result.user.username})
+            return redirect(target or landing_url(who))
+        log.warning(
+            "login refused: %s",
+            result.reason,
+            extra={"username": printable((form.username.data or "")[:64])},
+        )
+        error = REFUSED
+    return render_template("auth/login.html", form=form, error=error, next=target)
+
+
+@auth.route("/reauthenticate", methods=["GET", "POST"])
+@login_required
+def reauthenticate() -> Any:
+    target = safe_next(request.args.get("next"))
+    form = ReauthenticateForm()
+    error = None
+    if form.validate_on_submit():
+        result = user_store().authenticate(current_user.username, form.password.data or "")
+        if result.ok:
+            confirm_login()
+            mark_fresh()
+            return redirect(target or landing_url(current_user))
+        error = "Wrong password, or the account is locked or disabled."
+    return render_template("auth/reauthenticate.html", form=form, error=error, next=target)
+
+
+@auth.post("/logout")
+def logout() -> Any:
+    # CSRFProtect has checked the token before we get here: another site cannot sign us out.
+    LogoutForm()
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
