@@ -182,8 +182,10 @@ def test_every_demo_token_is_recognised():
 def test_production_refuses_the_demo_tokens(into_fake_redis, fake_redis):
     result = run("load", str(DEMO_FILE), env=PRODUCTION)
     assert result.exit_code == 1
-    assert "not loaded, 6 problem(s)" in result.stderr
+    # 6 demo tokens and 9 users with the demo password.
+    assert "not loaded, 15 problem(s)" in result.stderr
     assert "tokens[0].token: a demo token" in result.stderr
+    assert "users[0] (username=boc-officer).password_hash: the demo password" in result.stderr
     assert "--allow-demo-tokens" in result.stderr
     assert fake_redis.keys("*") == []
 
@@ -211,6 +213,7 @@ def test_production_file_without_demo_tokens_loads(into_fake_redis, fake_redis, 
     document = json.loads(DEMO_FILE.read_text(encoding="utf-8"))
     for entry in document["tokens"]:
         entry["token"] = entry["token"].replace("demo-", "prod-") + "-x8Kq2"
+    del document["users"]  # their password is the public demo one
     path = tmp_path / "prod.json"
     path.write_text(json.dumps(document), encoding="utf-8")
     result = run("load", str(path), env=PRODUCTION)

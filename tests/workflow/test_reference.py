@@ -53,6 +53,11 @@ def dump(client) -> dict:
         elif key == keys.token_added():
             # When each token was first added is a clock reading: only which ones matters.
             out[key] = sorted(client.hkeys(key))
+        elif key.startswith(keys.user("")):
+            # A user's creation time and session generation are a clock and a random draw.
+            out[key] = {
+                k: v for k, v in client.hgetall(key).items() if k not in ("created_at", "epoch")
+            }
         elif kind == "hash":
             out[key] = client.hgetall(key)
         else:  # pragma: no cover - the loader writes no other types
@@ -68,9 +73,9 @@ def test_demo_file_parses(demo_reference):
     assert isinstance(data, ReferenceData)
     counts = {name: len(getattr(data, name)) for name in (
         "policies", "limits", "declarations", "overdues", "whitelists", "banks", "exporters",
-        "tokens")}
+        "tokens", "users")}
     assert counts == {"policies": 3, "limits": 3, "declarations": 40, "overdues": 1,
-                      "whitelists": 2, "banks": 3, "exporters": 3, "tokens": 6}
+                      "whitelists": 2, "banks": 3, "exporters": 3, "tokens": 6, "users": 9}
     policy = data.policies[0]
     assert isinstance(policy, Policy)
     assert policy.coverage_ratio == Decimal("0.90")
@@ -250,7 +255,7 @@ def test_bad_file_loads_nothing(fake_redis, demo_doc):
 def test_store_returns_counts(any_redis, demo_reference):
     counts = store_reference(any_redis, demo_reference)
     assert counts == {"policies": 3, "limits": 3, "declarations": 40, "overdues": 1,
-                      "whitelists": 2, "banks": 3, "exporters": 3, "tokens": 6}
+                      "whitelists": 2, "banks": 3, "exporters": 3, "tokens": 6, "users": 9}
 
 
 def test_store_is_idempotent(any_redis, demo_reference):
