@@ -78,6 +78,9 @@ def create_app(
     register_extensions(app)
     register_blueprints(app)
     register_cli(app)
+    from web import formatting
+
+    formatting.init_app(app)
     return app
 
 

@@ -83,6 +83,22 @@ def visible_deal(deal_id: str) -> Deal:
     raise DealNotFound(f"no deal {deal_id} for you")
 
 
+def bank_deal(deal_id: str, bank_id: str) -> tuple[Deal, list[dict]]:
+    """The deal and its log as ``bank_id`` may see them (the officer desk reads deals this
+    way too); DealNotFound if it was never offered to the bank (no hint that it exists)."""
+    deal = flow().store.get(known_id(deal_id))
+    if deal is None or bank_id not in deal.offered_banks:
+        raise DealNotFound(f"no deal {deal_id} for you")
+    return as_seen_by_bank(deal, flow().store.events(deal.id), bank_id)
+
+
+def seen_by_bank(deals: list[Deal], bank_id: str) -> list[Deal]:
+    """A page of a bank's index as the bank may see it: deals it passed on as they were."""
+    passed_on = [d.id for d in deals if not holds(d, bank_id)]
+    logs = dict(zip(passed_on, flow().store.events_many(passed_on), strict=True))
+    return [as_seen_by(d, bank_id, logs.get(d.id)) for d in deals]
+
+
 def as_seen_by(deal: Deal, bank_id: str, events: list[dict] | None = None) -> Deal:
     """A deal the bank no longer holds, as it was when the bank's offer ended."""
     if holds(deal, bank_id):
@@ -205,9 +221,7 @@ def list_deals():
     store = flow().store
     total, deals = store.page(index, (page - 1) * per_page, per_page, newest_first)
     if principal.role == "bank":
-        passed_on = [d.id for d in deals if not holds(d, principal.subject)]
-        logs = dict(zip(passed_on, store.events_many(passed_on), strict=True))
-        deals = [as_seen_by(d, principal.subject, logs.get(d.id)) for d in deals]
+        deals = seen_by_bank(deals, principal.subject)
     return jsonify(
         {"items": [view(d) for d in deals], "page": page, "per_page": per_page, "total": total}
     )

@@ -1,20 +1,251 @@
-"""The officer desk's pages."""
+"""The officer desk's pages: the bank's queue and a deal as the bank may see it (read-only)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from flask import current_app, render_template
+from flask import abort, render_template, request
 from flask_login import current_user
 
+from web.api import bank_deal, flow, seen_by_bank
 from web.auth.session import role_required
 from web.desk import desk
+from web.formatting import time_left, to_datetime
+from web.schemas import deal_view
+from workflow import keys
+from workflow.checks import LIMIT_ROOM_CHECK, WHITELIST_CHECK
+from workflow.deal import Deal
+from workflow.money import floor_cents
+from workflow.pipeline import DealNotFound
+from workflow.reasons import DESCRIPTIONS, Reason
+from workflow.states import State
+from workflow.store import epoch_seconds
 from workflow.users import OFFICER
+from workflow.visibility import holds
+
+PER_PAGE = 25
+MAX_PAGE = 100_000
+DUE_SOON = timedelta(hours=2)
+
+STATE_WORDS = {
+    State.SUBMITTED: "Submitted",
+    State.VERIFYING: "Being verified",
+    State.ON_HOLD: "On hold",
+    State.REJECTED: "Rejected",
+    State.ROUTING: "Being routed",
+    State.PENDING_BANK: "Pending your decision",
+    State.UNPLACED: "Unplaced",
+    State.APPROVED: "Approved",
+    State.DISBURSED: "Disbursed",
+    State.REPAID: "Repaid",
+    State.OVERDUE: "Overdue",
+    State.CLAIM_FILED: "Claim filed",
+    State.INDEMNIFIED: "Indemnified",
+    State.CLAIM_REJECTED: "Claim rejected",
+    State.WITHDRAWN: "Withdrawn by the exporter",
+    State.CANCELLED: "Approval cancelled",
+}
+
+CHECK_WORDS = {
+    LIMIT_ROOM_CHECK: "Buyer limit has room",
+    WHITELIST_CHECK: "Exporter on a whitelist (统保名单)",
+}
+
+
+def reason_words(code: str) -> str:
+    try:
+        return DESCRIPTIONS[Reason(code)]
+    except ValueError:
+        return code
+
+
+def check_words(name: str) -> str:
+    return CHECK_WORDS.get(name) or name.replace("_", " ").capitalize()
+
+
+def officer_bank() -> str:
+    return current_user.user.bank_id
+
+
+def status_words(deal: Deal, bank_id: str) -> str:
+    """What became of a deal for this bank: its state while the bank holds it, else how its
+    offer ended (the bank sees nothing later)."""
+    if holds(deal, bank_id) or deal.state != State.ROUTING:
+        return STATE_WORDS.get(deal.state, str(deal.state))
+    decision = deal.get("decision") or {}
+    if decision.get("bank_id") == bank_id and decision.get("decision") == "decline":
+        return "Declined by your bank"
+    return "Passed on: deadline missed"
+
+
+def _due_soon(deadline: str | None, now: datetime) -> bool:
+    moment = to_datetime(deadline)
+    return moment is not None and moment <= now + DUE_SOON
+
+
+def _page_number() -> int:
+    page = request.args.get("page", 1, type=int) or 1
+    return min(max(page, 1), MAX_PAGE)
+
+
+def _exporter_names(deals: list[Deal]) -> dict[str, str]:
+    reference = flow().reference
+    names: dict[str, str] = {}
+    for uscc in {d.fields.get("exporter_uscc", "") for d in deals}:
+        exporter = reference.exporter(uscc) if uscc else None
+        names[uscc] = exporter.name if exporter else uscc
+    return names
 
 
 @desk.get("/")
 @role_required(OFFICER)
 def index() -> Any:
+    """The queue: deals pending at the bank, most urgent deadline first; or ?show=all."""
     user = current_user.user
-    bank = current_app.extensions["xinbao"].reference.bank(user.bank_id)
-    return render_template("desk/index.html", user=user, bank=bank)
+    bank_id = officer_bank()
+    show_all = request.args.get("show") == "all"
+    page = _page_number()
+    store, now = flow().store, flow().clock()
+    queue_key = keys.bank_queue(bank_id)
+    pipe = store.redis.pipeline(transaction=False)
+    pipe.zcard(queue_key)
+    pipe.zcount(queue_key, epoch_seconds(now), epoch_seconds(now + DUE_SOON))
+    pipe.zcount(queue_key, "-inf", f"({epoch_seconds(now)}")
+    pending, due_soon, past_deadline = pipe.execute()
+    if show_all:
+        total, deals = store.page(keys.by_bank(bank_id), (page - 1) * PER_PAGE, PER_PAGE, True)
+        deals = seen_by_bank(deals, bank_id)
+    else:
+        total, deals = store.page(queue_key, (page - 1) * PER_PAGE, PER_PAGE, False)
+    names = _exporter_names(deals)
+    rows = []
+    for deal in deals:
+        f = deal.fields
+        held = holds(deal, bank_id)
+        rows.append(
+            {
+                "id": deal.id,
+                "deadline": f.get("deadline") if held else None,
+                "time_left": time_left(f.get("deadline"), now) if held else "",
+                "urgent": held and _due_soon(f.get("deadline"), now),
+                "eligible": f.get("eligible_amount") if held else None,
+                "requested": f.get("requested_amount"),
+                "currency": f.get("currency", ""),
+                "buyer": deal.get("buyer") or {},
+                "exporter": names.get(f.get("exporter_uscc", ""), ""),
+                "status": status_words(deal, bank_id),
+                "updated_at": f.get("updated_at"),
+            }
+        )
+    last_page = max((total + PER_PAGE - 1) // PER_PAGE, 1)
+    bank = flow().reference.bank(bank_id)
+    return render_template(
+        "desk/queue.html",
+        user=user,
+        bank=bank,
+        bank_id=bank_id,
+        rows=rows,
+        show_all=show_all,
+        page=page,
+        last_page=last_page,
+        total=total,
+        counters={"pending": pending, "due_soon": due_soon, "past_deadline": past_deadline},
+    )
+
+
+def eligible_breakdown(deal: Deal, view: dict[str, Any]) -> dict[str, Any] | None:
+    """How the financeable amount was computed, from the deal's own stored figures (routing's
+    rule: insured amount x advance rate, floored to the cent, at most the amount requested)."""
+    pricing = (view.get("bank") or {}).get("pricing") or {}
+    total = deal.decimal("invoice_total")
+    insured = deal.decimal("insured_amount")
+    coverage = deal.fields.get("coverage_ratio")
+    advance = pricing.get("advance_rate")
+    eligible = view["amounts"].get("eligible")
+    if insured is None or not advance or eligible is None:
+        return None
+    advanced = floor_cents(insured * Decimal(advance))
+    requested = deal.decimal("requested_amount")
+    return {
+        "invoice_total": total,
+        "coverage_ratio": coverage,
+        "insured": insured,
+        "advance_rate": advance,
+        "advanced": advanced,
+        "requested": requested,
+        "capped": requested is not None and requested < advanced,
+        "eligible": eligible,
+    }
+
+
+def timeline(events: list[dict[str, Any]], bank_id: str) -> list[dict[str, Any]]:
+    rows = []
+    for event in events:
+        who = event.get("by", "")
+        if who == "worker":
+            actor = "Xinbao (automatic)"
+        elif who.startswith(f"bank:{bank_id}:"):
+            actor = f"{who.split(':', 2)[2]} ({bank_id})"
+        elif who == "bank:other":
+            actor = "Another bank"
+        elif who.startswith("exporter:"):
+            actor = "The exporter"
+        else:
+            actor = who
+        rows.append(
+            {
+                "at": event.get("at"),
+                "who": actor,
+                "what": event.get("type", "").replace("_", " ").capitalize(),
+                "to": STATE_WORDS.get(event.get("to"), event.get("to")),
+                "why": [(code, reason_words(code)) for code in event.get("why", [])],
+            }
+        )
+    return rows
+
+
+@desk.get("/deals/<deal_id>")
+@role_required(OFFICER)
+def deal_page(deal_id: str) -> Any:
+    """A deal as the bank may see it: 404 for a deal never offered to it or a guessed id."""
+    bank_id = officer_bank()
+    try:
+        deal, events = bank_deal(deal_id, bank_id)
+    except DealNotFound:
+        abort(404)
+    view = deal_view(deal, "bank", bank_id)
+    reference = flow().reference
+    exporter = reference.exporter(deal.fields["exporter_uscc"])
+    checks = [
+        {
+            "name": check_words(name),
+            "ok": result == "ok",
+            "not_run": result == "not_run",
+            "code": result,
+            "words": "" if result in ("ok", "not_run") else reason_words(result),
+        }
+        for name, result in view["checks"].items()
+    ]
+    failures = [
+        {**failure, "check_words": check_words(failure.get("check", ""))}
+        for failure in view["failures"]
+    ]
+    now = flow().clock()
+    held = holds(deal, bank_id)
+    return render_template(
+        "desk/deal.html",
+        deal=deal,
+        view=view,
+        held=held,
+        status=status_words(deal, bank_id),
+        exporter_name=exporter.name if exporter else None,
+        checks=checks,
+        failures=failures,
+        breakdown=eligible_breakdown(deal, view),
+        time_left=time_left(deal.fields.get("deadline"), now) if held else "",
+        timeline=timeline(events, bank_id),
+        whitelist_words=reason_words((view["whitelist"] or {}).get("reason") or ""),
+        bank_id=bank_id,
+    )
