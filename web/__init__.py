@@ -73,7 +73,11 @@ def create_app(
     app.extensions["redis"] = client
     app.extensions["xinbao"] = build_workflow(client, settings)
     app.extensions["xinbao_settings"] = settings
-    app.extensions["xinbao_users"] = Users(client, lockout_seconds=settings.lockout_seconds)
+    app.extensions["xinbao_users"] = Users(
+        client,
+        lockout_seconds=settings.lockout_seconds,
+        session_idle_seconds=settings.session_idle_seconds,
+    )
     celery_init_app(app)
     register_extensions(app)
     register_blueprints(app)

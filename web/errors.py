@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
+from flask_login import AnonymousUserMixin
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -106,6 +107,10 @@ def wants_page() -> bool:
 
 def error_page(status: int, message: str | None = None, headers: dict | None = None):
     title, default = _PAGE_TEXT.get(status, ("Error", "The request failed."))
+    if status == 503 and "_login_user" not in g:
+        # The store is down, so the signed-in user cannot be loaded: the page header shows
+        # no one rather than failing again while it renders.
+        g._login_user = AnonymousUserMixin()
     body = render_template(
         "errors/page.html", status=status, title=title, message=message or default
     )

@@ -170,6 +170,12 @@ def user(username: str) -> str:
     return f"{P}user:{username}"
 
 
+def login_session(session_key: str) -> str:
+    """One signed-in page session (its username), expiring after the idle limit; deleting it
+    signs that session out, whoever still holds a copy of its cookie."""
+    return f"{P}login-session:{session_key}"
+
+
 def users() -> str:
     """Set of every username, so users can be listed without scanning keys."""
     return f"{P}users"

@@ -219,11 +219,13 @@ class Users:
         redis: Any,
         *,
         lockout_seconds: int = 900,
+        session_idle_seconds: int = 1800,
         clock: Callable[[], datetime] | None = None,
         hasher: PasswordHasher | None = None,
     ):
         self.redis = redis
         self.lockout_seconds = lockout_seconds
+        self.session_idle_seconds = session_idle_seconds
         # Injectable so tests can step past a lockout; the web uses it for fresh logins too.
         self.clock = clock or (lambda: datetime.now(UTC))
         self.hasher = hasher or PasswordHasher()
@@ -258,10 +260,32 @@ class Users:
             return None
         return _user_of(self.redis.hgetall(keys.user(name)))
 
+    def open_session(self, user: User) -> str:
+        """Start a server-side session for ``user``; the returned id goes into the signed
+        cookie. It lives while used (idle limit) and ends at once with ``close_session``."""
+        key = secrets.token_urlsafe(24)
+        self.redis.set(keys.login_session(key), user.username, ex=self.session_idle_seconds)
+        return f"{user.session_id}:{key}"
+
+    def close_session(self, session_id: str) -> None:
+        """Sign one session out: a copy of its cookie is worth nothing afterwards."""
+        key = session_id.rpartition(":")[2]
+        if key:
+            self.redis.delete(keys.login_session(key))
+
     def by_session_id(self, session_id: str) -> User | None:
-        """The user a session speaks for, or None when it was disabled, deleted or its
-        password changed since (the session's generation no longer matches)."""
-        username, _, epoch = (session_id or "").partition(":")
+        """The user a session speaks for, or None when it was signed out or idle too long, or
+        the user was disabled, deleted or changed password since (generation mismatch)."""
+        username, _, rest = (session_id or "").partition(":")
+        epoch, _, key = rest.partition(":")
+        if not key:
+            return None
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.login_session(key))
+        pipe.expire(keys.login_session(key), self.session_idle_seconds)
+        owner, _ = pipe.execute()
+        if owner is None or _s(owner) != username:
+            return None
         user = self.get(username)
         if user is None or user.disabled or not epoch or user.epoch != epoch:
             return None

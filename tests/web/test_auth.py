@@ -10,6 +10,7 @@ from urllib.parse import quote
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.conftest import Clock
 from tests.web.conftest import EAGER, auth, deal_body
@@ -256,3 +257,32 @@ def test_api_still_takes_bearer_tokens_without_csrf(client, users_clock):
     assert rv.status_code == 202, rv.get_json()
     assert client.get("/api/v1/deals").status_code == 401
     assert client.get("/api/v1/deals", headers=auth("haixin")).status_code == 200
+
+
+def test_session_cookie_captured_before_logout_is_dead_after_it(client, users_clock):
+    """Signing out ends the session on the server: a copy of its cookie (a shared PC, a proxy
+    log) is worth nothing afterwards."""
+    post_login(client, "boc-officer")
+    page = client.get("/bank/").get_data(as_text=True)
+    stolen = client.get_cookie("session").value
+    assert client.post("/logout", data={"csrf_token": csrf_of(page)}).status_code == 302
+    assert client.get("/bank/").status_code == 302
+    client.set_cookie("session", stolen)
+    assert client.get("/bank/").status_code == 302, "old cookie still signed in after logout"
+
+
+def test_signed_in_page_while_redis_is_down_is_the_503_page(
+    app, client, users_clock, fake_redis, monkeypatch
+):
+    """With the store down a signed-in page is the 503 page with Retry-After, not a bare
+    500 from a second failure while rendering."""
+    post_login(client, "boc-officer")
+    app.config["TESTING"] = False
+
+    def down(*_: Any, **__: Any) -> Any:
+        raise RedisConnectionError("redis went away")
+
+    monkeypatch.setattr(fake_redis, "hgetall", down)
+    rv = client.get("/bank/")
+    assert rv.status_code == 503 and rv.mimetype == "text/html"
+    assert rv.headers.get("Retry-After")

@@ -145,21 +145,33 @@ def test_parallel_guesses_get_no_more_than_the_allowance(real_redis, demo_refere
 
 
 def test_disabled_user_is_refused_and_its_sessions_end(store):
-    before = store.get("li")
+    before = store.open_session(store.get("li"))
+    assert store.by_session_id(before) is not None
     store.set_disabled("li", True)
     assert store.authenticate("li", PASSWORD).reason == "disabled"
-    assert store.by_session_id(before.session_id) is None
+    assert store.by_session_id(before) is None
     store.set_disabled("li", False)
     assert store.authenticate("li", PASSWORD).ok
     # The old session does not come back with the user.
-    assert store.by_session_id(before.session_id) is None
-    assert store.by_session_id(store.get("li").session_id) is not None
+    assert store.by_session_id(before) is None
+    assert store.by_session_id(store.open_session(store.get("li"))) is not None
+
+
+def test_a_closed_session_is_over_and_others_go_on(store):
+    user = store.get("li")
+    phone, laptop = store.open_session(user), store.open_session(user)
+    store.close_session(phone)
+    assert store.by_session_id(phone) is None
+    assert store.by_session_id(laptop) is not None
+    # A session id without its server-side record (forged, or from before) is nothing.
+    assert store.by_session_id(user.session_id) is None
+    assert store.by_session_id(user.session_id + ":made-up") is None
 
 
 def test_new_password_ends_older_sessions(store):
-    before = store.get("li")
+    before = store.open_session(store.get("li"))
     store.set_password("li", "another long password")
-    assert store.by_session_id(before.session_id) is None
+    assert store.by_session_id(before) is None
     assert not store.authenticate("li", PASSWORD).ok
     assert store.authenticate("li", "another long password").ok
 

@@ -21,11 +21,12 @@ class SessionUser(UserMixin):
     """Flask-Login's view of a stored user; its id carries the session generation, so
     disabling the user or changing the password ends its sessions."""
 
-    def __init__(self, user: User):
+    def __init__(self, user: User, session_id: str):
         self.user = user
+        self.session_id = session_id
 
     def get_id(self) -> str:
-        return self.user.session_id
+        return self.session_id
 
     @property
     def is_active(self) -> bool:
@@ -48,7 +49,7 @@ def user_store() -> Users:
 def _load_user(session_id: str) -> SessionUser | None:
     # Read on every request: a disabled or deleted user is signed out at once.
     user = user_store().by_session_id(session_id)
-    return SessionUser(user) if user is not None else None
+    return SessionUser(user, session_id) if user is not None else None
 
 
 def safe_next(target: str | None) -> str | None:

@@ -45,7 +45,7 @@ def login() -> Any:
             # A fresh session: nothing from before the login (another user's, a planted one)
             # carries over.
             session.clear()
-            who = SessionUser(result.user)
+            who = SessionUser(result.user, user_store().open_session(result.user))
             login_user(who, fresh=True)
             session.permanent = True
             mark_fresh()
@@ -80,6 +80,8 @@ def reauthenticate() -> Any:
 def logout() -> Any:
     # CSRFProtect has checked the token before we get here: another site cannot sign us out.
     LogoutForm()
+    if current_user.is_authenticated:
+        user_store().close_session(current_user.get_id())
     logout_user()
     session.clear()
     flash("You are signed out.", "info")
