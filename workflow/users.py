@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -90,7 +90,22 @@ def hash_problem(value: str) -> str | None:
             f"argon2 parameters too costly (at most m={MAX_MEMORY_KIB}, t={MAX_TIME_COST},"
             f" p={MAX_PARALLELISM})"
         )
+    profile = _server_profile()
+    if params != profile:
+        # Weaker parameters are cheap to crack offline; other ones make a refusal for this
+        # user take a different time than for an unknown name, and are rehashed at login.
+        return (
+            f"must use Xinbao's argon2id parameters (m={profile.memory_cost},"
+            f" t={profile.time_cost}, p={profile.parallelism}, salt {profile.salt_len} bytes,"
+            f" hash {profile.hash_len} bytes); make it with `xinbao user hash`"
+        )
     return None
+
+
+@lru_cache(maxsize=1)
+def _server_profile() -> Any:
+    """The parameters of the hashes this server makes (and checks unknown names against)."""
+    return extract_parameters(PasswordHasher().hash("profile"))
 
 
 @dataclass(frozen=True)

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from tests.conftest import Clock
+from tests.conftest import Clock, demo_text
 from tests.web.conftest import EAGER, auth, deal_body
 from web import create_app
 from web.auth.session import fresh_login_required, role_required
-from workflow.reference import ReferenceData, store_reference
+from workflow.reference import (
+    ReferenceData,
+    ReferenceFileError,
+    parse_reference_json,
+    store_reference,
+)
 from workflow.settings import SettingsError, load_settings
 from workflow.users import DEMO_PASSWORD, LOGIN_ATTEMPTS
 
@@ -286,3 +293,37 @@ def test_signed_in_page_while_redis_is_down_is_the_503_page(
     rv = client.get("/bank/")
     assert rv.status_code == 503 and rv.mimetype == "text/html"
     assert rv.headers.get("Retry-After")
+
+
+def _demo_with_hash(username: str, password_hash: str) -> str:
+    data = json.loads(demo_text())
+    for user in data["users"]:
+        if user["username"] == username:
+            user["password_hash"] = password_hash
+    return json.dumps(data)
+
+
+def test_users_file_refuses_weak_argon2_parameters():
+    """A file's hashes use the server's own argon2id parameters: never weaker (cheap to crack
+    offline), never other (a refusal would take another time than for an unknown name, and
+    the login rehash would be undone by every reload)."""
+    weak = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1, hash_len=4, salt_len=8).hash(
+        DEMO_PASSWORD
+    )
+    with pytest.raises(ReferenceFileError, match="password_hash"):
+        parse_reference_json(_demo_with_hash("boc-officer", weak))
+    other = PasswordHasher(time_cost=4).hash(DEMO_PASSWORD)
+    with pytest.raises(ReferenceFileError, match="password_hash"):
+        parse_reference_json(_demo_with_hash("boc-officer", other))
+
+
+def test_reloading_an_unchanged_users_file_keeps_the_users_sessions(
+    client, users_clock, fake_redis, demo_reference
+):
+    """Reloading the same file changes no user and ends no session."""
+    same_file = demo_reference
+    store_reference(fake_redis, same_file)
+    assert post_login(client, "boc-officer").status_code == 302
+    assert client.get("/bank/").status_code == 200
+    store_reference(fake_redis, same_file)
+    assert client.get("/bank/").status_code == 200, "an unchanged reload ended the session"

@@ -26,6 +26,8 @@ from workflow.users import (
 
 # Cheap parameters: these tests check the logic, not the cost.
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+# What a reference file must hold: a hash made with the server's own parameters.
+FILE_HASH = PasswordHasher().hash("long enough password 1")
 PASSWORD = "correct horse battery"
 
 
@@ -280,7 +282,7 @@ def test_file_users_replace_file_users_and_keep_operator_state(any_redis, demo_r
     assert users.get("cli-user") is not None
     # A file naming the CLI user is refused whole.
     document["users"].append(
-        {"username": "cli-user", "bank_id": "BOC-NB", "password_hash": FAST.hash(PASSWORD)}
+        {"username": "cli-user", "bank_id": "BOC-NB", "password_hash": FILE_HASH}
     )
     with pytest.raises(ReferenceFileError, match="already added by xinbao user add"):
         store_reference(any_redis, parse_reference_json(json.dumps(document)))
@@ -290,7 +292,7 @@ def test_file_users_replace_file_users_and_keep_operator_state(any_redis, demo_r
 def test_file_user_of_an_unknown_bank_is_refused(any_redis, demo_reference):
     store_reference(any_redis, demo_reference)
     text = json.dumps(
-        {"users": [{"username": "x1", "bank_id": "NOPE", "password_hash": FAST.hash(PASSWORD)}]}
+        {"users": [{"username": "x1", "bank_id": "NOPE", "password_hash": FILE_HASH}]}
     )
     with pytest.raises(ReferenceFileError, match=r"users\[0\] \(username=x1\)\.bank_id: no bank"):
         store_reference(any_redis, parse_reference_json(text))
