@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -327,3 +328,31 @@ def test_reloading_an_unchanged_users_file_keeps_the_users_sessions(
     assert client.get("/bank/").status_code == 200
     store_reference(fake_redis, same_file)
     assert client.get("/bank/").status_code == 200, "an unchanged reload ended the session"
+
+
+@pytest.mark.parametrize(
+    ("username", "page", "section", "gone"),
+    [
+        ("boc-officer", "/bank/", "banks", "BOC-NB"),
+        ("haixin", "/exporter/", "exporters", "91330200MA2AB1C2DJ"),
+    ],
+)
+def test_user_of_a_bank_or_exporter_removed_by_a_reload_loses_its_pages(
+    client, users_clock, fake_redis, demo_reference, username, page, section, gone
+):
+    """A user whose bank or exporter a reload removed is signed out and cannot sign in."""
+    post_login(client, username)
+    assert client.get(page).status_code == 200
+    key = "bank_id" if section == "banks" else "uscc"
+    kept = [r for r in getattr(demo_reference, section) if getattr(r, key) != gone]
+    reload = dataclasses.replace(
+        demo_reference, **{section: kept}, sections=frozenset({section}), tokens=[], users=[]
+    )
+    try:
+        store_reference(fake_redis, reload)
+    except ReferenceFileError:
+        return  # refused: the users still bound to it keep it alive
+    assert client.get(page).status_code in (302, 403)
+    fresh = client.application.test_client()
+    refused = post_login(fresh, username)
+    assert refused.status_code == 200 and "Location" not in refused.headers

@@ -47,9 +47,20 @@ def user_store() -> Users:
 
 @login_manager.user_loader
 def _load_user(session_id: str) -> SessionUser | None:
-    # Read on every request: a disabled or deleted user is signed out at once.
+    # Read on every request: a disabled or deleted user is signed out at once, and so is one
+    # whose bank or exporter a reference reload has removed.
     user = user_store().by_session_id(session_id)
-    return SessionUser(user, session_id) if user is not None else None
+    if user is None or not subject_exists(user):
+        return None
+    return SessionUser(user, session_id)
+
+
+def subject_exists(user: User) -> bool:
+    """Whether the bank or exporter the user acts for is still in the reference data."""
+    reference = current_app.extensions["xinbao"].reference
+    if user.bank_id:
+        return reference.bank(user.bank_id) is not None
+    return bool(user.exporter_uscc) and reference.exporter(user.exporter_uscc) is not None
 
 
 def safe_next(target: str | None) -> str | None:

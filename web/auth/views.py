@@ -3,6 +3,7 @@ username exists."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -11,7 +12,14 @@ from flask_login import confirm_login, current_user, login_required, login_user,
 
 from web.auth import auth
 from web.auth.forms import LoginForm, LogoutForm, ReauthenticateForm
-from web.auth.session import SessionUser, landing_url, mark_fresh, safe_next, user_store
+from web.auth.session import (
+    SessionUser,
+    landing_url,
+    mark_fresh,
+    safe_next,
+    subject_exists,
+    user_store,
+)
 from workflow.identifiers import printable
 from workflow.users import LOGIN_ATTEMPTS
 
@@ -40,6 +48,9 @@ def login() -> Any:
     error = None
     if form.validate_on_submit():
         result = user_store().authenticate(form.username.data or "", form.password.data or "")
+        if result.ok and not subject_exists(result.user):
+            # Same answer as any refusal: the account exists but acts for nothing any more.
+            result = dataclasses.replace(result, user=None, reason="subject_removed")
         if result.ok:
             assert result.user is not None
             # A fresh session: nothing from before the login (another user's, a planted one)
