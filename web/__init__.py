@@ -81,6 +81,7 @@ def create_app(
     celery_init_app(app)
     register_extensions(app)
     register_blueprints(app)
+    register_security_headers(app)
     register_cli(app)
     from web import formatting
 
@@ -115,6 +116,12 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(desk)
     app.register_blueprint(portal)
     register_error_handlers(app)
+
+
+def register_security_headers(app: Flask) -> None:
+    from web.headers import register_security_headers as register
+
+    register(app)
 
 
 def register_cli(app: Flask) -> None:

@@ -356,3 +356,14 @@ def test_user_of_a_bank_or_exporter_removed_by_a_reload_loses_its_pages(
     fresh = client.application.test_client()
     refused = post_login(fresh, username)
     assert refused.status_code == 200 and "Location" not in refused.headers
+
+
+def test_pages_and_the_api_carry_security_headers(client):
+    page = client.get("/login")
+    policy = page.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "default-src 'none'" in policy
+    assert "script-src" not in policy  # no page runs a script
+    assert page.headers["X-Frame-Options"] == "DENY"
+    for rv in (page, client.get("/api/v1/deals")):
+        assert rv.headers["X-Content-Type-Options"] == "nosniff"
+        assert rv.headers["Referrer-Policy"] == "same-origin"
