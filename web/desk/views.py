@@ -6,19 +6,22 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from flask import abort, render_template, request
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from web.api import bank_deal, flow, seen_by_bank
-from web.auth.session import role_required
+from tasks.pipeline import dispatch_route
+from web.api import bank_deal, flow, known_id, seen_by_bank
+from web.auth.session import fresh_login_required, role_required
 from web.desk import desk
+from web.desk.forms import ApproveForm, DeclineForm
 from web.formatting import time_left, to_datetime
 from web.schemas import deal_view
 from workflow import keys
 from workflow.checks import LIMIT_ROOM_CHECK, WHITELIST_CHECK
 from workflow.deal import Deal
+from workflow.errors import CoverLapsed, InvalidDecision, WrongState
 from workflow.money import floor_cents
-from workflow.pipeline import DealNotFound
+from workflow.pipeline import DealNotFound, Decision
 from workflow.reasons import DESCRIPTIONS, Reason
 from workflow.states import State
 from workflow.store import epoch_seconds
@@ -210,11 +213,34 @@ def timeline(events: list[dict[str, Any]], bank_id: str) -> list[dict[str, Any]]
 @role_required(OFFICER)
 def deal_page(deal_id: str) -> Any:
     """A deal as the bank may see it: 404 for a deal never offered to it or a guessed id."""
-    bank_id = officer_bank()
+    return render_deal(deal_id)
+
+
+def _seen(deal_id: str, bank_id: str) -> tuple[Deal, list[dict[str, Any]]]:
     try:
-        deal, events = bank_deal(deal_id, bank_id)
+        return bank_deal(deal_id, bank_id)
     except DealNotFound:
         abort(404)
+
+
+def _decidable(deal: Deal, bank_id: str) -> bool:
+    """Whether the decision forms belong on the page: pending this bank, deadline not passed."""
+    if not holds(deal, bank_id) or deal.state != State.PENDING_BANK:
+        return False
+    deadline = to_datetime(deal.fields.get("deadline"))
+    return deadline is None or deadline > flow().clock()
+
+
+def render_deal(
+    deal_id: str,
+    approve_form: ApproveForm | None = None,
+    decline_form: DeclineForm | None = None,
+    problem: str | None = None,
+    entered: list[tuple[str, str]] | None = None,
+    status: int = 200,
+) -> Any:
+    bank_id = officer_bank()
+    deal, events = _seen(deal_id, bank_id)
     view = deal_view(deal, "bank", bank_id)
     reference = flow().reference
     exporter = reference.exporter(deal.fields["exporter_uscc"])
@@ -234,6 +260,17 @@ def deal_page(deal_id: str) -> Any:
     ]
     now = flow().clock()
     held = holds(deal, bank_id)
+    decidable = _decidable(deal, bank_id)
+    if decidable:
+        pricing = (view.get("bank") or {}).get("pricing") or {}
+        if approve_form is None:
+            approve_form = ApproveForm(
+                formdata=None,
+                amount=view["amounts"].get("eligible") or "",
+                annual_rate=pricing.get("annual_rate") or "",
+            )
+        if decline_form is None:
+            decline_form = DeclineForm(formdata=None)
     return render_template(
         "desk/deal.html",
         deal=deal,
@@ -248,4 +285,86 @@ def deal_page(deal_id: str) -> Any:
         timeline=timeline(events, bank_id),
         whitelist_words=reason_words((view["whitelist"] or {}).get("reason") or ""),
         bank_id=bank_id,
-    )
+        decidable=decidable,
+        approve_form=approve_form,
+        decline_form=decline_form,
+        problem=problem,
+        entered=entered or [],
+    ), status
+
+
+FORM_FIELDS = ("amount", "annual_rate", "reason")
+
+STALE = (
+    "Nothing was recorded: this deal is no longer pending your decision (a colleague decided,"
+    " the exporter withdrew it, it moved on to another bank or its deadline passed). The page"
+    " below shows it as it is now."
+)
+
+
+@desk.post("/deals/<deal_id>/decision")
+@role_required(OFFICER)
+@fresh_login_required
+def decision(deal_id: str) -> Any:
+    """Approve or decline a deal pending at the officer's bank, through the workflow step the
+    API uses; a refusal shows the deal page again with the reason and the input kept."""
+    bank_id = officer_bank()
+    _seen(deal_id, bank_id)  # 404 for another bank's deal or a guessed id, before anything
+    approving = "approve" in request.form
+    if not approving and "decline" not in request.form:
+        abort(400)
+    form: ApproveForm | DeclineForm = ApproveForm() if approving else DeclineForm()
+    if not form.validate_on_submit():
+        return _refused(deal_id, form, None, 422)
+    if isinstance(form, ApproveForm):
+        choice = Decision(
+            approve=True,
+            officer=current_user.username,
+            amount=form.amount.parsed,
+            annual_rate=form.annual_rate.parsed,
+        )
+    else:
+        choice = Decision(approve=False, officer=current_user.username, reason=form.reason.data)
+    try:
+        deal = flow().decide(known_id(deal_id), bank_id, choice)
+    except DealNotFound:
+        abort(404)
+    except InvalidDecision as exc:
+        field = getattr(form, exc.field, None) if exc.field in FORM_FIELDS else None
+        if field is not None:
+            field.errors = [*field.errors, str(exc)]
+            return _refused(deal_id, form, None, 422)
+        return _refused(deal_id, form, f"Nothing was recorded: {exc}", 422)
+    except CoverLapsed as exc:
+        return _refused(
+            deal_id,
+            form,
+            "Nothing was recorded: the buyer's credit limit this deal was verified against is"
+            f" no longer in force, so it cannot be approved as covered ({exc}).",
+            409,
+        )
+    except WrongState:
+        return _refused(deal_id, form, STALE, 409)
+    if deal.state == State.ROUTING:
+        dispatch_route(deal.id)
+        flash(f"Deal {deal.id} declined; it moves on to the next bank.", "success")
+    else:
+        flash(f"Deal {deal.id} approved.", "success")
+    return redirect(url_for("desk.deal_page", deal_id=deal.id))
+
+
+def _refused(
+    deal_id: str, form: ApproveForm | DeclineForm, problem: str | None, status: int
+) -> Any:
+    """The deal page again: the refused form keeps its input and shows its errors."""
+    bank_id = officer_bank()
+    deal, _ = _seen(deal_id, bank_id)
+    if isinstance(form, ApproveForm):
+        approve_form, decline_form = form, None
+        entered = [("Amount", form.amount.data or ""), ("Annual rate", form.annual_rate.data or "")]
+    else:
+        approve_form, decline_form = None, form
+        entered = [("Reason", form.reason.data or "")]
+    if problem is None or _decidable(deal, bank_id):
+        entered = []  # the form itself shows what was entered
+    return render_deal(deal_id, approve_form, decline_form, problem, entered, status)
