@@ -26,7 +26,7 @@ from workflow.identifiers import (
     validate_uscc as _uscc,
 )
 from workflow.money import MoneyFormatError, parse_amount
-from workflow.reasons import DESCRIPTIONS, Reason
+from workflow.reasons import describe
 
 MAX_INVOICES = 50
 RATE_RE = re.compile(r"0(?:\.[0-9]{1,6})?|1(?:\.0{1,6})?")
@@ -247,11 +247,7 @@ class EventListSchema(Schema):
 
 def explained(failure: dict[str, str]) -> dict[str, str]:
     """A failed check with its reason in words beside the code."""
-    try:
-        message = DESCRIPTIONS[Reason(failure.get("reason", ""))]
-    except ValueError:
-        message = failure.get("reason", "")
-    return {**failure, "message": message}
+    return {**failure, "message": describe(failure.get("reason", ""))}
 
 
 def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
@@ -284,7 +280,7 @@ def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
         "reasons": deal.get("reasons", []),
         "whitelist": deal.get("whitelist"),
         "warnings": [
-            {**w, "message": DESCRIPTIONS.get(w.get("code", ""), "")}
+            {**w, "message": describe(w.get("code", ""), default="")}
             for w in deal.get("warnings", [])
         ],
         "bank": (

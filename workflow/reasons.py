@@ -70,3 +70,11 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.APPROVAL_CANCELLED_BY_BANK: "The approving bank cancelled its approval.",
     Reason.BUYER_NAME_MISMATCH: "The buyer's stated name differs from the insurer's record.",
 }
+
+
+def describe(code: str, default: str | None = None) -> str:
+    """A reason code in words; an unknown code as ``default`` (the code itself if None)."""
+    try:
+        return DESCRIPTIONS[Reason(code)]
+    except ValueError:
+        return code if default is None else default

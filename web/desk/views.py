@@ -22,7 +22,7 @@ from workflow.deal import Deal
 from workflow.errors import CoverLapsed, InvalidDecision, WrongState
 from workflow.money import floor_cents
 from workflow.pipeline import DealNotFound, Decision
-from workflow.reasons import DESCRIPTIONS, Reason
+from workflow.reasons import describe
 from workflow.states import State
 from workflow.store import epoch_seconds
 from workflow.users import OFFICER
@@ -55,13 +55,6 @@ CHECK_WORDS = {
     LIMIT_ROOM_CHECK: "Buyer limit has room",
     WHITELIST_CHECK: "Exporter on a whitelist (统保名单)",
 }
-
-
-def reason_words(code: str) -> str:
-    try:
-        return DESCRIPTIONS[Reason(code)]
-    except ValueError:
-        return code
 
 
 def check_words(name: str) -> str:
@@ -203,7 +196,7 @@ def timeline(events: list[dict[str, Any]], bank_id: str) -> list[dict[str, Any]]
                 "who": actor,
                 "what": event.get("type", "").replace("_", " ").capitalize(),
                 "to": STATE_WORDS.get(event.get("to"), event.get("to")),
-                "why": [(code, reason_words(code)) for code in event.get("why", [])],
+                "why": [(code, describe(code)) for code in event.get("why", [])],
             }
         )
     return rows
@@ -250,7 +243,7 @@ def render_deal(
             "ok": result == "ok",
             "not_run": result == "not_run",
             "code": result,
-            "words": "" if result in ("ok", "not_run") else reason_words(result),
+            "words": "" if result in ("ok", "not_run") else describe(result),
         }
         for name, result in view["checks"].items()
     ]
@@ -283,7 +276,7 @@ def render_deal(
         breakdown=eligible_breakdown(deal, view),
         time_left=time_left(deal.fields.get("deadline"), now) if held else "",
         timeline=timeline(events, bank_id),
-        whitelist_words=reason_words((view["whitelist"] or {}).get("reason") or ""),
+        whitelist_words=describe((view["whitelist"] or {}).get("reason") or ""),
         bank_id=bank_id,
         decidable=decidable,
         approve_form=approve_form,
