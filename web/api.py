@@ -167,12 +167,21 @@ def get_events(deal_id: str):
 def decide(deal_id: str):
     body = _decision.load(json_body())
     bank_id = current_principal().subject
+    officer = body.get("officer", "api")
+    # The token speaks for the bank; a second approval must name one of its checkers.
+    may_check = current_app.extensions["xinbao_users"].may_check(officer, bank_id)
+    if body["decision"] == "send_back":
+        deal = flow().return_approval(
+            known_id(deal_id), bank_id, officer, may_check, body["reason"]
+        )
+        return jsonify(view(deal))
     decision = Decision(
         approve=body["decision"] == "approve",
-        officer=body.get("officer", "api"),
+        officer=officer,
         amount=body.get("amount"),
         annual_rate=body.get("annual_rate"),
         reason=body.get("reason"),
+        may_check=may_check,
     )
     deal = flow().decide(known_id(deal_id), bank_id, decision)
     if deal.state == State.ROUTING:

@@ -21,6 +21,7 @@ from workflow.pipeline import (
     DuplicateReceivable,
     IdempotencyKeyReused,
     InvalidDecision,
+    MakerCheckerRefused,
     WorkflowError,
     WrongState,
 )
@@ -123,6 +124,7 @@ _WORKFLOW_STATUS: list[tuple[type[WorkflowError], int]] = [
     (IdempotencyKeyReused, 409),
     (WrongState, 409),
     (InvalidDecision, 422),
+    (MakerCheckerRefused, 403),
 ]
 
 

@@ -135,7 +135,9 @@ class DealRequestSchema(Schema):
 
 
 class DecisionSchema(Schema):
-    decision = fields.String(required=True, validate=validate.OneOf(["approve", "decline"]))
+    decision = fields.String(
+        required=True, validate=validate.OneOf(["approve", "decline", "send_back"])
+    )
     amount = Money()
     annual_rate = Rate()
     reason = fields.String(validate=[validate.Length(min=1, max=500), validate_text])
@@ -145,7 +147,9 @@ class DecisionSchema(Schema):
     def _reason_for_decline(self, data: dict, **_: Any) -> None:
         if data.get("decision") == "decline" and not data.get("reason"):
             raise ValidationError("a decline needs a reason", "reason")
-        if data.get("decision") == "decline" and ("amount" in data or "annual_rate" in data):
+        if data.get("decision") == "send_back" and not data.get("reason"):
+            raise ValidationError("sending an approval back needs a reason", "reason")
+        if data.get("decision") != "approve" and ("amount" in data or "annual_rate" in data):
             raise ValidationError("only an approval takes an amount", "amount")
 
 
@@ -217,6 +221,7 @@ class DealSchema(Schema):
     )
     bank = fields.Nested(BankOfferSchema, allow_none=True)
     decision = fields.Dict(allow_none=True)
+    first_approval = fields.Dict(allow_none=True)
     offered_banks = fields.List(fields.String())
     created_at = fields.String()
     updated_at = fields.String()
@@ -293,12 +298,15 @@ def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
             else None
         ),
         "decision": deal.get("decision"),
+        "first_approval": deal.get("first_approval"),
         "created_at": f.get("created_at"),
         "updated_at": f.get("updated_at"),
     }
     if viewer_role == "exporter":
         view["offered_banks"] = deal.offered_banks
+        view["first_approval"] = None  # the bank's internal maker-checker step
     elif bank_id != viewer_id:
+        view["first_approval"] = None
         view["bank"] = None
         view["amounts"]["eligible"] = view["amounts"]["approved"] = None
     if viewer_role == "bank" and (view["decision"] or {}).get("bank_id") != viewer_id:

@@ -108,6 +108,8 @@ JSON_FIELDS = frozenset(
         "reasons",
         "whitelist",
         "offered_banks",
+        "first_approval",
+        "returned_approval",
         "pricing",
         "decision",
         "cancellation",

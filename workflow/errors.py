@@ -54,3 +54,17 @@ class CoverLapsed(WorkflowError):
     def __init__(self, message: str, reason: Reason):
         super().__init__(message, reason=str(reason))
         self.code = str(reason)
+
+
+class MakerCheckerRefused(WorkflowError):
+    """A second approval the maker-checker rule forbids: the officer who approved first
+    checking their own approval, or an officer without the checker role."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+SAME_OFFICER = "SAME_OFFICER"
+CHECKER_ROLE_REQUIRED = "CHECKER_ROLE_REQUIRED"
+NO_FIRST_APPROVAL = "NO_FIRST_APPROVAL"

@@ -47,6 +47,16 @@ def bank_queue(bank_id: str) -> str:
     return f"{P}idx:bank:{bank_id}:pending"
 
 
+def awaiting_check(bank_id: str) -> str:
+    """Deals pending at the bank with a first approval awaiting a checker, by deadline."""
+    return f"{P}idx:bank:{bank_id}:awaiting-check"
+
+
+def first_approvals_by(bank_id: str, officer: str) -> str:
+    """The deals one officer approved first that still await a checker, by deadline."""
+    return f"{P}idx:bank:{bank_id}:first-approved-by:{officer}"
+
+
 def by_state(state: str) -> str:
     """Deals in one non-terminal state, scored by when their next step is due."""
     return f"{P}idx:state:{state}"

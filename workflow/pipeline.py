@@ -23,6 +23,7 @@ from workflow.errors import (
     DuplicateReceivable,
     IdempotencyKeyReused,
     InvalidDecision,
+    MakerCheckerRefused,
     WorkflowError,
     WrongState,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "DuplicateReceivable",
     "IdempotencyKeyReused",
     "InvalidDecision",
+    "MakerCheckerRefused",
     "Submitted",
     "WorkflowError",
     "Workflow",

@@ -10,10 +10,13 @@ from workflow import keys
 from workflow.checks import cover_still_in_force
 from workflow.deal import Deal
 from workflow.errors import (
+    CHECKER_ROLE_REQUIRED,
+    SAME_OFFICER,
     AlreadyApproved,
     CoverLapsed,
     DealNotFound,
     InvalidDecision,
+    MakerCheckerRefused,
     WrongState,
 )
 from workflow.money import quantize
@@ -35,6 +38,8 @@ class Decision:
     amount: Decimal | None = None
     annual_rate: Decimal | None = None
     reason: str | None = None
+    # Whether the officer holds the checker role (the caller knows who is signed in).
+    may_check: bool = False
 
 
 class Placement(Steps):
@@ -110,7 +115,190 @@ class Placement(Steps):
     # --- bank decision -----------------------------------------------------------------------
 
     def decide(self, deal_id: str, bank_id: str, decision: Decision) -> Deal:
-        """A bank's approve or decline of a deal it holds. Raises DealNotFound / WrongState."""
+        """A bank's approve or decline of a deal it holds. Raises DealNotFound / WrongState.
+
+        Maker-checker: an approval at or above the bank's ``second_approval_above`` is first
+        recorded (the deal stays pending); a second, different officer with the checker role
+        then confirms it on the same terms, which approves the deal."""
+        deal = self._pending_at(deal_id, bank_id)
+        actor = f"bank:{bank_id}:{decision.officer}"
+        first = deal.get("first_approval")
+        try:
+            if not decision.approve:
+                record = {
+                    "bank_id": bank_id,
+                    "officer": decision.officer,
+                    "decision": "decline",
+                    "reason": decision.reason or "",
+                }
+                return self._move(
+                    deal,
+                    State.ROUTING,
+                    actor=actor,
+                    event="declined",
+                    reasons=[str(Reason.BANK_DECLINED)],
+                    changes={"decision": record, "bank_id": None, "deadline": None},
+                )
+            self._cover_in_force(deal)
+            if first is not None:
+                return self._second_approval(deal, bank_id, decision, first)
+            amount, rate = self._terms(deal, decision)
+            bank = self.reference.bank(bank_id)
+            if bank is not None and bank.needs_second_approval(amount):
+                return self._first_approval(deal, bank_id, decision.officer, amount, rate)
+            return self._approve(deal, bank_id, actor, decision.officer, amount, rate)
+        except VersionConflict as exc:
+            raise WrongState(
+                f"deal {deal_id} changed while you decided; reload it", state=exc.state
+            ) from exc
+
+    def _terms(self, deal: Deal, decision: Decision) -> tuple[Decimal, Decimal]:
+        """The amount and rate an approval asks for, checked against what was offered."""
+        offered = deal.decimal("eligible_amount") or Decimal(0)
+        amount = decision.amount if decision.amount is not None else offered
+        if amount <= 0 or amount > offered:
+            raise InvalidDecision(
+                "amount", f"must be more than 0 and at most the financeable {offered}"
+            )
+        rate = decision.annual_rate
+        if rate is None:
+            rate = Decimal(deal.get("pricing", {}).get("annual_rate", "0"))
+        return quantize(amount), rate
+
+    def _approve(
+        self,
+        deal: Deal,
+        bank_id: str,
+        actor: str,
+        officer: str,
+        amount: Decimal,
+        rate: Decimal,
+        checker: str | None = None,
+    ) -> Deal:
+        record = {
+            "bank_id": bank_id,
+            "officer": officer,
+            "decision": "approve",
+            "amount": str(amount),
+            "annual_rate": str(rate),
+            **({"checker": checker} if checker else {}),
+        }
+        return self._move(
+            deal,
+            State.APPROVED,
+            actor=actor,
+            event="approved",
+            changes={
+                "approved_amount": amount,
+                "annual_rate": str(rate),
+                "decision": record,
+                "deadline": None,
+            },
+        )
+
+    def _first_approval(
+        self, deal: Deal, bank_id: str, officer: str, amount: Decimal, rate: Decimal
+    ) -> Deal:
+        """Record the maker's approval; the deal stays pending at the bank for a checker,
+        within the same decision deadline."""
+        deadline = datetime.fromisoformat(deal.fields["deadline"])
+        score = epoch_seconds(deadline)
+        ops = Ops()
+        ops.zadd(keys.awaiting_check(bank_id), score, deal.id)
+        ops.zadd(keys.first_approvals_by(bank_id, officer), score, deal.id)
+        first = {
+            "officer": officer,
+            "amount": str(amount),
+            "annual_rate": str(rate),
+            "at": self.clock().isoformat(),
+        }
+        return self._move(
+            deal,
+            State.PENDING_BANK,
+            actor=f"bank:{bank_id}:{officer}",
+            event="first_approval",
+            due=deadline,
+            changes={"first_approval": first},
+            ops=ops,
+        )
+
+    def _second_approval(
+        self, deal: Deal, bank_id: str, decision: Decision, first: dict
+    ) -> Deal:
+        """The checker's confirmation of a first approval, on the maker's terms."""
+        if decision.officer == first["officer"]:
+            raise MakerCheckerRefused(
+                SAME_OFFICER,
+                f"you approved deal {deal.id} first; a different officer with the checker "
+                "role must check it",
+            )
+        if not decision.may_check:
+            raise MakerCheckerRefused(
+                CHECKER_ROLE_REQUIRED,
+                f"deal {deal.id} awaits a second approval, which only an officer with the "
+                "checker role can give",
+            )
+        amount, rate = Decimal(first["amount"]), Decimal(first["annual_rate"])
+        for name, given, agreed in (
+            ("amount", decision.amount, amount),
+            ("annual_rate", decision.annual_rate, rate),
+        ):
+            if given is not None and given != agreed:
+                raise InvalidDecision(
+                    name,
+                    f"a checker confirms the first approval as it stands ({agreed}); send it "
+                    "back to the maker to change it",
+                )
+        return self._approve(
+            deal,
+            bank_id,
+            f"bank:{bank_id}:{decision.officer}",
+            first["officer"],
+            amount,
+            rate,
+            checker=decision.officer,
+        )
+
+    def return_approval(
+        self, deal_id: str, bank_id: str, officer: str, may_check: bool, reason: str
+    ) -> Deal:
+        """Undo a first approval: the maker recalls it, or a checker sends it back. The deal
+        stays pending at the bank for a new decision."""
+        deal = self._pending_at(deal_id, bank_id)
+        first = deal.get("first_approval")
+        if first is None:
+            raise WrongState(
+                f"deal {deal_id} has no approval awaiting a check", state=str(deal.state)
+            )
+        if officer != first["officer"] and not may_check:
+            raise MakerCheckerRefused(
+                CHECKER_ROLE_REQUIRED,
+                "only the officer who approved first or a checker can send an approval back",
+            )
+        deadline = datetime.fromisoformat(deal.fields["deadline"])
+        ops = Ops()
+        ops.zrem(keys.awaiting_check(bank_id), deal.id)
+        ops.zrem(keys.first_approvals_by(bank_id, first["officer"]), deal.id)
+        try:
+            return self._move(
+                deal,
+                State.PENDING_BANK,
+                actor=f"bank:{bank_id}:{officer}",
+                event="first_approval_returned",
+                due=deadline,
+                ops=ops,
+                changes={
+                    "first_approval": None,
+                    "returned_approval": {**first, "returned_by": officer, "reason": reason},
+                },
+            )
+        except VersionConflict as exc:
+            raise WrongState(
+                f"deal {deal_id} changed meanwhile; reload it", state=exc.state
+            ) from exc
+
+    def _pending_at(self, deal_id: str, bank_id: str) -> Deal:
+        """The deal if it is pending ``bank_id``'s decision with its deadline not passed."""
         deal = self._held_by(deal_id, bank_id)
         if deal.state != State.PENDING_BANK:
             raise WrongState(
@@ -122,50 +310,7 @@ class Placement(Steps):
             raise WrongState(
                 f"the decision deadline for deal {deal_id} has passed", state=str(deal.state)
             )
-        actor = f"bank:{bank_id}:{decision.officer}"
-        record = {
-            "bank_id": bank_id,
-            "officer": decision.officer,
-            "decision": "approve" if decision.approve else "decline",
-        }
-        try:
-            if decision.approve:
-                self._cover_in_force(deal)
-                offered = deal.decimal("eligible_amount") or Decimal(0)
-                amount = decision.amount if decision.amount is not None else offered
-                if amount <= 0 or amount > offered:
-                    raise InvalidDecision(
-                        "amount", f"must be more than 0 and at most the financeable {offered}"
-                    )
-                rate = decision.annual_rate
-                if rate is None:
-                    rate = Decimal(deal.get("pricing", {}).get("annual_rate", "0"))
-                record.update(amount=str(quantize(amount)), annual_rate=str(rate))
-                return self._move(
-                    deal,
-                    State.APPROVED,
-                    actor=actor,
-                    event="approved",
-                    changes={
-                        "approved_amount": amount,
-                        "annual_rate": str(rate),
-                        "decision": record,
-                        "deadline": None,
-                    },
-                )
-            record["reason"] = decision.reason or ""
-            return self._move(
-                deal,
-                State.ROUTING,
-                actor=actor,
-                event="declined",
-                reasons=[str(Reason.BANK_DECLINED)],
-                changes={"decision": record, "bank_id": None, "deadline": None},
-            )
-        except VersionConflict as exc:
-            raise WrongState(
-                f"deal {deal_id} changed while you decided; reload it", state=exc.state
-            ) from exc
+        return deal
 
     # --- withdraw ----------------------------------------------------------------------------
 

@@ -44,6 +44,10 @@ class Steps:
             ops.zrem(keys.deadlines(), deal.id)
             if deal.bank_id:
                 ops.zrem(keys.bank_queue(deal.bank_id), deal.id)
+                first = deal.get("first_approval")
+                if first:
+                    ops.zrem(keys.awaiting_check(deal.bank_id), deal.id)
+                    ops.zrem(keys.first_approvals_by(deal.bank_id, first["officer"]), deal.id)
         if new in TERMINAL:
             exposure = deal.fields.get("exposure")
             if exposure:
@@ -70,6 +74,10 @@ class Steps:
         if new in TERMINAL and deal.fields.get("reserved_amount"):
             # _ops releases the reservation: the deal no longer claims one.
             changes = {**(changes or {}), "reserved_amount": None}
+        if deal.fields.get("first_approval") and new != State.PENDING_BANK:
+            # A first approval belongs to this offer only: the decision record keeps who
+            # made and who checked an approval.
+            changes = {**(changes or {}), "first_approval": None}
         moved = self.store.transition(
             deal,
             new,

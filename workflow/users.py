@@ -275,6 +275,12 @@ class Users:
             return None
         return _user_of(self.redis.hgetall(keys.user(name)))
 
+    def may_check(self, username: str, bank_id: str) -> bool:
+        """Whether ``username`` is an enabled officer of ``bank_id`` with the checker role
+        (the maker-checker rule's second approver)."""
+        user = self.get(username)
+        return bool(user and user.checker and not user.disabled and user.bank_id == bank_id)
+
     def open_session(self, user: User) -> str:
         """Start a server-side session for ``user``; the returned id goes into the signed
         cookie. It lives while used (idle limit) and ends at once with ``close_session``."""

@@ -34,7 +34,11 @@ def offer_cut(events: list[dict[str, Any]], bank_id: str) -> int:
     for index, event in enumerate(events):
         if event["type"] == "offered_to_bank" and event.get("set", {}).get("bank_id") == bank_id:
             offered_at = index
-        elif offered_at is not None and event.get("from") == State.PENDING_BANK:
+        elif (
+            offered_at is not None
+            and event.get("from") == State.PENDING_BANK
+            and event["to"] != State.PENDING_BANK  # a first approval keeps the offer open
+        ):
             if event["to"] == State.APPROVED:
                 return len(events)  # its own approval: the deal stays the bank's
             return index + 1

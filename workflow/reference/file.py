@@ -208,6 +208,13 @@ class BankSchema(_Strict):
         required=True,
         validate=validate.Range(min=Decimal("0"), max=Decimal("720"), min_inclusive=False),
     )
+    # Approvals of this amount or more need a second officer (a checker); absent = never.
+    second_approval_above = fields.Decimal(
+        load_default=None,
+        places=2,
+        allow_nan=False,
+        validate=validate.Range(min=Decimal(0), max=MAX_AMOUNT, min_inclusive=False),
+    )
 
     @validates_schema
     def _range(self, data: dict, **_: Any) -> None:

@@ -104,6 +104,12 @@ class Bank:
     annual_rate: Decimal
     requires_whitelist: bool
     decision_hours: Decimal
+    # Maker-checker: an approval of this amount or more (in the deal's currency) needs a
+    # second officer with the checker role; None = one officer always suffices.
+    second_approval_above: Decimal | None = None
+
+    def needs_second_approval(self, amount: Decimal) -> bool:
+        return self.second_approval_above is not None and amount >= self.second_approval_above
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,8 @@ def _bank(raw: dict | None) -> Bank | None:
     if raw is None:
         return None
     _dec(raw, "min_amount", "max_amount", "advance_rate", "annual_rate", "decision_hours")
+    if raw.get("second_approval_above") is not None:
+        _dec(raw, "second_approval_above")
     raw["currencies"] = tuple(raw["currencies"])
     return Bank(**raw)
 
