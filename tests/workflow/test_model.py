@@ -86,6 +86,14 @@ RESERVING = frozenset({S.ROUTING, S.PENDING_BANK, S.APPROVED, S.DISBURSED, S.OVE
 AFTER_APPROVAL = frozenset({S.APPROVED, S.DISBURSED, S.REPAID, S.OVERDUE, S.CLAIM_FILED,
                             S.INDEMNIFIED, S.CLAIM_REJECTED})
 EXPECTED = (WorkflowError, StoreError)
+# Maker-checker: thresholds within the model's amounts (requests of 60,000), and officers of
+# whom only one holds the checker role.
+SECOND_APPROVAL_ABOVE = {"BOC-NB": "50000.00", "ICBC-NB": "70000.00"}
+OFFICERS = {"officer-1": False, "officer-2": False, "checker-1": True}
+# Hypothesis leans to a list's first element: makers are mostly plain officers, checks mostly
+# made by the checker, and the rest still happens.
+MAKERS_FIRST = ["officer-1", "checker-1", "officer-2"]
+CHECKERS_FIRST = ["checker-1", "officer-1", "officer-2"]
 
 # Filled by the machine: how many examples ran and the first that failed (reported on failure).
 STATS: dict[str, Any] = {"examples": 0, "first_failure": None, "events": Counter()}
@@ -136,6 +144,10 @@ class DealModel(RuleBasedStateMachine):
         client.flushdb()
         self.r = client
         self.wf = make_workflow(client)
+        for bank_id, threshold in SECOND_APPROVAL_ABOVE.items():
+            record = json.loads(client.get(keys.bank(bank_id)))
+            record["second_approval_above"] = threshold
+            client.set(keys.bank(bank_id), json.dumps(record))
         self.ids: list[str] = []  # every deal created, in order
         self.seen: dict[str, tuple[int, dict[str, str]]] = {}  # deal -> last version and hash
         self.snapshots: dict[str, dict[int, Deal]] = {}  # deal -> version -> the deal as read
@@ -363,29 +375,84 @@ class DealModel(RuleBasedStateMachine):
 
     @rule(pick=st.integers(0, 100), approve=st.booleans(),
           holder=st.sampled_from([True, True, True, False]), other=st.integers(0, 2),
-          deliver=st.booleans())
-    def decide(self, pick, approve, holder, other, deliver):
+          deliver=st.booleans(), officer=st.sampled_from(MAKERS_FIRST))
+    def decide(self, pick, approve, holder, other, deliver, officer):
         """A bank officer decides; after a decline the route task runs at once, or is lost."""
         deal = self.choose(pick, frozenset({S.PENDING_BANK}))
         if deal is None:
             return
         bank = self.bank_for(deal, holder, other)
-        decision = Decision(approve, "officer-1", reason=None if approve else "no appetite")
+        decision = Decision(approve, officer, reason=None if approve else "no appetite",
+                            may_check=OFFICERS[officer])
         before = self.everything()
         try:
             moved = self.wf.decide(deal.id, bank, decision)
         except EXPECTED as exc:
-            event(f"decide: {type(exc).__name__} ({'holder' if bank == deal.bank_id else 'other'})")
+            event(f"decide: {getattr(exc, 'code', type(exc).__name__)} "
+                  f"({'holder' if bank == deal.bank_id else 'other'})")
             self.unchanged(before, f"a refused decision by {bank} on {deal.id}")
             return
         check(bank == deal.bank_id and deal.state == S.PENDING_BANK,
               f"{bank} decided {deal.id} it does not hold ({deal.state} at {deal.bank_id})")
-        event(f"decide: {moved.state}")
+        first = deal.get("first_approval")
+        if approve and moved.state == S.PENDING_BANK:
+            event("decide: first approval")
+            check(first is None, f"{deal.id}: a second first approval over {first}")
         if moved.state == S.APPROVED:
+            event(f"decide: approved{' after a check' if first else ''}")
+            if first:
+                check(first["officer"] != officer and OFFICERS[officer],
+                      f"{officer} checked {deal.id}, first approved by {first['officer']}")
             self.approved_now(moved)
+        else:
+            event(f"decide: {moved.state}")
+        if moved.state == S.PENDING_BANK:
+            return
         elif deliver:
             with suppress(*EXPECTED):
                 self.wf.route(deal.id)
+
+    @rule(pick=st.integers(0, 100), officer=st.sampled_from(CHECKERS_FIRST))
+    def second_approval(self, pick, officer):
+        """An officer of the holding bank approves a deal that awaits its check."""
+        awaiting = [d for d in self.wf.store.get_many(self.ids) if d.get("first_approval")]
+        if not awaiting:
+            return
+        deal = awaiting[pick % len(awaiting)]
+        first = deal.get("first_approval")
+        before = self.everything()
+        try:
+            moved = self.wf.decide(deal.id, deal.bank_id,
+                                   Decision(True, officer, may_check=OFFICERS[officer]))
+        except EXPECTED as exc:
+            event(f"second approval: {getattr(exc, 'code', type(exc).__name__)}")
+            self.unchanged(before, f"a refused second approval by {officer} of {deal.id}")
+            return
+        check(moved.state == S.APPROVED and officer != first["officer"] and OFFICERS[officer],
+              f"{officer} checked {deal.id} ({first}) into {moved.state}")
+        event("second approval: approved")
+        self.approved_now(moved)
+
+    @rule(pick=st.integers(0, 100), officer=st.sampled_from(sorted(OFFICERS)),
+          holder=st.sampled_from([True, True, True, False]), other=st.integers(0, 2))
+    def send_back(self, pick, officer, holder, other):
+        """A checker sends a first approval back, or its maker recalls it."""
+        deal = self.choose(pick, frozenset({S.PENDING_BANK}))
+        if deal is None:
+            return
+        bank = self.bank_for(deal, holder, other)
+        before = self.everything()
+        try:
+            self.wf.return_approval(deal.id, bank, officer, OFFICERS[officer], "try again")
+        except EXPECTED as exc:
+            event(f"send back: {getattr(exc, 'code', type(exc).__name__)}")
+            self.unchanged(before, f"a refused send-back by {officer} of {deal.id}")
+            return
+        first = deal.get("first_approval")
+        check(bank == deal.bank_id and first is not None
+              and (OFFICERS[officer] or first["officer"] == officer),
+              f"{officer} of {bank} sent back {deal.id} ({first})")
+        event("approval sent back")
 
     @rule(pick=st.integers(0, 100), own=st.sampled_from([True, True, True, False]))
     def withdraw(self, pick, own):
@@ -574,7 +641,9 @@ class DealModel(RuleBasedStateMachine):
     def consistent(self):
         r = self.r
         indexes = ([keys.by_state(s) for s in State] + [keys.deadlines()]
-                   + [keys.bank_queue(b) for b in BANKS])
+                   + [keys.bank_queue(b) for b in BANKS]
+                   + [keys.awaiting_check(b) for b in BANKS]
+                   + [keys.first_approvals_by(b, o) for b in BANKS for o in OFFICERS])
         pipe = r.pipeline(transaction=False)
         pipe.keys(keys.deal("*"))
         pipe.keys(keys.receivable("*", "*", "*"))
@@ -653,6 +722,29 @@ class DealModel(RuleBasedStateMachine):
                       f"{deal_id} ({state}) left in the deadline schedule or a bank queue")
             if state in WORKER_OWNED:
                 check(deal_id in indexed[keys.by_state(state)], f"{deal_id} ({state}) unowned")
+
+            # Maker-checker: a first approval only while pending, indexed exactly then; an
+            # approval at or above the threshold made by two officers, the second a checker.
+            first = json.loads(fields.get("first_approval") or "null")
+            check(first is None or state == S.PENDING_BANK,
+                  f"{deal_id} ({state}) still carries a first approval {first}")
+            for bank in BANKS:
+                awaiting = indexed[keys.awaiting_check(bank)].get(deal_id)
+                should = (first is not None and fields.get("bank_id") == bank)
+                check((awaiting is not None) == should and (not should or awaiting == due),
+                      f"{deal_id} ({state}, {first}) awaiting-check entry at {bank}: {awaiting}")
+                for officer in OFFICERS:
+                    mine = indexed[keys.first_approvals_by(bank, officer)].get(deal_id)
+                    check((mine is not None) == (should and first["officer"] == officer),
+                          f"{deal_id} ({first}) in {officer}'s first approvals at {bank}")
+            decision = json.loads(fields.get("decision") or "null")
+            threshold = SECOND_APPROVAL_ABOVE.get(fields.get("bank_id") or "")
+            if (state in AFTER_APPROVAL and threshold and decision
+                    and Decimal(fields["approved_amount"]) >= Decimal(threshold)):
+                checker = decision.get("checker")
+                check(checker and checker != decision["officer"] and OFFICERS[checker],
+                      f"{deal_id} approved at {fields['approved_amount']} by "
+                      f"{decision['officer']} with checker {checker}")
 
             # The buyer limit and the receivables.
             limit_id = fields.get("exposure")
