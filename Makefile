@@ -26,9 +26,9 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-## Only the tests that need no real Redis or worker processes.
+## Only the tests that need no real Redis, worker processes or browser.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not redis and not integration"
+	$(BIN)/python -m pytest -m "not redis and not integration and not browser"
 
 ## The pipeline against bare Celery and bare Flask on this machine (needs redis-server), with
 ## Redis at appendfsync always as shipped (APPENDFSYNC=everysec make bench for the other policy).

@@ -46,6 +46,33 @@ def require_real_redis_or_skip(reason: str) -> None:
     pytest.skip(reason)
 
 
+def browser_required() -> bool:
+    """Whether browser tests must run: under CI (``CI`` set, as every CI service does) or with
+    XINBAO_REQUIRE_BROWSER=1; elsewhere they skip when no Chromium is installed."""
+    ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+    return ci or os.environ.get("XINBAO_REQUIRE_BROWSER") == "1"
+
+
+def require_browser_or_skip(reason: str) -> None:
+    """Skip a browser test that cannot run here, unless CI demands it (then it fails)."""
+    if browser_required():
+        pytest.fail(f"{reason}, and CI (or XINBAO_REQUIRE_BROWSER=1) forbids skipping")
+    pytest.skip(reason)
+
+
+# Debian's chromium package; XINBAO_CHROMIUM names another Chromium binary.
+CHROMIUM = "/usr/bin/chromium"
+
+
+def chromium_path() -> str | None:
+    """The Chromium the browser tests drive, or None when there is none."""
+    wanted = os.environ.get("XINBAO_CHROMIUM")
+    for path in [wanted] if wanted else [CHROMIUM, shutil.which("chromium")]:
+        if path and Path(path).is_file() and os.access(path, os.X_OK):
+            return path
+    return None
+
+
 # As in docker-compose.yml: a deal's hash (a few dozen short fields) stays a compact listpack.
 REDIS_TUNING = ("--hash-max-ziplist-value", "1024")
 

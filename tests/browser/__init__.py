@@ -1,0 +1,1 @@
+"""Browser tests: a headless Chromium against the live stack."""

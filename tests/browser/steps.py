@@ -1,0 +1,183 @@
+"""What a person (or the exporter's system) does in the browser tests, one function a step:
+sign in, submit through the API, wait for a state, approve on the desk, take a screenshot,
+run axe-core on a page."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.support import wait_until
+
+DEMO_PASSWORD = "demo-pass-1234"
+HAIXIN = "91330200MA2AB1C2DJ"
+HAIXIN_TOKEN = "demo-exporter-haixin-0001"
+
+AXE_VERSION = "4.14.1"
+AXE_FILE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
+# WCAG 2.0 and 2.1, levels A and AA; violations of these impacts fail the tests.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+BLOCKING = ("serious", "critical")
+
+
+def days_from_today(days: int) -> str:
+    """The ISO date ``days`` after today (UTC): `xinbao load` counts the demo's dates from it."""
+    return (datetime.now(UTC).date() + timedelta(days=days)).isoformat()
+
+
+# --- the exporter's side, through the JSON API (until the portal's form exists) ------------------
+
+
+def haixin_application(
+    invoices: list[str], amount: str = "100000.00", requested: str | None = None
+) -> dict[str, Any]:
+    """Haixin's application to Müller (DE-0001): one USD invoice line per number, each of
+    ``amount``, shipped on the day the demo declares (14 days ago)."""
+    lines = [
+        {
+            "number": number,
+            "amount": amount,
+            "currency": "USD",
+            "issue_date": days_from_today(-23),
+            "shipment_date": days_from_today(-14),
+            "due_date": days_from_today(46),
+        }
+        for number in invoices
+    ]
+    total = sum(float(amount) for _ in invoices)
+    return {
+        "exporter_uscc": HAIXIN,
+        "policy_no": "SIN-2026-0001",
+        "buyer": {"code": "DE-0001", "name": "Müller Handels GmbH", "country": "DE"},
+        "invoices": lines,
+        "requested_amount": requested or f"{total:.2f}",
+        "currency": "USD",
+    }
+
+
+def submit_via_api(base: str, body: dict[str, Any], token: str = HAIXIN_TOKEN) -> dict[str, Any]:
+    """POST /api/v1/deals as the exporter's system does; returns the accepted deal."""
+    response = requests.post(
+        f"{base}/api/v1/deals", json=body, timeout=10, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def wait_for_state(
+    base: str,
+    deal_id: str,
+    *states: str,
+    token: str = HAIXIN_TOKEN,
+    bank: str | None = None,
+    timeout: float = 30,
+) -> dict[str, Any]:
+    """Poll the API (as ``token``) until the deal is in one of ``states`` (and, if given, at
+    ``bank``); returns the deal."""
+
+    def reached() -> dict[str, Any] | None:
+        deal = requests.get(
+            f"{base}/api/v1/deals/{deal_id}",
+            timeout=5,
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        at = (deal.get("bank") or {}).get("bank_id")
+        if deal.get("state") in states and (bank is None or at == bank):
+            return deal
+        return None
+
+    return wait_until(reached, timeout, interval=0.2, what=f"{deal_id} to reach {states}")
+
+
+# --- pages -------------------------------------------------------------------------------------
+
+
+# Fields are found by their names, not their labels: the labels change with the language.
+
+
+def login(page: Any, base: str, username: str, password: str = DEMO_PASSWORD) -> None:
+    """Sign in through the login form; fails unless the user lands on a signed-in page."""
+    page.goto(f"{base}/login")
+    page.locator("input[name=username]").fill(username)
+    page.locator("input[name=password]").fill(password)
+    page.locator("form:has(input[name=username]) [type=submit]").click()
+    page.wait_for_load_state()
+    assert "/login" not in page.url, f"{username} was not signed in: {page.url}"
+
+
+def reauthenticate_if_asked(page: Any, password: str = DEMO_PASSWORD) -> bool:
+    """Re-enter the password if the fresh-login page is showing; True if it was."""
+    if "/reauthenticate" not in page.url:
+        return False
+    page.locator("input[name=password]").fill(password)
+    page.locator("form:has(input[name=password]) [type=submit]").click()
+    page.wait_for_load_state()
+    return True
+
+
+def approve_on_desk(
+    page: Any,
+    base: str,
+    deal_id: str,
+    amount: str,
+    annual_rate: str,
+    password: str = DEMO_PASSWORD,
+    *,
+    retry: bool = True,
+) -> None:
+    """Open the deal on the signed-in officer's desk (unless it is open) and approve it
+    through the form, re-entering the password once if the fresh-login page comes between."""
+    if not page.url.endswith(f"/bank/deals/{deal_id}"):
+        page.goto(f"{base}/bank/deals/{deal_id}")
+    form = page.locator("form:has([name=approve])")
+    form.locator("[name=amount]").fill(amount)
+    form.locator("[name=annual_rate]").fill(annual_rate)
+    form.locator("[name=approve]").click()
+    page.wait_for_load_state()
+    if reauthenticate_if_asked(page, password):
+        assert retry, "the fresh-login page came back right after the password was entered"
+        # The form is not resent after the password: approve again on the page it returns to.
+        approve_on_desk(page, base, deal_id, amount, annual_rate, password, retry=False)
+
+
+def screenshot(page: Any, folder: Path, name: str) -> Path:
+    """Save the whole page as ``folder/name.png``."""
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+# --- accessibility ---------------------------------------------------------------------------
+
+
+def axe_violations(page: Any) -> list[dict[str, Any]]:
+    """Run the vendored axe-core on the page (WCAG 2.1 A and AA) and return the violations
+    of serious or critical impact.
+
+    The pages' CSP allows no script; Playwright's evaluate runs outside it, so axe gets in
+    without loosening the policy under test.
+    """
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE_FILE.read_text(encoding="utf-8"))
+    result = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags},"
+        " resultTypes: ['violations']})",
+        AXE_TAGS,
+    )
+    return [v for v in result["violations"] if v.get("impact") in BLOCKING]
+
+
+def describe_violations(where: str, violations: list[dict[str, Any]]) -> list[str]:
+    """One line per violation and element: where, rule, impact, what to fix, which element."""
+    lines = []
+    for v in violations:
+        for node in v["nodes"]:
+            target = " ".join(str(t) for t in node.get("target", []))
+            lines.append(
+                f"{where}: [{v['impact']}] {v['id']}: {v['help']} -> {target}"
+                f" ({node.get('failureSummary', '').splitlines()[-1].strip()})"
+            )
+    return lines

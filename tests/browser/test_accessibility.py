@@ -1,0 +1,93 @@
+"""Every page passes axe-core's WCAG 2.1 A/AA rules with no serious or critical violation, at
+desktop and at phone width, and no page scrolls sideways on a phone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import DESKTOP, PHONE, LiveStack
+from tests.browser.steps import (
+    axe_violations,
+    describe_violations,
+    haixin_application,
+    login,
+    screenshot,
+    submit_via_api,
+    wait_for_state,
+)
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def pending_deal(live_stack: LiveStack) -> dict[str, Any]:
+    """A deal the real worker has verified and offered to BOC-NB, pending its decision."""
+    body = haixin_application(live_stack.fresh_invoices(1))
+    deal = submit_via_api(live_stack.base, body)
+    return wait_for_state(live_stack.base, deal["id"], "pending_bank", bank="BOC-NB")
+
+
+def check(page: Any, name: str, folder: Path, phone: bool, problems: list[str]) -> None:
+    """Screenshot the page, run axe on it, and on a phone check it does not scroll sideways."""
+    assert page.title(), f"{name}: the page has no title"
+    screenshot(page, folder, name)
+    problems += describe_violations(name, axe_violations(page))
+    if phone:
+        wide = page.evaluate("() => document.documentElement.scrollWidth")
+        shown = page.evaluate("() => document.documentElement.clientWidth")
+        if wide > shown:
+            problems.append(f"{name}: the page is {wide}px wide on a {shown}px screen")
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_pages_have_no_serious_accessibility_violations(
+    live_stack: LiveStack,
+    new_page: Any,
+    screenshots: Path,
+    pending_deal: dict[str, Any],
+    viewport: dict[str, int],
+) -> None:
+    size = "phone" if viewport is PHONE else "desktop"
+    phone = viewport is PHONE
+    base = live_stack.base
+    problems: list[str] = []
+
+    def visit(page: Any, path: str, name: str, status: int = 200) -> None:
+        response = page.goto(base + path)
+        assert response.status == status, f"{name}: {path} answered {response.status}"
+        check(page, f"{size}-{name}", screenshots, phone, problems)
+
+    anonymous = new_page(viewport=viewport)
+    visit(anonymous, "/login", "login")
+    # A refused sign-in (a username no one has, so no demo account gets locked).
+    anonymous.locator("input[name=username]").fill("no-such-user")
+    anonymous.locator("input[name=password]").fill("wrong-password")
+    anonymous.locator("form:has(input[name=username]) [type=submit]").click()
+    anonymous.wait_for_load_state()
+    check(anonymous, f"{size}-login-refused", screenshots, phone, problems)
+    visit(anonymous, "/no-such-page", "not-found", 404)
+
+    officer = new_page(viewport=viewport)
+    login(officer, base, "boc-officer")
+    visit(officer, "/bank/", "desk-queue")
+    visit(officer, "/bank/?show=all", "desk-queue-all")
+    visit(officer, f"/bank/deals/{pending_deal['id']}", "desk-deal")
+    # The approve form sent emptied: the page again, with an error beside each field.
+    approve = officer.locator("form:has([name=approve])")
+    approve.locator("[name=amount]").fill("")
+    approve.locator("[name=annual_rate]").fill("")
+    approve.locator("[name=approve]").click()
+    officer.wait_for_load_state()
+    check(officer, f"{size}-desk-deal-errors", screenshots, phone, problems)
+    visit(officer, "/reauthenticate", "reauthenticate")
+    visit(officer, "/bank/deals/D-NO-SUCH-DEAL", "desk-deal-not-found", 404)
+    visit(officer, "/exporter/", "forbidden", 403)
+
+    exporter = new_page(viewport=viewport)
+    login(exporter, base, "haixin")
+    visit(exporter, "/exporter/", "exporter-home")
+
+    assert not problems, "accessibility problems:\n" + "\n".join(problems)
