@@ -20,6 +20,7 @@ from workflow.identifiers import (
     validate_currency as _currency,
 )
 from workflow.identifiers import (
+    validate_paragraphs,
     validate_text,
 )
 from workflow.identifiers import (
@@ -140,7 +141,7 @@ class DecisionSchema(Schema):
     )
     amount = Money()
     annual_rate = Rate()
-    reason = fields.String(validate=[validate.Length(min=1, max=500), validate_text])
+    reason = fields.String(validate=[validate.Length(min=1, max=500), validate_paragraphs])
     officer = fields.String(validate=[validate.Length(min=1, max=64), validate_text])
 
     @validates_schema
@@ -154,12 +155,12 @@ class DecisionSchema(Schema):
 
 
 class WithdrawSchema(Schema):
-    reason = fields.String(validate=[validate.Length(min=1, max=500), validate_text])
+    reason = fields.String(validate=[validate.Length(min=1, max=500), validate_paragraphs])
 
 
 class CancelSchema(Schema):
     reason = fields.String(
-        required=True, validate=[validate.Length(min=1, max=500), validate_text]
+        required=True, validate=[validate.Length(min=1, max=500), validate_paragraphs]
     )
     officer = fields.String(validate=[validate.Length(min=1, max=64), validate_text])
 

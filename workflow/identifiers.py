@@ -86,6 +86,12 @@ _REFUSED_CATEGORIES = {"Cc", "Cs", "Cn", "Zl", "Zp"}
 _BIDI_CONTROLS = frozenset(chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 
 
+def validate_paragraphs(value: str) -> None:
+    """Free text of one or more lines (a decline or withdrawal reason): as ``validate_text``,
+    with line breaks allowed ("\n"; a form's "\r\n" is normalised before it gets here)."""
+    validate_text(value.replace("\n", " "))
+
+
 def text_problem(value: str) -> str | None:
     """Why ``value`` is not clean Unicode text a person can read, or None."""
     try:

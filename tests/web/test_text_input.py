@@ -311,3 +311,14 @@ def test_joiners_inside_visible_text_are_kept(client):
     body = deal_body(buyer={"code": "DE-0001", "name": name, "country": "DE"})
     rv = client.post("/api/v1/deals", json=body, headers=auth("haixin"))
     assert rv.status_code == 202, rv.get_json()
+
+
+def test_reasons_may_span_lines_but_hold_no_other_controls(api):
+    """A decline reason typed in a textarea has line breaks; other controls stay refused."""
+    deal = api.create()
+    rv = api.decide(deal["id"], "boc", decision="decline", reason="a\tb")
+    assert rv.status_code == 422
+    rv = api.decide(deal["id"], "boc", decision="decline",
+                    reason="Buyer exposure too high.\nCall us next quarter.")
+    assert rv.status_code == 200, rv.get_json()
+    assert rv.get_json()["decision"]["reason"].count("\n") == 1
