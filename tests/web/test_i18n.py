@@ -196,6 +196,26 @@ def test_the_api_is_untouched_by_the_language(app, api, users_clock):
     assert missing["error"]["message"].isascii()
 
 
+def test_a_page_answering_a_post_switches_back_to_the_form_s_page(app, api, users_clock):
+    deal = api.create()
+    client = signed_in(app, "boc-officer")
+    html = page(client, f"/bank/deals/{deal['id']}")
+    assert f'name="next" value="/bank/deals/{deal["id"]}"' in html
+    post = {"csrf_token": csrf_of(html), "approve": "1", "amount": "1e5", "annual_rate": "x"}
+    here = f"http://localhost/bank/deals/{deal['id']}"
+    refused = client.post(f"/bank/deals/{deal['id']}/decision", data=post,
+                          headers={"Referer": here}).get_data(as_text=True)
+    assert f'name="next" value="/bank/deals/{deal["id"]}"' in refused
+    assert "Enter an amount greater than 0" in refused  # the rule, in the page's language
+    elsewhere = client.post(f"/bank/deals/{deal['id']}/decision", data=post,
+                            headers={"Referer": "https://evil.example/bank/"})
+    assert 'name="next" value=""' in elsewhere.get_data(as_text=True)
+    switch(client, "zh", html)
+    refused = client.post(f"/bank/deals/{deal['id']}/decision", data=post,
+                          headers={"Referer": here}).get_data(as_text=True)
+    assert "请输入大于 0 的金额" in refused and "请以 0 到 1 之间的小数填写利率" in refused
+
+
 # --- words on pages ------------------------------------------------------------------------
 
 
@@ -215,7 +235,8 @@ def test_a_zh_desk_page_shows_states_reasons_and_checks_in_chinese(app, api, use
     assert "审批决定" in html and "融资金额" in html  # the decision form's labels
     assert "EUR 100,000.00" in html
     queue = page(client, "/bank/")
-    assert "待审批" in queue and "剩余时间" in queue and "EUR 70,000.00" in queue
+    assert "待审批" in queue and "2 小时内到期" in queue and "剩余时间" in queue
+    assert "申请 EUR 70,000.00" in queue
 
 
 def test_every_state_reason_check_and_event_has_words_in_both_languages(app):
