@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint clean chaos bench
+.PHONY: install run test test-fast lint clean chaos bench translations
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,18 @@ bench: $(STAMP)
 ## Fails on any loss; its last line is `chaos: submitted=… accepted=… lost=0 …`.
 chaos: $(STAMP)
 	$(BIN)/python -m tests.stress.chaos
+
+## Translations: collect the pages' messages into var/messages.pot, merge them into each
+## web/translations/<lang>/LC_MESSAGES/messages.po (then translate the new, empty or fuzzy
+## entries and run it again) and compile the messages.mo the app loads. Commit .po and .mo:
+## a test fails while a message has no translation or a .mo is older than its .po.
+translations: $(STAMP)
+	mkdir -p var
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -k _l -k lazy_pgettext:1c,2 \
+	    --add-comments=Translators: --add-location=file --sort-by-file --no-wrap \
+	    --project=Xinbao --version=0.1.0 -o var/messages.pot .
+	$(BIN)/pybabel update -i var/messages.pot -d web/translations --no-wrap --ignore-obsolete
+	$(BIN)/pybabel compile -d web/translations --statistics
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -90,11 +90,13 @@ def create_app(
 
 
 def register_extensions(app: Flask) -> None:
+    from web import i18n
     from web.extensions import csrf, login_manager
 
     login_manager.init_app(app)
     login_manager.session_protection = "basic"
     csrf.init_app(app)
+    i18n.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

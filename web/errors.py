@@ -7,6 +7,8 @@ import logging
 from typing import Any
 
 from flask import Flask, g, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import AnonymousUserMixin
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
@@ -90,13 +92,13 @@ _JSON_PREFIXES = ("/api/",)
 _JSON_PATHS = frozenset({"/healthz"})
 
 _PAGE_TEXT = {
-    400: ("Bad request", "The request could not be understood."),
-    403: ("Not allowed", "Your account cannot open this page."),
-    404: ("Page not found", "There is no page at this address."),
-    405: ("Not allowed", "This page cannot be used that way."),
-    413: ("Too large", "What was sent is too large."),
-    500: ("Something went wrong", "An internal error happened; it has been logged."),
-    503: ("Unavailable", "The service is unavailable for a moment; try again shortly."),
+    400: (_l("Bad request"), _l("The request could not be understood.")),
+    403: (_l("Not allowed"), _l("Your account cannot open this page.")),
+    404: (_l("Page not found"), _l("There is no page at this address.")),
+    405: (_l("Not allowed"), _l("This page cannot be used that way.")),
+    413: (_l("Too large"), _l("What was sent is too large.")),
+    500: (_l("Something went wrong"), _l("An internal error happened; it has been logged.")),
+    503: (_l("Unavailable"), _l("The service is unavailable for a moment; try again shortly.")),
 }
 
 
@@ -107,13 +109,19 @@ def wants_page() -> bool:
 
 
 def error_page(status: int, message: str | None = None, headers: dict | None = None):
-    title, default = _PAGE_TEXT.get(status, ("Error", "The request failed."))
+    title, default = _PAGE_TEXT.get(status, (_l("Error"), _l("The request failed.")))
     if status == 503 and "_login_user" not in g:
         # The store is down, so the signed-in user cannot be loaded: the page header shows
         # no one rather than failing again while it renders.
         g._login_user = AnonymousUserMixin()
     body = render_template(
-        "errors/page.html", status=status, title=title, message=message or default
+        "errors/page.html",
+        status=status,
+        title=title,
+        message=message or default,
+        # Switching language here leads to the start page: an error page echoes nothing of
+        # the address asked for, and is no page to come back to.
+        language_next=lambda: "",
     )
     return body, status, headers or {}
 
@@ -156,8 +164,10 @@ def register_error_handlers(app: Flask) -> None:
             return error_response(400, "CSRF_FAILED", exc.description or "CSRF check failed")
         return error_page(
             400,
-            "This form has expired or did not come from this site. Go back, reload the page"
-            " and try again.",
+            _(
+                "This form has expired or did not come from this site. Go back, reload the"
+                " page and try again."
+            ),
         )
 
     @app.errorhandler(HTTPException)

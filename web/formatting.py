@@ -1,5 +1,5 @@
-"""How pages show money, rates and times: thousands separators with the currency, Asia/Shanghai
-time. A small helper until Flask-Babel comes (then Babel's format_currency takes over)."""
+"""How pages show money, rates and times (Babel, in the page's language): the currency's code
+with thousands separators and its own decimals, Asia/Shanghai wall time."""
 
 from __future__ import annotations
 
@@ -8,32 +8,52 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.core import UnknownLocaleError
+from babel.dates import format_datetime
+from babel.numbers import UnknownCurrencyError, format_currency, format_decimal, format_percent
+from babel.numbers import get_currency_precision as currency_precision
 from flask import Flask
+from flask_babel import get_locale, gettext
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+# The ISO code before the amount ("USD 1,234,567.50"): a bank deals in many currencies, and
+# "$" or "¥" alone are ambiguous (US, HK, Singapore dollars; yuan and yen).
+MONEY_PATTERN = "¤¤ #,##0.00"
+# Dates and times as a bank's documents write them, alike in both languages.
+DATETIME_PATTERN = "yyyy-MM-dd HH:mm"
+# Outside a request (a CLI, a unit test): Babel's English.
+FALLBACK_LOCALE = "en"
 
-# ISO 4217 minor units where they are not 2.
-_MINOR_UNITS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3}
+
+def _locale() -> Any:
+    return get_locale() or FALLBACK_LOCALE
 
 
 def _decimal(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
     try:
-        return Decimal(str(value))
+        amount = Decimal(str(value))
     except InvalidOperation:
         return None
+    return amount if amount.is_finite() else None
 
 
 def money(value: Any, currency: str = "") -> str:
-    """'80000' and 'USD' as 'USD 80,000.00'; '' for no amount."""
+    """'80000' and 'USD' as 'USD 80,000.00' (JPY with no decimals); '' for no amount. The
+    Decimal stays exact: rounded half up to the currency's minor unit, never via a float."""
     amount = _decimal(value)
     if amount is None:
         return ""
-    places = _MINOR_UNITS.get(currency, 2)
-    quantum = Decimal(1).scaleb(-places)
-    text = f"{amount.quantize(quantum, rounding=ROUND_HALF_UP):,.{places}f}"
-    return f"{currency} {text}".strip()
+    locale = _locale()
+    try:
+        places = currency_precision(currency) if currency else 2
+        quantized = amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+        if not currency:
+            return format_decimal(quantized, "#,##0.00", locale=locale)
+        return format_currency(quantized, currency, MONEY_PATTERN, locale=locale)
+    except (UnknownCurrencyError, UnknownLocaleError, InvalidOperation):
+        return f"{currency} {amount}".strip()
 
 
 def percent(value: Any) -> str:
@@ -41,8 +61,8 @@ def percent(value: Any) -> str:
     ratio = _decimal(value)
     if ratio is None:
         return ""
-    hundred = ratio * 100
-    return f"{hundred:.0f}%" if hundred % 1 == 0 else f"{hundred:.2f}%"
+    pattern = "#,##0%" if (ratio * 100) % 1 == 0 else "#,##0.00%"
+    return format_percent(ratio, pattern, locale=_locale())
 
 
 def to_datetime(value: Any) -> datetime | None:
@@ -61,25 +81,26 @@ def shanghai(value: Any) -> str:
     moment = to_datetime(value)
     if moment is None or moment.tzinfo is None:
         return ""
-    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    return format_datetime(moment, DATETIME_PATTERN, tzinfo=SHANGHAI, locale=_locale())
 
 
 def time_left(deadline: Any, now: datetime) -> str:
-    """'5 h 12 min', '1 d 3 h', or 'passed' once the deadline is behind."""
+    """'5 h 12 min', '1 d 3 h', or 'passed' once the deadline is behind (in the page's
+    language)."""
     moment = to_datetime(deadline)
     if moment is None:
         return ""
     seconds = int((moment - now).total_seconds())
     if seconds <= 0:
-        return "passed"
+        return gettext("passed")
     minutes = max(seconds // 60, 1)
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
     if days:
-        return f"{days} d {hours} h"
+        return gettext("%(days)s d %(hours)s h", days=days, hours=hours)
     if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min"
+        return gettext("%(hours)s h %(minutes)s min", hours=hours, minutes=f"{minutes:02d}")
+    return gettext("%(minutes)s min", minutes=minutes)
 
 
 def init_app(app: Flask) -> None:

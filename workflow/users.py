@@ -46,6 +46,8 @@ USERNAME_HELP = "use 2-64 lower-case letters, digits or . _ - (starting with a l
 PASSWORD_MIN, PASSWORD_MAX = 12, 1024
 # The published password of every demo user (README, data/demo.json); production refuses it.
 DEMO_PASSWORD = "demo-pass-1234"
+# The languages of the pages; a user's choice is kept on their record so it follows them.
+LANGUAGES = ("zh", "en")
 # A file's hash is checked at every login: refuse parameters that would make one check cost
 # a server (256 MiB, 10 passes, 8 lanes are well above any sensible profile).
 MAX_MEMORY_KIB, MAX_TIME_COST, MAX_PARALLELISM = 262144, 10, 8
@@ -144,6 +146,8 @@ class User:
     locked_until: int
     # Changes when the password changes or the user is disabled: it ends older sessions.
     epoch: str
+    # The page language the user chose ("zh", "en"), or None: their role's default.
+    language: str | None = None
 
     @property
     def subject(self) -> str:
@@ -193,6 +197,7 @@ def _user_of(raw: dict) -> User | None:
         failed_attempts=int(data.get("failed") or 0),
         locked_until=int(data.get("locked_until") or 0),
         epoch=data.get("epoch", ""),
+        language=data.get("language") if data.get("language") in LANGUAGES else None,
     )
 
 
@@ -378,6 +383,12 @@ class Users:
     def unlock(self, username: str) -> User:
         """Lift a lockout and forget the failed attempts."""
         return self._update(username, {"failed": "0", "locked_until": "0"})
+
+    def set_language(self, username: str, language: str) -> User:
+        """Remember the page language the user chose (kept across reloads of the file)."""
+        if language not in LANGUAGES:
+            raise UserError(f"language: one of {', '.join(LANGUAGES)}")
+        return self._update(username, {"language": language})
 
     def set_password(self, username: str, password: str) -> User:
         """Set a new password; the user's other sessions end."""

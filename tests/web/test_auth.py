@@ -107,7 +107,8 @@ def test_unknown_user_and_wrong_password_get_the_same_answer(client, users_clock
     assert body_without_tokens(wrong, "boc-officer") == body_without_tokens(
         unknown, "no-such-user"
     )
-    assert "Wrong username or password" in wrong.get_data(as_text=True)
+    # The sign-in page speaks Chinese to a browser that asks for no other language.
+    assert "用户名或密码错误" in wrong.get_data(as_text=True)
     assert client.get("/bank/").status_code == 302
 
 
@@ -134,13 +135,13 @@ def test_disabled_user_is_refused_and_signed_out(client, users_clock, app):
     assert client.get("/bank/").status_code == 302
     refused = post_login(client, "ccb-officer")
     assert refused.status_code == 200
-    assert "Wrong username or password" in refused.get_data(as_text=True)
+    assert "用户名或密码错误" in refused.get_data(as_text=True)
 
 
 def test_login_without_csrf_token_is_400(client, users_clock):
     rv = post_login(client, "boc-officer", token=False)
     assert rv.status_code == 400 and rv.mimetype == "text/html"
-    assert "form has expired" in rv.get_data(as_text=True)
+    assert "此表单已过期" in rv.get_data(as_text=True)
     assert client.get("/bank/").status_code == 302
 
 
@@ -189,7 +190,7 @@ def test_each_role_is_refused_the_others_pages(client, users_clock):
     post_login(client, "haixin")
     rv = client.get("/bank/")
     assert rv.status_code == 403 and rv.mimetype == "text/html"
-    assert "Not allowed" in rv.get_data(as_text=True)
+    assert "不允许访问" in rv.get_data(as_text=True)  # an exporter reads Chinese
     other = client.application.test_client()
     post_login(other, "boc-officer")
     assert other.get("/exporter/").status_code == 403
@@ -198,7 +199,10 @@ def test_each_role_is_refused_the_others_pages(client, users_clock):
 def test_unknown_page_is_an_html_404_while_the_api_keeps_json(client):
     rv = client.get("/no/such/page")
     assert rv.status_code == 404 and rv.mimetype == "text/html"
-    assert "Page not found" in rv.get_data(as_text=True)
+    assert "页面不存在" in rv.get_data(as_text=True)
+    assert "Page not found" in client.get(
+        "/no/such/page", headers={"Accept-Language": "en-GB,en;q=0.8"}
+    ).get_data(as_text=True)
     assert client.get("/api/v1/nothing").is_json
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, flash, redirect, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import UserMixin, current_user
 
 from web.extensions import login_manager
@@ -91,7 +92,7 @@ def _here() -> str | None:
 
 @login_manager.unauthorized_handler
 def _unauthorized() -> Any:
-    flash("Please sign in to see this page.", "info")
+    flash(_("Please sign in to see this page."), "info")
     return redirect(url_for("auth.login", next=_here()))
 
 
@@ -137,7 +138,7 @@ def fresh_login_required(view: Callable) -> Callable:
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
         if not is_fresh():
-            flash("Please enter your password again to continue.", "info")
+            flash(_("Please enter your password again to continue."), "info")
             return redirect(url_for("auth.reauthenticate", next=_here()))
         return view(*args, **kwargs)
 

@@ -8,8 +8,10 @@ import logging
 from typing import Any
 
 from flask import flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import confirm_login, current_user, login_required, login_user, logout_user
 
+from web import i18n
 from web.auth import auth
 from web.auth.forms import LoginForm, LogoutForm, ReauthenticateForm
 from web.auth.session import (
@@ -25,11 +27,15 @@ from workflow.users import LOGIN_ATTEMPTS
 
 log = logging.getLogger("xinbao.web.auth")
 
-# One answer for an unknown user, a wrong password, a locked and a disabled account alike.
-REFUSED = (
-    "Wrong username or password, or the account is locked or disabled. After"
-    f" {LOGIN_ATTEMPTS} wrong passwords an account is locked for a while."
-)
+
+
+def refused() -> str:
+    """One answer for an unknown user, a wrong password, a locked and a disabled account."""
+    return _(
+        "Wrong username or password, or the account is locked or disabled. After"
+        " %(attempts)s wrong passwords an account is locked for a while.",
+        attempts=LOGIN_ATTEMPTS,
+    )
 
 
 @auth.route("/")
@@ -54,20 +60,23 @@ def login() -> Any:
         if result.ok:
             assert result.user is not None
             # A fresh session: nothing from before the login (another user's, a planted one)
-            # carries over.
+            # carries over; but a language picked on this page is the user's choice.
+            chosen = session.get(i18n.CHOSEN)
             session.clear()
             who = SessionUser(result.user, user_store().open_session(result.user))
             login_user(who, fresh=True)
             session.permanent = True
             mark_fresh()
             log.info("login ok", extra={"username": result.user.username})
-            return redirect(target or landing_url(who))
+            response = redirect(target or landing_url(who))
+            saved = i18n.on_login(result.user, chosen)
+            return i18n.remember(response, saved) if saved else response
         log.warning(
             "login refused: %s",
             result.reason,
             extra={"username": printable((form.username.data or "")[:64])},
         )
-        error = REFUSED
+        error = refused()
     return render_template("auth/login.html", form=form, error=error, next=target)
 
 
@@ -83,7 +92,7 @@ def reauthenticate() -> Any:
             confirm_login()
             mark_fresh()
             return redirect(target or landing_url(current_user))
-        error = "Wrong password, or the account is locked or disabled."
+        error = _("Wrong password, or the account is locked or disabled.")
     return render_template("auth/reauthenticate.html", form=form, error=error, next=target)
 
 
@@ -95,5 +104,5 @@ def logout() -> Any:
         user_store().close_session(current_user.get_id())
     logout_user()
     session.clear()
-    flash("You are signed out.", "info")
+    flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from marshmallow import ValidationError
 from wtforms import StringField, SubmitField, TextAreaField
@@ -16,22 +17,16 @@ from workflow.identifiers import validate_text
 REASON_MAX = 500
 
 
-def _words(exc: ValidationError) -> str:
-    messages = exc.messages
-    if isinstance(messages, list):
-        return "; ".join(str(m) for m in messages)
-    return str(messages)
-
-
-def _through(field_type: type) -> Any:
+def _through(field_type: type, message: Any) -> Any:
     """A WTForms validator that loads the value with the API's own field type and leaves the
-    parsed value (a Decimal) on ``field.parsed``."""
+    parsed value (a Decimal) on ``field.parsed``. A refusal shows ``message``: the rule in
+    the page's language (the API's own message is English, for programs)."""
 
     def check(form: FlaskForm, field: Any) -> None:
         try:
             field.parsed = field_type().deserialize(field.data)
         except ValidationError as exc:
-            raise StopValidation(_words(exc)) from exc
+            raise StopValidation(str(message)) from exc
 
     return check
 
@@ -40,30 +35,39 @@ def _text(form: FlaskForm, field: Any) -> None:
     try:
         validate_text(field.data)
     except ValidationError as exc:
-        raise StopValidation(_words(exc)) from exc
+        raise StopValidation(
+            _l("Write the reason as plain text: not blank, with no control characters.")
+        ) from exc
+
+
+AMOUNT_RULE = _l(
+    "Enter an amount greater than 0 in digits, with at most 2 decimals and no separators"
+    " (e.g. 80000.00)."
+)
+RATE_RULE = _l("Enter the rate as a fraction from 0 to 1 with at most 6 decimals (e.g. 0.0450).")
 
 
 class ApproveForm(FlaskForm):
     amount = StringField(
-        "Amount to finance",
-        validators=[DataRequired(message="Enter the amount."), _through(Money)],
+        _l("Amount to finance"),
+        validators=[DataRequired(message=_l("Enter the amount.")), _through(Money, AMOUNT_RULE)],
         render_kw={"inputmode": "decimal", "autocomplete": "off"},
     )
     annual_rate = StringField(
-        "Annual rate (a fraction, e.g. 0.0450 for 4.50 %)",
-        validators=[DataRequired(message="Enter the annual rate."), _through(Rate)],
+        _l("Annual rate (a fraction, e.g. 0.0450 for 4.50 %)"),
+        validators=[DataRequired(message=_l("Enter the annual rate.")), _through(Rate, RATE_RULE)],
         render_kw={"inputmode": "decimal", "autocomplete": "off"},
     )
-    approve = SubmitField("Approve")
+    approve = SubmitField(_l("Approve"))
 
 
 class DeclineForm(FlaskForm):
     reason = TextAreaField(
-        "Reason for declining",
+        _l("Reason for declining"),
         validators=[
-            DataRequired(message="A decline needs a reason."),
+            DataRequired(message=_l("A decline needs a reason.")),
             Length(max=REASON_MAX),
             _text,
         ],
     )
-    decline = SubmitField("Decline")
+    decline = SubmitField(_l("Decline"))

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from tasks.pipeline import dispatch_route
@@ -14,15 +15,14 @@ from web.api import bank_deal, flow, known_id, seen_by_bank
 from web.auth.session import fresh_login_required, role_required
 from web.desk import desk
 from web.desk.forms import ApproveForm, DeclineForm
-from web.formatting import time_left, to_datetime
+from web.formatting import money, time_left, to_datetime
 from web.schemas import deal_view
+from web.words import check_words, event_words, reason_words, state_words
 from workflow import keys
-from workflow.checks import LIMIT_ROOM_CHECK, WHITELIST_CHECK
 from workflow.deal import Deal
 from workflow.errors import CoverLapsed, InvalidDecision, WrongState
 from workflow.money import floor_cents
 from workflow.pipeline import DealNotFound, Decision
-from workflow.reasons import describe
 from workflow.states import State
 from workflow.store import epoch_seconds
 from workflow.users import OFFICER
@@ -32,35 +32,6 @@ PER_PAGE = 25
 MAX_PAGE = 100_000
 DUE_SOON = timedelta(hours=2)
 
-STATE_WORDS = {
-    State.SUBMITTED: "Submitted",
-    State.VERIFYING: "Being verified",
-    State.ON_HOLD: "On hold",
-    State.REJECTED: "Rejected",
-    State.ROUTING: "Being routed",
-    State.PENDING_BANK: "Pending your decision",
-    State.UNPLACED: "Unplaced",
-    State.APPROVED: "Approved",
-    State.DISBURSED: "Disbursed",
-    State.REPAID: "Repaid",
-    State.OVERDUE: "Overdue",
-    State.CLAIM_FILED: "Claim filed",
-    State.INDEMNIFIED: "Indemnified",
-    State.CLAIM_REJECTED: "Claim rejected",
-    State.WITHDRAWN: "Withdrawn by the exporter",
-    State.CANCELLED: "Approval cancelled",
-}
-
-CHECK_WORDS = {
-    LIMIT_ROOM_CHECK: "Buyer limit has room",
-    WHITELIST_CHECK: "Exporter on a whitelist (统保名单)",
-}
-
-
-def check_words(name: str) -> str:
-    return CHECK_WORDS.get(name) or name.replace("_", " ").capitalize()
-
-
 def officer_bank() -> str:
     return current_user.user.bank_id
 
@@ -68,12 +39,14 @@ def officer_bank() -> str:
 def status_words(deal: Deal, bank_id: str) -> str:
     """What became of a deal for this bank: its state while the bank holds it, else how its
     offer ended (the bank sees nothing later)."""
+    if holds(deal, bank_id) and deal.state == State.PENDING_BANK:
+        return _("Pending your decision")
     if holds(deal, bank_id) or deal.state != State.ROUTING:
-        return STATE_WORDS.get(deal.state, str(deal.state))
+        return state_words(deal.state)
     decision = deal.get("decision") or {}
     if decision.get("bank_id") == bank_id and decision.get("decision") == "decline":
-        return "Declined by your bank"
-    return "Passed on: deadline missed"
+        return _("Declined by your bank")
+    return _("Passed on: deadline missed")
 
 
 def _due_soon(deadline: str | None, now: datetime) -> bool:
@@ -181,22 +154,22 @@ def timeline(events: list[dict[str, Any]], bank_id: str) -> list[dict[str, Any]]
     for event in events:
         who = event.get("by", "")
         if who == "worker":
-            actor = "Xinbao (automatic)"
+            actor = _("Xinbao (automatic)")
         elif who.startswith(f"bank:{bank_id}:"):
             actor = f"{who.split(':', 2)[2]} ({bank_id})"
         elif who == "bank:other":
-            actor = "Another bank"
+            actor = _("Another bank")
         elif who.startswith("exporter:"):
-            actor = "The exporter"
+            actor = _("The exporter")
         else:
             actor = who
         rows.append(
             {
                 "at": event.get("at"),
                 "who": actor,
-                "what": event.get("type", "").replace("_", " ").capitalize(),
-                "to": STATE_WORDS.get(event.get("to"), event.get("to")),
-                "why": [(code, describe(code)) for code in event.get("why", [])],
+                "what": event_words(event.get("type", "")),
+                "to": state_words(event["to"]) if event.get("to") else "",
+                "why": [(code, reason_words(code)) for code in event.get("why", [])],
             }
         )
     return rows
@@ -243,14 +216,19 @@ def render_deal(
             "ok": result == "ok",
             "not_run": result == "not_run",
             "code": result,
-            "words": "" if result in ("ok", "not_run") else describe(result),
+            "words": "" if result in ("ok", "not_run") else reason_words(result),
         }
         for name, result in view["checks"].items()
     ]
     failures = [
-        {**failure, "check_words": check_words(failure.get("check", ""))}
+        {
+            **failure,
+            "check_words": check_words(failure.get("check", "")),
+            "words": reason_words(failure.get("reason", "")),
+        }
         for failure in view["failures"]
     ]
+    warnings = [{**w, "words": reason_words(w.get("code", ""), "")} for w in view["warnings"]]
     now = flow().clock()
     held = holds(deal, bank_id)
     decidable = _decidable(deal, bank_id)
@@ -273,10 +251,11 @@ def render_deal(
         exporter_name=exporter.name if exporter else None,
         checks=checks,
         failures=failures,
+        warnings=warnings,
         breakdown=eligible_breakdown(deal, view),
         time_left=time_left(deal.fields.get("deadline"), now) if held else "",
         timeline=timeline(events, bank_id),
-        whitelist_words=describe((view["whitelist"] or {}).get("reason") or ""),
+        whitelist_words=reason_words((view["whitelist"] or {}).get("reason") or ""),
         bank_id=bank_id,
         decidable=decidable,
         approve_form=approve_form,
@@ -288,11 +267,15 @@ def render_deal(
 
 FORM_FIELDS = ("amount", "annual_rate", "reason")
 
-STALE = (
-    "Nothing was recorded: this deal is no longer pending your decision (a colleague decided,"
-    " the exporter withdrew it, it moved on to another bank or its deadline passed). The page"
-    " below shows it as it is now."
-)
+
+
+def stale() -> str:
+    """The answer to a form posted after the deal moved on."""
+    return _(
+        "Nothing was recorded: this deal is no longer pending your decision (a colleague"
+        " decided, the exporter withdrew it, it moved on to another bank or its deadline"
+        " passed). The page below shows it as it is now."
+    )
 
 
 @desk.post("/deals/<deal_id>/decision")
@@ -325,25 +308,40 @@ def decision(deal_id: str) -> Any:
     except InvalidDecision as exc:
         field = getattr(form, exc.field, None) if exc.field in FORM_FIELDS else None
         if field is not None:
-            field.errors = [*field.errors, str(exc)]
+            field.errors = [*field.errors, _decision_words(exc, deal_id, bank_id)]
             return _refused(deal_id, form, None, 422)
-        return _refused(deal_id, form, f"Nothing was recorded: {exc}", 422)
+        return _refused(deal_id, form, _("Nothing was recorded: %(why)s", why=str(exc)), 422)
     except CoverLapsed as exc:
         return _refused(
             deal_id,
             form,
-            "Nothing was recorded: the buyer's credit limit this deal was verified against is"
-            f" no longer in force, so it cannot be approved as covered ({exc}).",
+            _(
+                "Nothing was recorded: the buyer's credit limit this deal was verified against"
+                " is no longer in force, so it cannot be approved as covered (%(why)s)."
+                " Decline the deal.",
+                why=reason_words(exc.code),
+            ),
             409,
         )
     except WrongState:
-        return _refused(deal_id, form, STALE, 409)
+        return _refused(deal_id, form, stale(), 409)
     if deal.state == State.ROUTING:
         dispatch_route(deal.id)
-        flash(f"Deal {deal.id} declined; it moves on to the next bank.", "success")
+        flash(_("Deal %(id)s declined; it moves on to the next bank.", id=deal.id), "success")
     else:
-        flash(f"Deal {deal.id} approved.", "success")
+        flash(_("Deal %(id)s approved.", id=deal.id), "success")
     return redirect(url_for("desk.deal_page", deal_id=deal.id))
+
+
+def _decision_words(exc: InvalidDecision, deal_id: str, bank_id: str) -> str:
+    """A value the workflow refused, said beside its field in the page's language."""
+    if exc.field != "amount":
+        return str(exc)
+    deal, _events = _seen(deal_id, bank_id)
+    offered = money(deal.fields.get("eligible_amount"), deal.fields.get("currency", ""))
+    return _(
+        "Must be more than 0 and at most the financeable amount, %(amount)s.", amount=offered
+    )
 
 
 def _refused(
@@ -351,13 +349,16 @@ def _refused(
 ) -> Any:
     """The deal page again: the refused form keeps its input and shows its errors."""
     bank_id = officer_bank()
-    deal, _ = _seen(deal_id, bank_id)
+    deal, _events = _seen(deal_id, bank_id)
     if isinstance(form, ApproveForm):
         approve_form, decline_form = form, None
-        entered = [("Amount", form.amount.data or ""), ("Annual rate", form.annual_rate.data or "")]
+        entered = [
+            (_("Amount"), form.amount.data or ""),
+            (_("Annual rate"), form.annual_rate.data or ""),
+        ]
     else:
         approve_form, decline_form = None, form
-        entered = [("Reason", form.reason.data or "")]
+        entered = [(_("Reason"), form.reason.data or "")]
     if problem is None or _decidable(deal, bank_id):
         entered = []  # the form itself shows what was entered
     return render_deal(deal_id, approve_form, decline_form, problem, entered, status)

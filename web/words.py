@@ -1,0 +1,144 @@
+"""Deal states, reason codes, checks and events in words on pages, in the page's language.
+
+The workflow keeps the codes and their English descriptions (``workflow.reasons.describe``,
+used by the JSON API); it never imports Flask, so the translatable wording lives here. The
+English text of a reason is its description, word for word (a test holds them together).
+"""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext, lazy_pgettext
+from flask_babel.speaklater import LazyString
+
+from workflow.checks import LIMIT_ROOM_CHECK, WHITELIST_CHECK
+from workflow.reasons import Reason
+from workflow.states import State
+
+_l = lazy_gettext
+
+# "state" context: the same English word may be an event too ("Approved"), said differently.
+STATE_WORDS: dict[State, LazyString] = {
+    State.SUBMITTED: lazy_pgettext("state", "Submitted"),
+    State.VERIFYING: lazy_pgettext("state", "Being verified"),
+    State.ON_HOLD: lazy_pgettext("state", "On hold"),
+    State.REJECTED: lazy_pgettext("state", "Rejected"),
+    State.ROUTING: lazy_pgettext("state", "Being routed"),
+    State.PENDING_BANK: lazy_pgettext("state", "Awaiting the bank's decision"),
+    State.UNPLACED: lazy_pgettext("state", "No bank took it"),
+    State.APPROVED: lazy_pgettext("state", "Approved"),
+    State.DISBURSED: lazy_pgettext("state", "Disbursed"),
+    State.REPAID: lazy_pgettext("state", "Repaid"),
+    State.OVERDUE: lazy_pgettext("state", "Overdue"),
+    State.CLAIM_FILED: lazy_pgettext("state", "Claim filed"),
+    State.INDEMNIFIED: lazy_pgettext("state", "Indemnified"),
+    State.CLAIM_REJECTED: lazy_pgettext("state", "Claim rejected"),
+    State.WITHDRAWN: lazy_pgettext("state", "Withdrawn by the exporter"),
+    State.CANCELLED: lazy_pgettext("state", "Approval cancelled"),
+}
+
+REASON_WORDS: dict[Reason, LazyString] = {
+    Reason.POLICY_NOT_FOUND: _l("No policy with this number is held by the exporter."),
+    Reason.POLICY_INACTIVE: _l("The policy is not in force on the shipment date."),
+    Reason.PREMIUM_UNPAID: _l("The policy premium is not paid."),
+    Reason.LIMIT_NOT_FOUND: _l("The insurer has no credit limit for this buyer under the policy."),
+    Reason.LIMIT_INACTIVE: _l("The buyer's credit limit is not in force."),
+    Reason.LIMIT_INSUFFICIENT: _l("The buyer's credit limit has no room for these invoices."),
+    Reason.CURRENCY_MISMATCH: _l("The invoice currency differs from the credit limit's currency."),
+    Reason.CREDIT_PERIOD_EXCEEDED: _l(
+        "Due date minus shipment date exceeds the maximum credit days."
+    ),
+    Reason.SHIPMENT_BEFORE_LIMIT: _l("The goods shipped before the credit limit took effect."),
+    Reason.SHIPMENT_NOT_DECLARED: _l("The shipment was not declared to the insurer."),
+    Reason.DECLARATION_LATE: _l("The shipment was declared after the policy's declaration window."),
+    Reason.BUYER_OVERDUE: _l("An overdue or possible loss is reported on this buyer."),
+    Reason.COUNTRY_EXCLUDED: _l("The buyer's country is not covered by the policy."),
+    Reason.EXPORTER_NOT_WHITELISTED: _l(
+        "The exporter is on no active unified-insurance whitelist."
+    ),
+    Reason.WHITELIST_EXPIRED: _l("The exporter's unified-insurance whitelist has expired."),
+    Reason.DUPLICATE_RECEIVABLE: _l("An invoice is already in another live financing deal."),
+    Reason.NO_ELIGIBLE_BANK: _l("No bank is left that can finance this deal."),
+    Reason.BUYER_MISMATCH: _l("The buyer's code or country differs from the insurer's record."),
+    Reason.SHIPMENT_DATE_MISMATCH: _l(
+        "The invoice's shipment date differs from the declaration's."
+    ),
+    Reason.RECEIVABLE_MATURED: _l("The invoice is already due: there is nothing left to finance."),
+    Reason.BANK_DECLINED: _l("The bank declined the deal."),
+    Reason.BANK_DEADLINE_MISSED: _l("The bank did not decide before its deadline."),
+    Reason.INSURER_UNAVAILABLE: _l("The insurer could not be reached; verification will resume."),
+    Reason.BANK_CURRENCY_UNSUPPORTED: _l("The bank does not lend in this currency."),
+    Reason.BANK_AMOUNT_OUT_OF_RANGE: _l("The financeable amount is outside the bank's range."),
+    Reason.BANK_TENOR_EXCEEDED: _l("The tenor is longer than the bank or the policy allows."),
+    Reason.WITHDRAWN_BY_EXPORTER: _l("The exporter withdrew the application."),
+    Reason.APPROVAL_CANCELLED_BY_BANK: _l("The approving bank cancelled its approval."),
+    Reason.BUYER_NAME_MISMATCH: _l("The buyer's stated name differs from the insurer's record."),
+}
+
+# Every check the workflow runs (workflow.checks), by its name.
+CHECK_WORDS: dict[str, LazyString] = {
+    "policy_found": _l("Policy held by the exporter"),
+    "policy_in_force": _l("Policy in force on the shipment date"),
+    "premium_paid": _l("Premium paid"),
+    "country_covered": _l("Buyer's country covered"),
+    "limit_found": _l("Credit limit on the buyer"),
+    "limit_in_force": _l("Credit limit in force"),
+    "buyer_matches": _l("Buyer matches the insurer's record"),
+    "currency_matches": _l("Invoice currency is the limit's"),
+    "shipment_after_limit": _l("Shipped after the limit took effect"),
+    "credit_period_within_limit": _l("Credit period within the maximum"),
+    "shipment_declared": _l("Shipment declared to the insurer"),
+    "declared_in_window": _l("Declared in time"),
+    "declared_shipment_matches": _l("Declared shipment date matches"),
+    "receivable_not_matured": _l("Invoice not yet due"),
+    "buyer_not_overdue": _l("No overdue reported on the buyer"),
+    LIMIT_ROOM_CHECK: _l("Buyer limit has room"),
+    WHITELIST_CHECK: _l("Exporter on a whitelist (统保名单)"),
+}
+
+# The events of a deal's timeline (the ``event=`` of each workflow step).
+EVENT_WORDS: dict[str, LazyString] = {
+    "submitted": lazy_pgettext("event", "Submitted"),
+    "verification_started": lazy_pgettext("event", "Verification started"),
+    "verified": lazy_pgettext("event", "Verified"),
+    "rejected": lazy_pgettext("event", "Rejected"),
+    "on_hold": lazy_pgettext("event", "On hold"),
+    "offered_to_bank": lazy_pgettext("event", "Offered to bank"),
+    "unplaced": lazy_pgettext("event", "Unplaced"),
+    "approved": lazy_pgettext("event", "Approved"),
+    "declined": lazy_pgettext("event", "Declined"),
+    "withdrawn": lazy_pgettext("event", "Withdrawn"),
+    "approval_cancelled": lazy_pgettext("event", "Approval cancelled"),
+    "deadline_missed": lazy_pgettext("event", "Deadline missed"),
+}
+
+
+def _plain(code: str) -> str:
+    return code.replace("_", " ").capitalize()
+
+
+def state_words(state: str) -> str:
+    """A deal state in words; an unknown one as it is."""
+    try:
+        return str(STATE_WORDS[State(state)])
+    except ValueError:
+        return str(state)
+
+
+def reason_words(code: str, default: str | None = None) -> str:
+    """A reason code in words; an unknown code as ``default`` (the code itself if None)."""
+    try:
+        return str(REASON_WORDS[Reason(code)])
+    except ValueError:
+        return code if default is None else default
+
+
+def check_words(name: str) -> str:
+    """A check's name in words; an unknown one spelled out from its name."""
+    words = CHECK_WORDS.get(name)
+    return str(words) if words is not None else _plain(name)
+
+
+def event_words(event_type: str) -> str:
+    """A timeline event in words; an unknown one spelled out from its type."""
+    words = EVENT_WORDS.get(event_type)
+    return str(words) if words is not None else _plain(event_type)
