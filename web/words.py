@@ -109,6 +109,8 @@ EVENT_WORDS: dict[str, LazyString] = {
     "withdrawn": lazy_pgettext("event", "Withdrawn"),
     "approval_cancelled": lazy_pgettext("event", "Approval cancelled"),
     "deadline_missed": lazy_pgettext("event", "Deadline missed"),
+    "first_approval": lazy_pgettext("event", "First approval (awaiting a checker)"),
+    "first_approval_returned": lazy_pgettext("event", "First approval sent back"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -40,6 +41,10 @@ class Decision:
     reason: str | None = None
     # Whether the officer holds the checker role (the caller knows who is signed in).
     may_check: bool = False
+    # The first approval (its "ref") an approval means to confirm; "" = it expects none. A
+    # page's form says which it was shown, so a form read before a first approval came or
+    # went is refused as stale instead of approving other terms. None = no expectation.
+    confirms: str | None = None
 
 
 class Placement(Steps):
@@ -139,6 +144,11 @@ class Placement(Steps):
                     reasons=[str(Reason.BANK_DECLINED)],
                     changes={"decision": record, "bank_id": None, "deadline": None},
                 )
+            if decision.confirms is not None and (first or {}).get("ref", "") != decision.confirms:
+                raise WrongState(
+                    f"the first approval of deal {deal_id} changed since your page was loaded",
+                    state=str(deal.state),
+                )
             self._cover_in_force(deal)
             if first is not None:
                 return self._second_approval(deal, bank_id, decision, first)
@@ -207,6 +217,8 @@ class Placement(Steps):
         ops.zadd(keys.awaiting_check(bank_id), score, deal.id)
         ops.zadd(keys.first_approvals_by(bank_id, officer), score, deal.id)
         first = {
+            # Names this first approval: a page confirms or sends back the one it showed.
+            "ref": secrets.token_hex(8),
             "officer": officer,
             "amount": str(amount),
             "annual_rate": str(rate),
@@ -260,13 +272,20 @@ class Placement(Steps):
         )
 
     def return_approval(
-        self, deal_id: str, bank_id: str, officer: str, may_check: bool, reason: str
+        self,
+        deal_id: str,
+        bank_id: str,
+        officer: str,
+        may_check: bool,
+        reason: str,
+        first_ref: str | None = None,
     ) -> Deal:
         """Undo a first approval: the maker recalls it, or a checker sends it back. The deal
-        stays pending at the bank for a new decision."""
+        stays pending at the bank for a new decision. ``first_ref`` names the first approval
+        the officer saw; another one is not sent back."""
         deal = self._pending_at(deal_id, bank_id)
         first = deal.get("first_approval")
-        if first is None:
+        if first is None or (first_ref is not None and first.get("ref") != first_ref):
             raise WrongState(
                 f"deal {deal_id} has no approval awaiting a check", state=str(deal.state)
             )

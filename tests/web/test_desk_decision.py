@@ -120,7 +120,7 @@ def test_stale_form_after_a_colleague_declined(app, at_boc, api):
     rv = approve(mine, at_boc, token, amount="50000.00", annual_rate="0.05")
     assert rv.status_code == 409 and rv.mimetype == "text/html"
     html = rv.get_data(as_text=True)
-    assert "Nothing was recorded" in html and "no longer pending your decision" in html
+    assert "Nothing was recorded" in html and "no longer as your page showed it" in html
     assert "50000.00" in html  # the input is kept
     assert api.get(at_boc, "icbc").get_json() == before
 

@@ -8,11 +8,11 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from marshmallow import ValidationError
-from wtforms import StringField, SubmitField, TextAreaField
+from wtforms import HiddenField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, StopValidation
 
 from web.schemas import Money, Rate
-from workflow.identifiers import validate_text
+from workflow.identifiers import validate_paragraphs
 
 REASON_MAX = 500
 
@@ -31,9 +31,14 @@ def _through(field_type: type, message: Any) -> Any:
     return check
 
 
+def _lines(value: str | None) -> str | None:
+    """Browsers send a textarea's line breaks as CRLF; the reason keeps plain "\n"."""
+    return value.replace("\r\n", "\n").replace("\r", "\n") if value else value
+
+
 def _text(form: FlaskForm, field: Any) -> None:
     try:
-        validate_text(field.data)
+        validate_paragraphs(field.data)
     except ValidationError as exc:
         raise StopValidation(
             _l("Write the reason as plain text: not blank, with no control characters.")
@@ -58,12 +63,38 @@ class ApproveForm(FlaskForm):
         validators=[DataRequired(message=_l("Enter the annual rate.")), _through(Rate, RATE_RULE)],
         render_kw={"inputmode": "decimal", "autocomplete": "off"},
     )
+    # The page's form expects no first approval: one recorded meanwhile makes it stale.
+    first_ref = HiddenField(default="")
     approve = SubmitField(_l("Approve"))
+
+
+class ConfirmForm(FlaskForm):
+    """A checker's second approval of the first approval shown on the page."""
+
+    first_ref = HiddenField()
+    confirm = SubmitField(_l("Confirm the approval"))
+
+
+class SendBackForm(FlaskForm):
+    """A checker sends the first approval back; its maker recalls it."""
+
+    first_ref = HiddenField()
+    reason = TextAreaField(
+        _l("Why it goes back"),
+        filters=[_lines],
+        validators=[
+            DataRequired(message=_l("Say why the approval goes back.")),
+            Length(max=REASON_MAX),
+            _text,
+        ],
+    )
+    send_back = SubmitField(_l("Send the approval back"))
 
 
 class DeclineForm(FlaskForm):
     reason = TextAreaField(
         _l("Reason for declining"),
+        filters=[_lines],
         validators=[
             DataRequired(message=_l("A decline needs a reason.")),
             Length(max=REASON_MAX),

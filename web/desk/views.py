@@ -14,15 +14,22 @@ from tasks.pipeline import dispatch_route
 from web.api import bank_deal, flow, known_id, seen_by_bank
 from web.auth.session import fresh_login_required, role_required
 from web.desk import desk
-from web.desk.forms import ApproveForm, DeclineForm
+from web.desk.forms import ApproveForm, ConfirmForm, DeclineForm, SendBackForm
 from web.formatting import money, time_left, to_datetime
 from web.schemas import deal_view
 from web.words import check_words, event_words, reason_words, state_words
 from workflow import keys
 from workflow.deal import Deal
-from workflow.errors import CoverLapsed, InvalidDecision, WrongState
+from workflow.errors import (
+    SAME_OFFICER,
+    CoverLapsed,
+    InvalidDecision,
+    MakerCheckerRefused,
+    WrongState,
+)
 from workflow.money import floor_cents
 from workflow.pipeline import DealNotFound, Decision
+from workflow.reference.records import as_text
 from workflow.states import State
 from workflow.store import epoch_seconds
 from workflow.users import OFFICER
@@ -31,6 +38,9 @@ from workflow.visibility import holds
 PER_PAGE = 25
 MAX_PAGE = 100_000
 DUE_SOON = timedelta(hours=2)
+# The queue's views: pending the bank's decision (""), awaiting my check, my first approvals
+# awaiting someone else's check, every deal ever offered.
+VIEWS = ("", "check", "mine", "all")
 
 def officer_bank() -> str:
     return current_user.user.bank_id
@@ -40,6 +50,10 @@ def status_words(deal: Deal, bank_id: str) -> str:
     """What became of a deal for this bank: its state while the bank holds it, else how its
     offer ended (the bank sees nothing later)."""
     if holds(deal, bank_id) and deal.state == State.PENDING_BANK:
+        first = deal.get("first_approval")
+        if first:
+            return _("Awaiting a second approval (approved first by %(officer)s)",
+                     officer=first["officer"])
         return _("Pending your decision")
     if holds(deal, bank_id) or deal.state != State.ROUTING:
         return state_words(deal.state)
@@ -74,20 +88,32 @@ def index() -> Any:
     """The queue: deals pending at the bank, most urgent deadline first; or ?show=all."""
     user = current_user.user
     bank_id = officer_bank()
-    show_all = request.args.get("show") == "all"
+    show = request.args.get("show", "")
+    if show not in VIEWS:
+        show = ""
+    show_all = show == "all"
     page = _page_number()
     store, now = flow().store, flow().clock()
     queue_key = keys.bank_queue(bank_id)
+    awaiting_key = keys.awaiting_check(bank_id)
+    mine_key = keys.first_approvals_by(bank_id, user.username)
     pipe = store.redis.pipeline(transaction=False)
     pipe.zcard(queue_key)
     pipe.zcount(queue_key, epoch_seconds(now), epoch_seconds(now + DUE_SOON))
     pipe.zcount(queue_key, "-inf", f"({epoch_seconds(now)}")
-    pending, due_soon, past_deadline = pipe.execute()
+    pipe.zcard(awaiting_key)
+    pipe.zcard(mine_key)
+    pending, due_soon, past_deadline, awaiting, mine = pipe.execute()
+    offset = (page - 1) * PER_PAGE
     if show_all:
-        total, deals = store.page(keys.by_bank(bank_id), (page - 1) * PER_PAGE, PER_PAGE, True)
+        total, deals = store.page(keys.by_bank(bank_id), offset, PER_PAGE, True)
         deals = seen_by_bank(deals, bank_id)
+    elif show == "check":
+        total, deals = _awaiting_my_check(awaiting_key, mine_key, offset)
+    elif show == "mine":
+        total, deals = store.page(mine_key, offset, PER_PAGE, False)
     else:
-        total, deals = store.page(queue_key, (page - 1) * PER_PAGE, PER_PAGE, False)
+        total, deals = store.page(queue_key, offset, PER_PAGE, False)
     names = _exporter_names(deals)
     rows = []
     for deal in deals:
@@ -105,6 +131,7 @@ def index() -> Any:
                 "buyer": deal.get("buyer") or {},
                 "exporter": names.get(f.get("exporter_uscc", ""), ""),
                 "status": status_words(deal, bank_id),
+                "first": (deal.get("first_approval") or None) if held else None,
                 "updated_at": f.get("updated_at"),
             }
         )
@@ -116,12 +143,31 @@ def index() -> Any:
         bank=bank,
         bank_id=bank_id,
         rows=rows,
+        show=show,
         show_all=show_all,
         page=page,
         last_page=last_page,
         total=total,
-        counters={"pending": pending, "due_soon": due_soon, "past_deadline": past_deadline},
+        counters={
+            "pending": pending,
+            "due_soon": due_soon,
+            "past_deadline": past_deadline,
+            "awaiting": awaiting,
+            "awaiting_me": max(awaiting - mine, 0) if user.checker else 0,
+            "mine": mine,
+        },
     )
+
+
+def _awaiting_my_check(awaiting_key: str, mine_key: str, offset: int) -> tuple[int, list[Deal]]:
+    """The bank's deals awaiting a check, most urgent first, without the officer's own first
+    approvals (never theirs to check). One officer's own are few: they are read whole."""
+    redis = flow().store.redis
+    mine = {as_text(m) for m in redis.zrange(mine_key, 0, -1)}
+    ids = [as_text(m) for m in redis.zrange(awaiting_key, 0, offset + PER_PAGE + len(mine) - 1)]
+    others = [deal_id for deal_id in ids if deal_id not in mine]
+    total = max(redis.zcard(awaiting_key) - len(mine), 0)
+    return total, flow().store.get_many(others[offset : offset + PER_PAGE])
 
 
 def eligible_breakdown(deal: Deal, view: dict[str, Any]) -> dict[str, Any] | None:
@@ -199,17 +245,19 @@ def _decidable(deal: Deal, bank_id: str) -> bool:
 
 def render_deal(
     deal_id: str,
-    approve_form: ApproveForm | None = None,
-    decline_form: DeclineForm | None = None,
+    forms: dict[str, Any] | None = None,
     problem: str | None = None,
     entered: list[tuple[str, str]] | None = None,
     status: int = 200,
 ) -> Any:
+    """The deal page; ``forms`` are refused forms shown again with their input and errors."""
     bank_id = officer_bank()
+    user = current_user.user
     deal, events = _seen(deal_id, bank_id)
     view = deal_view(deal, "bank", bank_id)
     reference = flow().reference
     exporter = reference.exporter(deal.fields["exporter_uscc"])
+    bank = reference.bank(bank_id)
     checks = [
         {
             "name": check_words(name),
@@ -232,16 +280,25 @@ def render_deal(
     now = flow().clock()
     held = holds(deal, bank_id)
     decidable = _decidable(deal, bank_id)
+    first = view.get("first_approval") if held else None
+    forms = dict(forms or {})
     if decidable:
         pricing = (view.get("bank") or {}).get("pricing") or {}
-        if approve_form is None:
-            approve_form = ApproveForm(
-                formdata=None,
-                amount=view["amounts"].get("eligible") or "",
-                annual_rate=pricing.get("annual_rate") or "",
+        if first is None:
+            forms.setdefault(
+                "approve",
+                ApproveForm(
+                    formdata=None,
+                    amount=view["amounts"].get("eligible") or "",
+                    annual_rate=pricing.get("annual_rate") or "",
+                ),
             )
-        if decline_form is None:
-            decline_form = DeclineForm(formdata=None)
+        else:
+            if user.checker and first["officer"] != user.username:
+                forms.setdefault("confirm", ConfirmForm(formdata=None, first_ref=first["ref"]))
+            if user.checker or first["officer"] == user.username:
+                forms.setdefault("send_back", SendBackForm(formdata=None, first_ref=first["ref"]))
+        forms.setdefault("decline", DeclineForm(formdata=None))
     return render_template(
         "desk/deal.html",
         deal=deal,
@@ -257,9 +314,11 @@ def render_deal(
         timeline=timeline(events, bank_id),
         whitelist_words=reason_words((view["whitelist"] or {}).get("reason") or ""),
         bank_id=bank_id,
+        second_approval_above=bank.second_approval_above if bank else None,
+        first=first,
+        mine=bool(first and first["officer"] == user.username),
         decidable=decidable,
-        approve_form=approve_form,
-        decline_form=decline_form,
+        forms=forms,
         problem=problem,
         entered=entered or [],
     ), status
@@ -267,14 +326,33 @@ def render_deal(
 
 FORM_FIELDS = ("amount", "annual_rate", "reason")
 
+# The buttons of the deal page's forms, each its own form class.
+ACTIONS: dict[str, type] = {
+    "approve": ApproveForm,
+    "confirm": ConfirmForm,
+    "decline": DeclineForm,
+    "send_back": SendBackForm,
+}
 
 
 def stale() -> str:
     """The answer to a form posted after the deal moved on."""
     return _(
-        "Nothing was recorded: this deal is no longer pending your decision (a colleague"
-        " decided, the exporter withdrew it, it moved on to another bank or its deadline"
-        " passed). The page below shows it as it is now."
+        "Nothing was recorded: this deal is no longer as your page showed it (a colleague"
+        " decided or approved it first, the exporter withdrew it, it moved on to another bank"
+        " or its deadline passed). The page below shows it as it is now."
+    )
+
+
+def _refusal_words(exc: MakerCheckerRefused) -> str:
+    if exc.code == SAME_OFFICER:
+        return _(
+            "Nothing was recorded: you approved this deal first, so a different officer with"
+            " the checker role must confirm it."
+        )
+    return _(
+        "Nothing was recorded: only an officer with the checker role can confirm or send back"
+        " another officer's approval."
     )
 
 
@@ -282,26 +360,48 @@ def stale() -> str:
 @role_required(OFFICER)
 @fresh_login_required
 def decision(deal_id: str) -> Any:
-    """Approve or decline a deal pending at the officer's bank, through the workflow step the
-    API uses; a refusal shows the deal page again with the reason and the input kept."""
+    """Approve, confirm (a checker's second approval), decline or send back a deal pending at
+    the officer's bank, through the workflow steps the API uses; a refusal shows the deal page
+    again with the reason and the input kept."""
     bank_id = officer_bank()
+    user = current_user.user
     _seen(deal_id, bank_id)  # 404 for another bank's deal or a guessed id, before anything
-    approving = "approve" in request.form
-    if not approving and "decline" not in request.form:
+    action = next((name for name in ACTIONS if name in request.form), None)
+    if action is None:
         abort(400)
-    form: ApproveForm | DeclineForm = ApproveForm() if approving else DeclineForm()
+    form = ACTIONS[action]()
     if not form.validate_on_submit():
-        return _refused(deal_id, form, None, 422)
-    if isinstance(form, ApproveForm):
-        choice = Decision(
-            approve=True,
-            officer=current_user.username,
-            amount=form.amount.parsed,
-            annual_rate=form.annual_rate.parsed,
-        )
-    else:
-        choice = Decision(approve=False, officer=current_user.username, reason=form.reason.data)
+        return _refused(deal_id, action, form, None, 422)
     try:
+        if action == "send_back":
+            deal = flow().return_approval(
+                known_id(deal_id),
+                bank_id,
+                user.username,
+                user.checker,
+                form.reason.data,
+                first_ref=form.first_ref.data or "",
+            )
+            flash(_("The first approval of deal %(id)s was sent back.", id=deal.id), "success")
+            return redirect(url_for("desk.deal_page", deal_id=deal.id))
+        if action == "approve":
+            choice = Decision(
+                approve=True,
+                officer=user.username,
+                amount=form.amount.parsed,
+                annual_rate=form.annual_rate.parsed,
+                may_check=user.checker,
+                confirms=form.first_ref.data or "",
+            )
+        elif action == "confirm":
+            choice = Decision(
+                approve=True,
+                officer=user.username,
+                may_check=user.checker,
+                confirms=form.first_ref.data or "",
+            )
+        else:
+            choice = Decision(approve=False, officer=user.username, reason=form.reason.data)
         deal = flow().decide(known_id(deal_id), bank_id, choice)
     except DealNotFound:
         abort(404)
@@ -309,11 +409,16 @@ def decision(deal_id: str) -> Any:
         field = getattr(form, exc.field, None) if exc.field in FORM_FIELDS else None
         if field is not None:
             field.errors = [*field.errors, _decision_words(exc, deal_id, bank_id)]
-            return _refused(deal_id, form, None, 422)
-        return _refused(deal_id, form, _("Nothing was recorded: %(why)s", why=str(exc)), 422)
+            return _refused(deal_id, action, form, None, 422)
+        return _refused(
+            deal_id, action, form, _("Nothing was recorded: %(why)s", why=str(exc)), 422
+        )
+    except MakerCheckerRefused as exc:
+        return _refused(deal_id, action, form, _refusal_words(exc), 403)
     except CoverLapsed as exc:
         return _refused(
             deal_id,
+            action,
             form,
             _(
                 "Nothing was recorded: the buyer's credit limit this deal was verified against"
@@ -324,10 +429,19 @@ def decision(deal_id: str) -> Any:
             409,
         )
     except WrongState:
-        return _refused(deal_id, form, stale(), 409)
+        return _refused(deal_id, action, form, stale(), 409)
     if deal.state == State.ROUTING:
         dispatch_route(deal.id)
         flash(_("Deal %(id)s declined; it moves on to the next bank.", id=deal.id), "success")
+    elif deal.state == State.PENDING_BANK:
+        flash(
+            _(
+                "Your approval of deal %(id)s is recorded as the first approval. A second"
+                " officer with the checker role must confirm it before the deadline.",
+                id=deal.id,
+            ),
+            "success",
+        )
     else:
         flash(_("Deal %(id)s approved.", id=deal.id), "success")
     return redirect(url_for("desk.deal_page", deal_id=deal.id))
@@ -344,21 +458,43 @@ def _decision_words(exc: InvalidDecision, deal_id: str, bank_id: str) -> str:
     )
 
 
-def _refused(
-    deal_id: str, form: ApproveForm | DeclineForm, problem: str | None, status: int
-) -> Any:
+def _refused(deal_id: str, action: str, form: Any, problem: str | None, status: int) -> Any:
     """The deal page again: the refused form keeps its input and shows its errors."""
     bank_id = officer_bank()
     deal, _events = _seen(deal_id, bank_id)
-    if isinstance(form, ApproveForm):
-        approve_form, decline_form = form, None
+    if action == "approve":
         entered = [
             (_("Amount"), form.amount.data or ""),
             (_("Annual rate"), form.annual_rate.data or ""),
         ]
-    else:
-        approve_form, decline_form = None, form
+    elif action in ("decline", "send_back"):
         entered = [(_("Reason"), form.reason.data or "")]
-    if problem is None or _decidable(deal, bank_id):
-        entered = []  # the form itself shows what was entered
-    return render_deal(deal_id, approve_form, decline_form, problem, entered, status)
+    else:
+        entered = []
+    forms = {action: form}
+    if problem is not None:
+        # The deal may have moved on: the forms it allows now are shown afresh.
+        if not _still_applies(deal, bank_id, action, form):
+            forms = {}
+        else:
+            entered = []  # the form itself shows what was entered
+    else:
+        entered = []
+    return render_deal(deal_id, forms, problem, entered, status)
+
+
+def _still_applies(deal: Deal, bank_id: str, action: str, form: Any) -> bool:
+    """Whether the refused form still fits the deal as it is now (then it is shown again with
+    the input kept; else the page offers what the deal allows now)."""
+    if not _decidable(deal, bank_id):
+        return False
+    first = deal.get("first_approval")
+    if action == "approve":
+        return first is None
+    if action in ("confirm", "send_back"):
+        if not first or first.get("ref") != form.first_ref.data:
+            return False
+        user = current_user.user
+        mine = first.get("officer") == user.username
+        return user.checker and not mine if action == "confirm" else user.checker or mine
+    return True
