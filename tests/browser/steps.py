@@ -143,6 +143,20 @@ def approve_on_desk(
         approve_on_desk(page, base, deal_id, amount, annual_rate, password, retry=False)
 
 
+def confirm_on_desk(
+    page: Any, base: str, deal_id: str, password: str = DEMO_PASSWORD, *, retry: bool = True
+) -> None:
+    """A checker confirms the first approval shown on the deal page (re-entering the password
+    once if the fresh-login page comes between)."""
+    if not page.url.endswith(f"/bank/deals/{deal_id}"):
+        page.goto(f"{base}/bank/deals/{deal_id}")
+    page.locator("form:has([name=confirm]) [name=confirm]").click()
+    page.wait_for_load_state()
+    if reauthenticate_if_asked(page, password):
+        assert retry, "the fresh-login page came back right after the password was entered"
+        confirm_on_desk(page, base, deal_id, password, retry=False)
+
+
 def screenshot(page: Any, folder: Path, name: str) -> Path:
     """Save the whole page as ``folder/name.png``."""
     path = folder / f"{name}.png"

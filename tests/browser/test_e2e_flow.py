@@ -20,6 +20,7 @@ import pytest
 from tests.browser.conftest import LiveStack
 from tests.browser.steps import (
     approve_on_desk,
+    confirm_on_desk,
     haixin_application,
     login,
     screenshot,
@@ -61,14 +62,30 @@ def test_officer_approves_a_routed_deal_in_the_browser(
         assert number in page_text
     screenshot(officer, screenshots, "e2e-2-officer-deal")
 
-    # ...and approves it through the form.
+    # ...and approves it through the form: 160,000 is above BOC-NB's second-approval amount
+    # (150,000), so it is only a first approval, awaiting a checker.
     approve_on_desk(officer, base, deal_id, amount="160000.00", annual_rate="0.0410")
     assert officer.url.endswith(f"/bank/deals/{deal_id}")
-    assert "Approved" in officer.locator("main .status").inner_text()
-    assert officer.locator("form:has([name=approve])").count() == 0  # nothing left to decide
-    screenshot(officer, screenshots, "e2e-3-officer-approved")
+    assert "Awaiting a second approval" in officer.locator("main .status").inner_text()
+    assert officer.locator("form:has([name=confirm])").count() == 0  # never their own check
+    screenshot(officer, screenshots, "e2e-3-officer-first-approval")
 
-    # The exporter sees it approved, at the amount and rate the officer entered.
+    # A second officer, a checker, finds it under "awaiting my check" and confirms it.
+    checker = new_page()
+    login(checker, base, "boc-checker")
+    checker.goto(f"{base}/bank/?show=check")
+    assert checker.locator(f"a[href$='/bank/deals/{deal_id}']").count() == 1
+    screenshot(checker, screenshots, "e2e-4-checker-queue")
+    checker.goto(f"{base}/bank/deals/{deal_id}")
+    assert "First approval by boc-officer" in checker.locator("main").inner_text()
+    confirm_on_desk(checker, base, deal_id)
+    assert "Approved" in checker.locator("main .status").inner_text()
+    assert checker.locator("form:has([name=confirm])").count() == 0  # nothing left to decide
+    screenshot(checker, screenshots, "e2e-5-checker-approved")
+
+    # The exporter sees it approved, at the amount and rate the first officer entered.
     approved = wait_for_state(base, deal_id, "approved", timeout=10)
     assert Decimal(approved["amounts"]["approved"]) == Decimal("160000.00")
     assert approved["bank"]["bank_id"] == "BOC-NB"
+    assert approved["decision"]["officer"] == "boc-officer"
+    assert approved["decision"]["checker"] == "boc-checker"

@@ -17,7 +17,7 @@ from workflow.users import UserSpec
 
 @pytest.fixture
 def large(api, clock, users_clock) -> str:  # noqa: F811
-    """USD 320,000 financeable at BOC-NB, whose approvals from 300,000 need a checker."""
+    """USD 320,000 financeable at BOC-NB, whose approvals from 150,000 need a checker."""
     deal = api.create(deal_body(invoices=[invoice(amount="400000.00")],
                                 requested_amount="320000.00"))
     assert api.get(deal["id"], "boc").get_json()["state"] == "pending_bank"

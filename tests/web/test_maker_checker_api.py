@@ -9,7 +9,7 @@ from tests.web.conftest import deal_body, error_of, invoice
 
 @pytest.fixture
 def large(api) -> str:
-    """A deal of USD 320,000 pending at BOC (second approval from 300,000)."""
+    """A deal of USD 320,000 pending at BOC (second approval from 150,000)."""
     deal = api.create(deal_body(invoices=[invoice(amount="400000.00")],
                                 requested_amount="320000.00"))
     deal = api.get(deal["id"], "boc").get_json()

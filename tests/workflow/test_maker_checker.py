@@ -13,7 +13,7 @@ from workflow.pipeline import Decision, InvalidDecision, WrongState
 from workflow.states import State
 from workflow.visibility import as_seen_by_bank
 
-BOC = "BOC-NB"  # demo: second_approval_above 300,000.00
+BOC = "BOC-NB"  # demo: second_approval_above 150,000.00
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def members(wf, key: str) -> list[str]:
 
 
 def test_below_the_threshold_one_officer_approves(wf):
-    deal = pending(wf, requested="299999.99")
+    deal = pending(wf, requested="149999.99")
     approved = wf.decide(deal.id, BOC, approve("wang"))
     assert approved.state == State.APPROVED
     assert "checker" not in approved.get("decision")
@@ -45,10 +45,10 @@ def test_below_the_threshold_one_officer_approves(wf):
 
 def test_at_the_threshold_the_first_approval_waits_for_a_checker(wf):
     deal = pending(wf)
-    first = wf.decide(deal.id, BOC, approve("wang", amount=Decimal("300000.00")))
+    first = wf.decide(deal.id, BOC, approve("wang", amount=Decimal("150000.00")))
     assert first.state == State.PENDING_BANK
     assert first.get("first_approval")["officer"] == "wang"
-    assert first.get("first_approval")["amount"] == "300000.00"
+    assert first.get("first_approval")["amount"] == "150000.00"
     assert members(wf, keys.awaiting_check(BOC)) == [deal.id]
     assert members(wf, keys.first_approvals_by(BOC, "wang")) == [deal.id]
     # Still in the bank's queue under the same deadline: the check is part of the decision.
@@ -57,7 +57,7 @@ def test_at_the_threshold_the_first_approval_waits_for_a_checker(wf):
 
     checked = wf.decide(deal.id, BOC, approve("zhao", may_check=True))
     assert checked.state == State.APPROVED
-    assert checked.decimal("approved_amount") == Decimal("300000.00")
+    assert checked.decimal("approved_amount") == Decimal("150000.00")
     record = checked.get("decision")
     assert (record["officer"], record["checker"]) == ("wang", "zhao")
     assert checked.get("first_approval") is None
