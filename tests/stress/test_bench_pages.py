@@ -60,4 +60,6 @@ def test_verdict_reads_the_goal_size_only():
     assert bp.verdict([fast, slow_small]) == (1.0, True)
     slow = bp.Result(bp.GOAL_SIZE, "deal", "/bank/deals/x", [10.0] * 18 + [60.0] * 2, 1.0)
     assert bp.verdict([fast, slow]) == (60.0, False)
-    assert "FAIL" in bp.verdict_line([slow_small])  # no figure at the goal size is no pass
+    assert bp.verdict([slow_small]) == (pytest.approx(float("nan"), nan_ok=True), False)
+    assert "not measured" in bp.verdict_line([slow_small])
+    assert bp.verdict_line([fast]).endswith("PASS") and bp.verdict_line([slow]).endswith("FAIL")
