@@ -284,6 +284,11 @@ def test_round_trip_through_redis(any_redis, demo_reference):
     assert ref.overdues("SIN-2026-0001", "DE-0001") == []
     for exporter in demo_reference.exporters:
         assert ref.exporter(exporter.uscc) == exporter
+    usccs = [e.uscc for e in demo_reference.exporters]
+    assert ref.exporters([*usccs, "NOPE"]) == {
+        **{e.uscc: e for e in demo_reference.exporters}, "NOPE": None
+    }
+    assert ref.exporters([]) == {}
     assert ref.policy("NOPE") is None and ref.bank("NOPE") is None and ref.limit("NOPE") is None
 
 

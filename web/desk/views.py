@@ -74,12 +74,10 @@ def _page_number() -> int:
 
 
 def _exporter_names(deals: list[Deal]) -> dict[str, str]:
-    reference = flow().reference
-    names: dict[str, str] = {}
-    for uscc in {d.fields.get("exporter_uscc", "") for d in deals}:
-        exporter = reference.exporter(uscc) if uscc else None
-        names[uscc] = exporter.name if exporter else uscc
-    return names
+    """The exporters' names on a page, in one round trip (not one per exporter)."""
+    usccs = sorted({d.fields.get("exporter_uscc", "") for d in deals} - {""})
+    found = flow().reference.exporters(usccs)
+    return {uscc: exporter.name if exporter else uscc for uscc, exporter in found.items()}
 
 
 @desk.get("/")

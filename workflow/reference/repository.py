@@ -176,5 +176,11 @@ class ReferenceRepository:
         raw = self._get(keys.exporter(uscc))
         return None if raw is None else Exporter(**raw)
 
+    def exporters(self, usccs: list[str]) -> dict[str, Exporter | None]:
+        """Several exporters in one round trip (a page of deals names many)."""
+        raws = self._mget([keys.exporter(u) for u in usccs])
+        pairs = zip(usccs, raws, strict=True)
+        return {u: None if raw is None else Exporter(**raw) for u, raw in pairs}
+
     def principal(self, token: str) -> Principal | None:
         return lookup(self.redis, token)
