@@ -171,3 +171,18 @@ def test_queue_views_awaiting_my_check_and_mine(app, api, large):
 def test_the_first_approval_never_reaches_the_exporter(app, api, large):
     first_approval(app, api, large)
     assert api.get(large).get_json()["first_approval"] is None
+
+
+def test_the_deal_page_shows_the_buyer_limit_and_the_checker(app, api, large):
+    first_approval(app, api, large)
+    checker = signed_in(app, "boc-checker")
+    html = page(checker, f"/bank/deals/{large}")
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    # LIM-HX-DE0001: USD 500,000; this deal reserves its invoice total, 400,000.
+    assert "LIM-HX-DE0001" in text
+    assert "USD 500,000.00" in text and "USD 400,000.00" in text and "USD 100,000.00" in text
+    rv = post(checker, large, confirm="Confirm", csrf_token=csrf_of(html),
+              first_ref=first_ref(html))
+    assert rv.status_code == 302
+    html = page(checker, f"/bank/deals/{large}")
+    assert "Checked and confirmed by boc-checker" in html

@@ -27,7 +27,7 @@ from workflow.errors import (
     MakerCheckerRefused,
     WrongState,
 )
-from workflow.money import floor_cents
+from workflow.money import floor_cents, from_cents
 from workflow.pipeline import DealNotFound, Decision
 from workflow.reference.records import as_text
 from workflow.states import State
@@ -313,6 +313,7 @@ def render_deal(
         whitelist_words=reason_words((view["whitelist"] or {}).get("reason") or ""),
         bank_id=bank_id,
         second_approval_above=bank.second_approval_above if bank else None,
+        buyer_limit=_buyer_limit(deal) if held else None,
         first=first,
         mine=bool(first and first["officer"] == user.username),
         decidable=decidable,
@@ -320,6 +321,27 @@ def render_deal(
         problem=problem,
         entered=entered or [],
     ), status
+
+
+def _buyer_limit(deal: Deal) -> dict[str, Any] | None:
+    """The insurer's limit on the buyer the deal was verified against: its amount, what the
+    exporter's live deals reserve on the buyer (this one included) and the room left."""
+    limit_id, exposure = deal.fields.get("limit_id"), deal.fields.get("exposure")
+    limit = flow().reference.limit(limit_id) if limit_id else None
+    if limit is None or not exposure:
+        return None
+    reserved = from_cents(flow().store.reserved_cents(exposure))
+    return {
+        "limit_id": limit.limit_id,
+        "currency": limit.currency,
+        "amount": limit.amount,
+        "reserved": reserved,
+        "this_deal": deal.decimal("reserved_amount") or Decimal(0),
+        "room": max(limit.amount - reserved, Decimal(0)),
+        "effective": limit.effective.isoformat(),
+        "expiry": limit.expiry.isoformat(),
+        "status_words": _("in force") if limit.status == "active" else limit.status,
+    }
 
 
 FORM_FIELDS = ("amount", "annual_rate", "reason")
