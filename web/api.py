@@ -23,7 +23,7 @@ from workflow import keys
 from workflow.deal import Deal
 from workflow.pipeline import DealNotFound, Decision, Workflow
 from workflow.states import State
-from workflow.visibility import as_seen_by_bank, holds, public_event
+from workflow.visibility import as_seen_by_bank, exporter_events, holds
 
 # Printable ASCII (an HTTP structured-field string), not blank: header values arrive as
 # Latin-1, and a key goes into a Redis key name and log lines.
@@ -158,7 +158,7 @@ def get_events(deal_id: str):
         deal, events = bank_deal(deal_id, principal.subject)
     else:
         deal = visible_deal(deal_id)
-        events = [public_event(e) for e in flow().store.events(deal.id)]
+        events = exporter_events(flow().store.events(deal.id))
     return jsonify({"deal_id": deal.id, "events": events})
 
 

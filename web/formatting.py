@@ -61,7 +61,9 @@ def percent(value: Any) -> str:
     ratio = _decimal(value)
     if ratio is None:
         return ""
-    pattern = "#,##0%" if (ratio * 100) % 1 == 0 else "#,##0.00%"
+    # Every digit a rate was given with (up to 6 decimals of the fraction): a checker must
+    # see the exact rate they confirm, 4.125% and not 4.12%.
+    pattern = "#,##0%" if (ratio * 100) % 1 == 0 else "#,##0.00##%"
     return format_percent(ratio, pattern, locale=_locale())
 
 

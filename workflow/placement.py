@@ -30,6 +30,13 @@ from workflow.store import (
     VersionConflict,
     epoch_seconds,
 )
+from workflow.users import normalize_username
+
+
+def officer_id(name: str) -> str:
+    """How an officer is compared and indexed: a username in its stored form (as logins
+    and the checker-role lookup read it), any other name trimmed and case-folded."""
+    return normalize_username(name) or " ".join(name.split()).casefold()
 
 
 @dataclass(frozen=True)
@@ -155,7 +162,9 @@ class Placement(Steps):
             amount, rate = self._terms(deal, decision)
             bank = self.reference.bank(bank_id)
             if bank is not None and bank.needs_second_approval(amount):
-                return self._first_approval(deal, bank_id, decision.officer, amount, rate)
+                return self._first_approval(
+                    deal, bank_id, officer_id(decision.officer), amount, rate
+                )
             return self._approve(deal, bank_id, actor, decision.officer, amount, rate)
         except VersionConflict as exc:
             raise WrongState(
@@ -238,7 +247,8 @@ class Placement(Steps):
         self, deal: Deal, bank_id: str, decision: Decision, first: dict
     ) -> Deal:
         """The checker's confirmation of a first approval, on the maker's terms."""
-        if decision.officer == first["officer"]:
+        checker = officer_id(decision.officer)
+        if checker == first["officer"]:
             raise MakerCheckerRefused(
                 SAME_OFFICER,
                 f"you approved deal {deal.id} first; a different officer with the checker "
@@ -268,7 +278,7 @@ class Placement(Steps):
             first["officer"],
             amount,
             rate,
-            checker=decision.officer,
+            checker=checker,
         )
 
     def return_approval(
@@ -289,7 +299,7 @@ class Placement(Steps):
             raise WrongState(
                 f"deal {deal_id} has no approval awaiting a check", state=str(deal.state)
             )
-        if officer != first["officer"] and not may_check:
+        if officer_id(officer) != first["officer"] and not may_check:
             raise MakerCheckerRefused(
                 CHECKER_ROLE_REQUIRED,
                 "only the officer who approved first or a checker can send an approval back",

@@ -9,14 +9,31 @@ from workflow.states import State
 
 # Stored for the workflow's own use (idempotent replays, reservation buckets), never shown.
 INTERNAL_FIELDS = frozenset({"request_digest", "idempotency_key", "exposure"})
+# A bank's own maker-checker steps: the bank's business, not the exporter's nor other banks'.
+BANK_INTERNAL_FIELDS = frozenset({"first_approval", "returned_approval"})
+BANK_INTERNAL_EVENTS = frozenset({"first_approval", "first_approval_returned"})
 
 
 def public_event(event: dict[str, Any]) -> dict[str, Any]:
     """An event without the internal fields among its changes."""
     changes = event.get("set")
-    if not changes or not INTERNAL_FIELDS & changes.keys():
+    hidden = INTERNAL_FIELDS | BANK_INTERNAL_FIELDS
+    if not changes or not hidden & changes.keys():
         return event
-    return {**event, "set": {k: v for k, v in changes.items() if k not in INTERNAL_FIELDS}}
+    return {**event, "set": {k: v for k, v in changes.items() if k not in hidden}}
+
+
+def exporter_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The log as the exporter reads it: without the banks' internal maker-checker steps
+    (its versions then skip those) and without internal fields."""
+    return [public_event(e) for e in events if e.get("type") not in BANK_INTERNAL_EVENTS]
+
+
+def _own_or_public(event: dict[str, Any], bank_id: str) -> bool:
+    """Whether ``bank_id`` may see the event: every one but another bank's internal steps."""
+    if event.get("type") not in BANK_INTERNAL_EVENTS:
+        return True
+    return str(event.get("by", "")).startswith(f"bank:{bank_id}:")
 
 
 def bank_event(event: dict[str, Any], bank_id: str) -> dict[str, Any]:
@@ -54,7 +71,7 @@ def as_seen_by_bank(
     seen = events[:cut]
     if cut < len(events):
         deal = Deal(rebuild(seen))
-    return deal, [bank_event(e, bank_id) for e in seen]
+    return deal, [bank_event(e, bank_id) for e in seen if _own_or_public(e, bank_id)]
 
 
 def holds(deal: Deal, bank_id: str) -> bool:
@@ -63,9 +80,11 @@ def holds(deal: Deal, bank_id: str) -> bool:
 
 
 __all__ = [
+    "BANK_INTERNAL_EVENTS",
     "INTERNAL_FIELDS",
     "as_seen_by_bank",
     "bank_event",
+    "exporter_events",
     "holds",
     "offer_cut",
     "public_event",

@@ -118,6 +118,21 @@ def test_a_missed_deadline_clears_the_first_approval_before_the_next_bank(wf):
     assert members(wf, keys.first_approvals_by(BOC, "wang")) == []
     with pytest.raises(WrongState):
         wf.decide(deal.id, BOC, approve("zhao", True))
+    # The next bank does not read the previous bank's internal steps; BOC still reads its own.
+    _, seen = as_seen_by_bank(moved, wf.store.events(deal.id), moved.bank_id)
+    assert "first_approval" not in [e["type"] for e in seen]
+    _, own = as_seen_by_bank(moved, wf.store.events(deal.id), BOC)
+    assert "first_approval" in [e["type"] for e in own]
+
+
+def test_officer_names_compare_as_logins_do(wf):
+    """A username in other case or with spaces is the same officer: no self-check that way."""
+    deal = pending(wf)
+    wf.decide(deal.id, BOC, approve("Wang.Li ", may_check=True))
+    for alias in ("wang.li", " WANG.LI", "Wang.Li"):
+        with pytest.raises(MakerCheckerRefused):
+            wf.decide(deal.id, BOC, approve(alias, may_check=True))
+    assert members(wf, keys.first_approvals_by(BOC, "wang.li")) == [deal.id]
 
 
 def test_an_exporter_withdrawal_clears_the_check_indexes(wf):

@@ -106,8 +106,10 @@ def index() -> Any:
     if show_all:
         total, deals = store.page(keys.by_bank(bank_id), offset, PER_PAGE, True)
         deals = seen_by_bank(deals, bank_id)
-    elif show == "check":
+    elif show == "check" and user.checker:
         total, deals = _awaiting_my_check(awaiting_key, mine_key, offset)
+    elif show == "check":
+        total, deals = 0, []  # only a checker checks: nothing awaits anyone else's check
     elif show == "mine":
         total, deals = store.page(mine_key, offset, PER_PAGE, False)
     else:
