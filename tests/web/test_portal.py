@@ -23,9 +23,19 @@ LINE_FIELDS = ("number", "amount", "issue_date", "shipment_date", "due_date")
 PORTAL_PAGES = ("/exporter/", "/exporter/deals/new")
 
 
+def exporter(app: Flask, username: str, lang: str = "en") -> FlaskClient:
+    """An exporter user signed in, reading the pages in ``lang`` (exporters default to zh)."""
+    client = signed_in(app, username)
+    html = page(client, "/exporter/")
+    rv = client.post("/language", data={"csrf_token": csrf_of(html), "lang": lang,
+                                        "next": "/exporter/"})
+    assert rv.status_code == 303
+    return client
+
+
 @pytest.fixture
 def haixin(app: Flask, users_clock) -> FlaskClient:  # noqa: F811
-    return signed_in(app, "haixin")
+    return exporter(app, "haixin")
 
 
 def deal_links(html: str) -> list[str]:
@@ -122,7 +132,7 @@ def test_list_shows_only_the_exporters_own_deals(app, api, haixin):
         assert text in html, text
     assert "New application" in html and 'href="/exporter/deals/new"' in html
     assert "<script" not in html
-    theirs = page(signed_in(app, "dongfang"), "/exporter/")
+    theirs = page(exporter(app, "dongfang"), "/exporter/")
     assert deal_links(theirs) == [other["id"]]
 
 
@@ -174,7 +184,7 @@ def test_unplaced_after_every_bank_passed_names_none(app, api, haixin):
         flow.route(deal["id"])
     assert api.get(deal["id"]).get_json()["state"] == "unplaced"
     for html in (page(haixin, "/exporter/"), page(haixin, f"/exporter/deals/{deal['id']}")):
-        assert "No bank could finance it" in html
+        assert "No bank took it" in html
         for secret in ("Bank of China", "ICBC", "China Construction", "BOC", "CCB"):
             assert secret not in html, secret
     detail = page(haixin, f"/exporter/deals/{deal['id']}")
@@ -184,7 +194,7 @@ def test_unplaced_after_every_bank_passed_names_none(app, api, haixin):
 
 def test_another_exporters_deal_and_guessed_ids_are_404_pages(app, api, users_clock):  # noqa: F811
     theirs = api.create(dongfang_body(), who="dongfang")
-    client = signed_in(app, "haixin")
+    client = exporter(app, "haixin")
     missing = page(client, f"/exporter/deals/{theirs['id']}", 404)
     assert "Page not found" in missing and "Thames" not in missing
     page(client, "/exporter/deals/0123456789abcdef0123", 404)
@@ -230,7 +240,7 @@ def test_form_offers_only_the_exporters_policies_and_buyers(haixin):
 
 
 def test_an_exporter_without_a_limit_in_force_is_told_so(app, users_clock):  # noqa: F811
-    html = page(signed_in(app, "nanhai"), "/exporter/deals/new")
+    html = page(exporter(app, "nanhai"), "/exporter/deals/new")
     assert "has a buyer credit limit in force" in html and 'name="buyer"' not in html
 
 
@@ -519,3 +529,41 @@ def test_a_withdraw_after_the_deal_ended_is_refused_with_words(app, api, haixin)
     assert rv.status_code == 409
     assert "has ended meanwhile (Rejected)" in rv.get_data(as_text=True)
 
+
+
+def test_a_banks_maker_checker_steps_stay_with_the_bank(app, api, haixin):
+    """A first approval (awaiting the bank's checker) is the bank's business: the exporter
+    sees the deal pending, and after that bank passes on it, nothing of it at all."""
+    numbers = [f"INV-HX-100{n}" for n in range(1, 5)]  # 4 x 100,000: 324,000 financeable
+    deal = api.create(deal_body(*numbers, requested_amount="330000.00"))
+    flow = app.extensions["xinbao"]
+    first = flow.decide(deal["id"], "BOC-NB", Decision(approve=True, officer="Li Wei"))
+    assert first.state == "pending_bank" and first.get("first_approval")
+    html = page(haixin, f"/exporter/deals/{deal['id']}")
+    assert "With a bank, awaiting its decision" in html and "with Bank of China" in html
+    for secret in ("Li Wei", "First approval", "first approval", "checker"):
+        assert secret not in html, secret
+    flow.decide(deal["id"], "BOC-NB",
+                Decision(approve=False, officer="Wang Fang", reason="over our sector cap"))
+    assert flow.route(deal["id"]).bank_id == "ICBC-NB"
+    html = page(haixin, f"/exporter/deals/{deal['id']}")
+    for secret in ("Li Wei", "Wang Fang", "Bank of China", "BOC", "sector cap", "approval"):
+        assert secret not in html, secret
+    assert "A bank passed; offered to the next bank" in html
+
+
+def test_exporters_read_the_portal_in_chinese_by_default(app, api, users_clock):  # noqa: F811
+    from flask_babel import force_locale
+
+    from web.words import state_words
+
+    deal = api.create(deal_body())
+    app.extensions["xinbao"].decide(deal["id"], "BOC-NB", Decision(approve=True, officer="x"))
+    client = signed_in(app, "haixin")
+    with app.test_request_context("/"), force_locale("zh"):
+        approved = state_words("approved")
+    assert re.search(r"[\u4e00-\u9fff]", approved)
+    for url in ("/exporter/", f"/exporter/deals/{deal['id']}"):
+        html = page(client, url)
+        assert '<html lang="zh-CN">' in html and approved in html, url
+    assert '<html lang="zh-CN">' in page(client, "/exporter/deals/new")

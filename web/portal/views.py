@@ -22,10 +22,10 @@ from web.portal.forms import LINE_FIELDS, LINES_STEP, ApplicationForm, WithdrawF
 from web.schemas import MAX_INVOICES, DealRequestSchema, WithdrawSchema, deal_view
 from web.words import (
     BANK_PASSED_REASONS,
-    EXPORTER_STATE_WORDS,
     check_rows,
+    exporter_state_words,
     exporter_timeline,
-    state_words,
+    reason_words,
 )
 from workflow import keys
 from workflow.deal import Deal
@@ -35,7 +35,6 @@ from workflow.pipeline import (
     IdempotencyKeyReused,
     WrongState,
 )
-from workflow.reasons import describe
 from workflow.reference.records import BuyerLimit, Policy
 from workflow.states import TERMINAL, WORKER_OWNED, State, sources_of
 from workflow.users import EXPORTER
@@ -99,7 +98,7 @@ def index() -> Any:
                 "requested": f.get("requested_amount"),
                 "approved": f.get("approved_amount") or None,
                 "state": deal.state,
-                "status": state_words(deal.state, EXPORTER_STATE_WORDS),
+                "status": exporter_state_words(deal.state),
                 "bank": names.get(bank_id) if bank_id else None,
             }
         )
@@ -495,9 +494,9 @@ def render_deal(
             "annual_rate": deal.fields.get("annual_rate") or decision.get("annual_rate"),
         }
     cancellation = deal.get("cancellation") if deal.state == State.CANCELLED else None
-    checks, failures = check_rows(view)
+    checks, failures, warnings = check_rows(view)
     reasons = [
-        (code, describe(code))
+        (code, reason_words(code))
         for code in deal.get("reasons", [])
         if code not in BANK_PASSED_REASONS
     ]
@@ -510,7 +509,7 @@ def render_deal(
         "portal/deal.html",
         deal=deal,
         view=view,
-        status=state_words(deal.state, EXPORTER_STATE_WORDS),
+        status=exporter_state_words(deal.state),
         bank_name=bank_name,
         # "with" a bank only while the deal is live; the offer below says who offered what.
         with_bank=bank_name if deal.state not in TERMINAL else None,
@@ -519,6 +518,7 @@ def render_deal(
         cancellation=cancellation,
         checks=checks,
         failures=failures,
+        warnings=warnings,
         reasons=reasons,
         timeline=exporter_timeline(events, bank_id, bank_name),
         can_withdraw=can_withdraw,
@@ -564,5 +564,5 @@ def _stale(deal: Deal) -> str:
     return _(
         "Nothing was changed: this application has ended meanwhile (%(state)s) and can no"
         " longer be withdrawn.",
-        state=state_words(deal.state, EXPORTER_STATE_WORDS),
+        state=exporter_state_words(deal.state),
     )
