@@ -38,7 +38,7 @@ class InvoiceLineForm(Form):
     amount = StringField(
         _l("Amount"),
         filters=[_strip],
-        render_kw={"inputmode": "decimal", "autocomplete": "off", "placeholder": "100000.00"},
+        render_kw={"inputmode": "decimal", "autocomplete": "off"},
     )
     issue_date = StringField(_l("Issued on"), filters=[_strip], render_kw=DATE)
     shipment_date = StringField(_l("Shipped on"), filters=[_strip], render_kw=DATE)
@@ -60,7 +60,7 @@ class ApplicationForm(FlaskForm):
     requested_amount = StringField(
         _l("Amount requested"),
         filters=[_strip],
-        render_kw={"inputmode": "decimal", "autocomplete": "off", "placeholder": "80000.00"},
+        render_kw={"inputmode": "decimal", "autocomplete": "off"},
     )
     invoices = FieldList(FormField(InvoiceLineForm), max_entries=MAX_INVOICES)
     add_lines = SubmitField(_l("Add more lines"))
