@@ -543,6 +543,10 @@ def test_a_banks_maker_checker_steps_stay_with_the_bank(app, api, haixin):
     assert "With a bank, awaiting its decision" in html and "with Bank of China" in html
     for secret in ("Li Wei", "First approval", "first approval", "checker"):
         assert secret not in html, secret
+    flow.return_approval(deal["id"], "BOC-NB", "boc-checker", True, "internal: looks shaky")
+    html = page(haixin, f"/exporter/deals/{deal['id']}")
+    for secret in ("looks shaky", "sent back", "boc-checker", "Li Wei"):
+        assert secret not in html, secret
     flow.decide(deal["id"], "BOC-NB",
                 Decision(approve=False, officer="Wang Fang", reason="over our sector cap"))
     assert flow.route(deal["id"]).bank_id == "ICBC-NB"
