@@ -7,6 +7,9 @@ English text of a reason is its description, word for word (a test holds them to
 
 from __future__ import annotations
 
+from typing import Any
+
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext, lazy_pgettext
 from flask_babel.speaklater import LazyString
 
@@ -144,3 +147,130 @@ def event_words(event_type: str) -> str:
     """A timeline event in words; an unknown one spelled out from its type."""
     words = EVENT_WORDS.get(event_type)
     return str(words) if words is not None else _plain(event_type)
+
+
+# How a state reads on the exporter's side, where it differs from the neutral wording.
+EXPORTER_STATE_WORDS: dict[State, LazyString] = {
+    State.SUBMITTED: lazy_pgettext("state", "Submitted, waiting to be checked"),
+    State.ON_HOLD: lazy_pgettext(
+        "state", "On hold: the insurer could not be reached, checking resumes shortly"
+    ),
+    State.ROUTING: lazy_pgettext("state", "Looking for a bank"),
+    State.PENDING_BANK: lazy_pgettext("state", "With a bank, awaiting its decision"),
+    State.WITHDRAWN: lazy_pgettext("state", "Withdrawn by you"),
+    State.CANCELLED: lazy_pgettext("state", "Approval cancelled by the bank"),
+}
+
+# Why a bank's offer ended: the exporter is never told which bank passed, nor why.
+BANK_PASSED_REASONS = frozenset({str(Reason.BANK_DECLINED), str(Reason.BANK_DEADLINE_MISSED)})
+BANK_PASSED_EVENTS = frozenset({"declined", "deadline_missed"})
+# A bank's own maker-checker steps (the deal stays pending at the bank): not the exporter's.
+BANK_INTERNAL_EVENTS = frozenset({"first_approval", "first_approval_returned"})
+
+
+def exporter_state_words(state: str) -> str:
+    """A deal state as the exporter reads it."""
+    try:
+        words = EXPORTER_STATE_WORDS.get(State(state))
+    except ValueError:
+        return str(state)
+    return str(words) if words is not None else state_words(state)
+
+
+def check_rows(
+    view: dict[str, Any],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """A deal view's checks as table rows, its failed (invoice, check) pairs and its
+    warnings, each with its words (the desk and the portal show them alike)."""
+    checks = [
+        {
+            "name": check_words(name),
+            "ok": result == "ok",
+            "not_run": result == "not_run",
+            "code": result,
+            "words": "" if result in ("ok", "not_run") else reason_words(result),
+        }
+        for name, result in view["checks"].items()
+    ]
+    failures = [
+        {
+            **failure,
+            "check_words": check_words(failure.get("check", "")),
+            "words": reason_words(failure.get("reason", "")),
+        }
+        for failure in view["failures"]
+    ]
+    warnings = [{**w, "words": reason_words(w.get("code", ""), "")} for w in view["warnings"]]
+    return checks, failures, warnings
+
+
+def _row(event: dict[str, Any], who: str, what: str, to: str, why: list[str]) -> dict[str, Any]:
+    return {
+        "at": event.get("at"),
+        "who": who,
+        "what": what,
+        "to": to,
+        "why": [(code, reason_words(code)) for code in why],
+    }
+
+
+def bank_timeline(events: list[dict[str, Any]], bank_id: str) -> list[dict[str, Any]]:
+    """A bank's view of the log (``visibility.bank_event``: other banks already anonymous)."""
+    rows = []
+    for event in events:
+        who = event.get("by", "")
+        if who == "worker":
+            actor = _("Xinbao (automatic)")
+        elif who.startswith(f"bank:{bank_id}:"):
+            actor = f"{who.split(':', 2)[2]} ({bank_id})"
+        elif who == "bank:other":
+            actor = _("Another bank")
+        elif who.startswith("exporter:"):
+            actor = _("The exporter")
+        else:
+            actor = who
+        to = state_words(event["to"]) if event.get("to") else ""
+        rows.append(
+            _row(event, actor, event_words(event.get("type", "")), to, event.get("why", []))
+        )
+    return rows
+
+
+def exporter_timeline(
+    events: list[dict[str, Any]], bank_id: str | None, bank_name: str | None
+) -> list[dict[str, Any]]:
+    """The exporter's view of the log: only the bank the deal is with now is named; a bank
+    whose offer ended is "a bank", and whether it declined or let its deadline pass, and why,
+    stays with that bank."""
+    named = bank_name or bank_id or ""
+    rows = []
+    for event in events:
+        who, kind = event.get("by", ""), event.get("type", "")
+        to = exporter_state_words(event["to"]) if event.get("to") else ""
+        if kind in BANK_INTERNAL_EVENTS:
+            continue
+        if kind in BANK_PASSED_EVENTS:
+            rows.append(
+                _row(event, _("A bank"), _("A bank passed; offered to the next bank"), to, [])
+            )
+            continue
+        if who in ("worker", "sweeper"):
+            actor = _("Xinbao (automatic)")
+        elif who.startswith("exporter:"):
+            actor = _("You")
+        elif bank_id and who.startswith(f"bank:{bank_id}:"):
+            actor = named
+        elif who.startswith("bank:"):
+            actor = _("A bank")
+        else:
+            actor = who
+        what = event_words(kind)
+        if kind == "offered_to_bank":
+            offered_to = (event.get("set") or {}).get("bank_id")
+            if bank_id and offered_to == bank_id:
+                what = _("Offered to %(bank)s", bank=named)
+            else:
+                what = _("Offered to a bank")
+        why = [code for code in event.get("why", []) if code not in BANK_PASSED_REASONS]
+        rows.append(_row(event, actor, what, to, why))
+    return rows

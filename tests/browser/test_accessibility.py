@@ -89,5 +89,14 @@ def test_pages_have_no_serious_accessibility_violations(
     exporter = new_page(viewport=viewport)
     login(exporter, base, "haixin")
     visit(exporter, "/exporter/", "exporter-home")
+    visit(exporter, f"/exporter/deals/{pending_deal['id']}", "exporter-deal")
+    visit(exporter, "/exporter/deals/new", "exporter-form")
+    # The application sent with a bad amount: the form again, the error beside the field.
+    exporter.locator("[name='invoices-0-number']").fill("INV-HX-1999")
+    exporter.locator("[name='invoices-0-amount']").fill("12,000")
+    exporter.locator("input[name=submit]").click()
+    exporter.wait_for_load_state()
+    assert exporter.locator("#invoices-0-amount-error").is_visible()
+    check(exporter, f"{size}-exporter-form-errors", screenshots, phone, problems)
 
     assert not problems, "accessibility problems:\n" + "\n".join(problems)

@@ -17,7 +17,7 @@ from web.desk import desk
 from web.desk.forms import ApproveForm, ConfirmForm, DeclineForm, SendBackForm
 from web.formatting import money, time_left, to_datetime
 from web.schemas import deal_view
-from web.words import check_words, event_words, reason_words, state_words
+from web.words import bank_timeline, check_rows, reason_words, state_words
 from workflow import keys
 from workflow.deal import Deal
 from workflow.errors import (
@@ -195,32 +195,6 @@ def eligible_breakdown(deal: Deal, view: dict[str, Any]) -> dict[str, Any] | Non
     }
 
 
-def timeline(events: list[dict[str, Any]], bank_id: str) -> list[dict[str, Any]]:
-    rows = []
-    for event in events:
-        who = event.get("by", "")
-        if who == "worker":
-            actor = _("Xinbao (automatic)")
-        elif who.startswith(f"bank:{bank_id}:"):
-            actor = f"{who.split(':', 2)[2]} ({bank_id})"
-        elif who == "bank:other":
-            actor = _("Another bank")
-        elif who.startswith("exporter:"):
-            actor = _("The exporter")
-        else:
-            actor = who
-        rows.append(
-            {
-                "at": event.get("at"),
-                "who": actor,
-                "what": event_words(event.get("type", "")),
-                "to": state_words(event["to"]) if event.get("to") else "",
-                "why": [(code, reason_words(code)) for code in event.get("why", [])],
-            }
-        )
-    return rows
-
-
 @desk.get("/deals/<deal_id>")
 @role_required(OFFICER)
 def deal_page(deal_id: str) -> Any:
@@ -258,25 +232,7 @@ def render_deal(
     reference = flow().reference
     exporter = reference.exporter(deal.fields["exporter_uscc"])
     bank = reference.bank(bank_id)
-    checks = [
-        {
-            "name": check_words(name),
-            "ok": result == "ok",
-            "not_run": result == "not_run",
-            "code": result,
-            "words": "" if result in ("ok", "not_run") else reason_words(result),
-        }
-        for name, result in view["checks"].items()
-    ]
-    failures = [
-        {
-            **failure,
-            "check_words": check_words(failure.get("check", "")),
-            "words": reason_words(failure.get("reason", "")),
-        }
-        for failure in view["failures"]
-    ]
-    warnings = [{**w, "words": reason_words(w.get("code", ""), "")} for w in view["warnings"]]
+    checks, failures, warnings = check_rows(view)
     now = flow().clock()
     held = holds(deal, bank_id)
     decidable = _decidable(deal, bank_id)
@@ -311,7 +267,7 @@ def render_deal(
         warnings=warnings,
         breakdown=eligible_breakdown(deal, view),
         time_left=time_left(deal.fields.get("deadline"), now) if held else "",
-        timeline=timeline(events, bank_id),
+        timeline=bank_timeline(events, bank_id),
         whitelist_words=reason_words((view["whitelist"] or {}).get("reason") or ""),
         bank_id=bank_id,
         second_approval_above=bank.second_approval_above if bank else None,

@@ -120,6 +120,29 @@ class ReferenceRepository:
         found = (_limit(raw) for raw in self._mget([keys.limit(i) for i in ids]))
         return [lim for lim in found if lim is not None]
 
+    def policies_of(self, uscc: str) -> list[Policy]:
+        """The policies held by exporter ``uscc``, by number (for its application form)."""
+        numbers = sorted(as_text(n) for n in self.redis.smembers(keys.policies()))
+        found = (_policy(raw) for raw in self._mget([keys.policy(n) for n in numbers]))
+        return [p for p in found if p is not None and p.exporter_uscc == uscc]
+
+    def limits_under(self, policy_nos: list[str]) -> list[BuyerLimit]:
+        """Every buyer limit loaded under these policies, by policy, buyer and limit id."""
+        wanted = set(policy_nos)
+        prefixes = tuple(keys.limits_for(n, "") for n in wanted)
+        lookups = sorted(
+            name
+            for name in (as_text(k) for k in self.redis.smembers(keys.limit_lookups()))
+            if prefixes and name.startswith(prefixes)
+        )
+        pipe = self.redis.pipeline(transaction=False)
+        for name in lookups:
+            pipe.smembers(name)
+        ids = sorted({as_text(i) for members in pipe.execute() for i in members})
+        # A prefix can also match a longer policy number ("P:1" under "P"): keep exact ones.
+        found = [lim for lim in self._limits(ids) if lim.policy_no in wanted]
+        return sorted(found, key=lambda lim: (lim.policy_no, lim.buyer_code, lim.limit_id))
+
     def limit(self, limit_id: str) -> BuyerLimit | None:
         return _limit(self._get(keys.limit(limit_id)))
 
