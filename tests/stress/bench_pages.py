@@ -88,7 +88,9 @@ def clone_id(n: int) -> str:
 def clone_deadline(n: int, now: datetime) -> datetime:
     """Deadlines spread over the next 23 hours whatever the queue's size (a few due within
     2 hours), distinct per deal so the order is stable."""
-    return now + timedelta(minutes=10 + (n * 7919) % 1380, milliseconds=n % 60_000)
+    moment = now + timedelta(minutes=10 + (n * 7919) % 1380, milliseconds=n % 60_000)
+    # Whole milliseconds, as stored: the index score then equals the stored deadline's.
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def seed_queue(r: redis.Redis, template_id: str, start: int, stop: int, now: datetime) -> None:
