@@ -58,6 +58,41 @@ def haixin_application(
     }
 
 
+def submit_on_portal(
+    page: Any,
+    base: str,
+    lines: list[dict[str, str]],
+    requested: str,
+    policy_no: str = "SIN-2026-0001",
+    buyer: str = "DE-0001",
+    currency: str = "USD",
+) -> str:
+    """Fill the exporter portal's application form (signed in as the exporter) with one line
+    per invoice and submit it; returns the new deal's id from the page it lands on."""
+    page.goto(f"{base}/exporter/deals/new")
+    page.locator("select[name=policy_no]").select_option(policy_no)
+    page.locator("select[name=buyer]").select_option(buyer)
+    currency_field = page.locator("[name=currency]")
+    if currency_field.evaluate("e => e.tagName") == "SELECT":
+        currency_field.select_option(currency)
+    else:
+        currency_field.fill(currency)
+    page.locator("input[name=requested_amount]").fill(requested)
+    for index, line in enumerate(lines):
+        for name in ("number", "amount", "issue_date", "shipment_date", "due_date"):
+            page.locator(f"[name=invoices-{index}-{name}]").fill(line[name])
+    page.locator("input[name=submit]").click()
+    page.wait_for_load_state()
+    assert "/exporter/deals/" in page.url and not page.url.endswith("/new"), page.url
+    return page.url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def switch_language(page: Any, code: str) -> None:
+    """Use the language switch in the page header (a small form, no script)."""
+    page.locator(f"form.lang button[name=lang][value={code}]").click()
+    page.wait_for_load_state()
+
+
 def submit_via_api(base: str, body: dict[str, Any], token: str = HAIXIN_TOKEN) -> dict[str, Any]:
     """POST /api/v1/deals as the exporter's system does; returns the accepted deal."""
     response = requests.post(

@@ -1,13 +1,10 @@
-"""A deal end to end in a real browser against the live stack: the exporter submits it, the real
-worker routes it to the bank, an officer finds it in the queue, opens it and approves it through
-the form, and the exporter sees it approved.
-
-Still through the API until their pages exist: the exporter's submission (to become the
-portal's application form, two invoice lines, in Chinese and English) and the exporter seeing
-the result (to become the portal's deal page). Still missing: the maker-checker step (approve
-above BOC-NB's second_approval_above as boc-officer, then check it as boc-checker on a second
-page, ``new_page()``). Each step is one function in tests/browser/steps.py.
-"""
+"""A deal end to end in a real browser against the live stack (real Redis, gunicorn, Celery
+worker and beat): the exporter signs in (Chinese by default) and submits a deal with two invoice
+lines through the portal's form; the real worker routes it to BOC-NB; an officer finds it in the
+queue and approves it above BOC-NB's second-approval amount; a second officer, a checker,
+finds it under "awaiting my check" and confirms it; the exporter's deal page shows it approved,
+in Chinese and, after the language switch, in English. Screenshots of each step go to the
+folder the test run prints."""
 
 from __future__ import annotations
 
@@ -24,26 +21,36 @@ from tests.browser.steps import (
     haixin_application,
     login,
     screenshot,
-    submit_via_api,
+    submit_on_portal,
+    switch_language,
     wait_for_state,
 )
 
 pytestmark = pytest.mark.browser
 
 
-def test_officer_approves_a_routed_deal_in_the_browser(
+def test_a_deal_from_the_portal_form_to_a_checked_approval(
     live_stack: LiveStack, new_page: Any, screenshots: Path
 ) -> None:
     base = live_stack.base
 
-    # The exporter: two invoice lines of USD 100,000 through the API (the portal form later).
-    body = haixin_application(live_stack.fresh_invoices(2))
-    deal_id = submit_via_api(base, body)["id"]
+    # The exporter, in Chinese (the default for exporters): two invoice lines on the form.
+    exporter = new_page(locale="zh-CN")
+    login(exporter, base, "haixin")
+    assert exporter.locator("html").get_attribute("lang").startswith("zh")
+    lines = haixin_application(live_stack.fresh_invoices(2))["invoices"]
+    exporter.goto(f"{base}/exporter/deals/new")
+    screenshot(exporter, screenshots, "e2e-1-exporter-application-form-zh")
+    deal_id = submit_on_portal(exporter, base, lines, requested="200000.00")
     pending = wait_for_state(base, deal_id, "pending_bank", bank="BOC-NB")
     # 200,000 invoiced x 90 % cover x BOC-NB's 90 % advance.
     assert pending["amounts"]["eligible"] == "162000.00"
+    assert [line["number"] for line in pending["invoices"]] == [x["number"] for x in lines]
+    exporter.reload()
+    assert "Bank of China" in exporter.locator("main").inner_text()
+    screenshot(exporter, screenshots, "e2e-2-exporter-deal-pending-zh")
 
-    # The officer: the deal is in the queue, with its buyer and amount.
+    # The officer, in English: the deal is in the queue, with its buyer and amount.
     officer = new_page()
     login(officer, base, "boc-officer")
     officer.goto(f"{base}/bank/")
@@ -51,41 +58,53 @@ def test_officer_approves_a_routed_deal_in_the_browser(
     assert row.count() == 1, "the routed deal is not in BOC-NB's queue"
     assert "Müller Handels GmbH" in row.inner_text()
     assert "162,000.00" in row.inner_text()
-    screenshot(officer, screenshots, "e2e-1-officer-queue")
+    screenshot(officer, screenshots, "e2e-3-officer-queue")
 
     # ...opens it: the application, both invoices and the computed amount.
     row.locator(f"a[href$='/bank/deals/{deal_id}']").click()
     officer.wait_for_load_state()
     assert officer.url.endswith(f"/bank/deals/{deal_id}")
     page_text = officer.locator("main").inner_text()
-    for number in (line["number"] for line in body["invoices"]):
-        assert number in page_text
-    screenshot(officer, screenshots, "e2e-2-officer-deal")
+    for line in lines:
+        assert line["number"] in page_text
+    screenshot(officer, screenshots, "e2e-4-officer-deal")
 
-    # ...and approves it through the form: 160,000 is above BOC-NB's second-approval amount
-    # (150,000), so it is only a first approval, awaiting a checker.
+    # ...and approves 160,000, above BOC-NB's second-approval amount (150,000): only a first
+    # approval, awaiting a checker; never theirs to confirm.
     approve_on_desk(officer, base, deal_id, amount="160000.00", annual_rate="0.0410")
     assert officer.url.endswith(f"/bank/deals/{deal_id}")
     assert "Awaiting a second approval" in officer.locator("main .status").inner_text()
-    assert officer.locator("form:has([name=confirm])").count() == 0  # never their own check
-    screenshot(officer, screenshots, "e2e-3-officer-first-approval")
+    assert officer.locator("form:has([name=confirm])").count() == 0
+    screenshot(officer, screenshots, "e2e-5-officer-first-approval")
 
     # A second officer, a checker, finds it under "awaiting my check" and confirms it.
     checker = new_page()
     login(checker, base, "boc-checker")
     checker.goto(f"{base}/bank/?show=check")
     assert checker.locator(f"a[href$='/bank/deals/{deal_id}']").count() == 1
-    screenshot(checker, screenshots, "e2e-4-checker-queue")
+    screenshot(checker, screenshots, "e2e-6-checker-queue")
     checker.goto(f"{base}/bank/deals/{deal_id}")
     assert "First approval by boc-officer" in checker.locator("main").inner_text()
+    screenshot(checker, screenshots, "e2e-7-checker-deal")
     confirm_on_desk(checker, base, deal_id)
     assert "Approved" in checker.locator("main .status").inner_text()
     assert checker.locator("form:has([name=confirm])").count() == 0  # nothing left to decide
-    screenshot(checker, screenshots, "e2e-5-checker-approved")
 
-    # The exporter sees it approved, at the amount and rate the first officer entered.
+    # The exporter's deal page shows it approved, in Chinese, then in English after the switch.
     approved = wait_for_state(base, deal_id, "approved", timeout=10)
     assert Decimal(approved["amounts"]["approved"]) == Decimal("160000.00")
-    assert approved["bank"]["bank_id"] == "BOC-NB"
-    assert approved["decision"]["officer"] == "boc-officer"
-    assert approved["decision"]["checker"] == "boc-checker"
+    assert (approved["decision"]["officer"], approved["decision"]["checker"]) == (
+        "boc-officer", "boc-checker")
+    exporter.goto(f"{base}/exporter/deals/{deal_id}")
+    text = exporter.locator("main").inner_text()
+    assert "已批准" in text and "160,000.00" in text
+    assert "boc-checker" not in text  # the bank's internal check is not the exporter's
+    screenshot(exporter, screenshots, "e2e-8-exporter-deal-approved-zh")
+    switch_language(exporter, "en")
+    assert exporter.url.endswith(f"/exporter/deals/{deal_id}")
+    text = exporter.locator("main").inner_text()
+    assert "Approved" in text and "USD 160,000.00" in text
+    screenshot(exporter, screenshots, "e2e-9-exporter-deal-approved-en")
+    # The choice is remembered: the deals list stays in English.
+    exporter.goto(f"{base}/exporter/")
+    assert exporter.locator("html").get_attribute("lang").startswith("en")
