@@ -145,3 +145,38 @@ def test_exporter_user_is_refused_403(app, at_boc, api):
     token = csrf_of(client.get("/exporter/").get_data(as_text=True))
     assert decline(client, at_boc, token, "no").status_code == 403
     assert api.get(at_boc, "boc").get_json()["state"] == "pending_bank"
+
+
+def test_a_form_after_the_insurer_suspended_the_limit_says_so_and_records_nothing(
+        app, at_boc, api):
+    """The buyer limit was suspended between page load and approval: a clear 409, never a
+    500, the decline form still there (the bank should decline), nothing recorded."""
+    import json
+    from decimal import Decimal
+
+    from tests.conftest import demo_text
+    from workflow.reference import parse_reference, store_reference
+
+    client = signed_in(app, "boc-officer")
+    _, token = form_page(client, at_boc)
+    limits = json.loads(demo_text(), parse_float=Decimal)["limits"]
+    limits[0]["status"] = "suspended"
+    store_reference(app.extensions["xinbao"].store.redis, parse_reference({"limits": limits}))
+    rv = approve(client, at_boc, token, amount="50000.00", annual_rate="0.0420")
+    assert rv.status_code == 409 and rv.mimetype == "text/html"
+    html = rv.get_data(as_text=True)
+    assert "no longer in force" in html and "Decline the deal" in html
+    assert 'name="decline"' in html
+    assert api.get(at_boc, "boc").get_json()["state"] == "pending_bank"
+
+
+def test_a_form_after_the_deadline_passed_is_stale(app, at_boc, api, clock):
+    clock.advance(hours=25)  # BOC-NB decides within 24 hours; the sweep has not run yet
+    client = signed_in(app, "boc-officer")  # a fresh login, as the form would ask for
+    token = csrf_of(page(client, "/bank/"))
+    rv = approve(client, at_boc, token, amount="50000.00", annual_rate="0.0420")
+    assert rv.status_code == 409
+    html = rv.get_data(as_text=True)
+    assert "Nothing was recorded" in html
+    assert 'name="approve"' not in html  # the page offers nothing the deal no longer allows
+    assert api.get(at_boc, "boc").get_json()["state"] == "pending_bank"  # until the sweep
