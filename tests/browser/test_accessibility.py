@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.browser.conftest import DESKTOP, PHONE, LiveStack
 from tests.browser.steps import (
@@ -21,6 +22,8 @@ from tests.browser.steps import (
 
 pytestmark = pytest.mark.browser
 
+BOC_TOKEN = "demo-bank-boc-nb-0001"
+
 
 @pytest.fixture(scope="module")
 def pending_deal(live_stack: LiveStack) -> dict[str, Any]:
@@ -28,6 +31,23 @@ def pending_deal(live_stack: LiveStack) -> dict[str, Any]:
     body = haixin_application(live_stack.fresh_invoices(1))
     deal = submit_via_api(live_stack.base, body)
     return wait_for_state(live_stack.base, deal["id"], "pending_bank", bank="BOC-NB")
+
+
+@pytest.fixture(scope="module")
+def awaiting_check(live_stack: LiveStack) -> dict[str, Any]:
+    """A deal pending at BOC-NB with boc-officer's first approval above the bank's
+    second-approval amount (given through the API), awaiting a checker."""
+    body = haixin_application(live_stack.fresh_invoices(1), amount="200000.00")
+    deal = submit_via_api(live_stack.base, body)
+    wait_for_state(live_stack.base, deal["id"], "pending_bank", bank="BOC-NB")
+    response = requests.post(
+        f"{live_stack.base}/api/v1/deals/{deal['id']}/decision",
+        json={"decision": "approve", "amount": "160000.00", "officer": "boc-officer"},
+        headers={"Authorization": f"Bearer {BOC_TOKEN}"},
+        timeout=10,
+    )
+    assert response.status_code == 200 and response.json()["first_approval"], response.text
+    return response.json()
 
 
 def check(page: Any, name: str, folder: Path, phone: bool, problems: list[str]) -> None:
@@ -48,6 +68,7 @@ def test_pages_have_no_serious_accessibility_violations(
     new_page: Any,
     screenshots: Path,
     pending_deal: dict[str, Any],
+    awaiting_check: dict[str, Any],
     viewport: dict[str, int],
 ) -> None:
     size = "phone" if viewport is PHONE else "desktop"
@@ -85,6 +106,18 @@ def test_pages_have_no_serious_accessibility_violations(
     visit(officer, "/reauthenticate", "reauthenticate")
     visit(officer, "/bank/deals/D-NO-SUCH-DEAL", "desk-deal-not-found", 404)
     visit(officer, "/exporter/", "forbidden", 403)
+
+    visit(officer, "/bank/?show=mine", "desk-queue-mine")
+    visit(officer, f"/bank/deals/{awaiting_check['id']}", "desk-deal-first-approval-maker")
+
+    checker = new_page(viewport=viewport)
+    login(checker, base, "boc-checker")
+    visit(checker, "/bank/?show=check", "desk-queue-awaiting-my-check")
+    visit(checker, f"/bank/deals/{awaiting_check['id']}", "desk-deal-awaiting-my-check")
+    # The send-back form sent without a reason: the error beside the field.
+    checker.locator("form:has([name=send_back]) [name=send_back]").click()
+    checker.wait_for_load_state()
+    check(checker, f"{size}-desk-send-back-errors", screenshots, phone, problems)
 
     exporter = new_page(viewport=viewport)
     login(exporter, base, "haixin")
