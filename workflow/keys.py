@@ -42,6 +42,12 @@ def by_bank(bank_id: str) -> str:
     return f"{P}idx:bank:{bank_id}"
 
 
+def bank_state(bank_id: str, state: str) -> str:
+    """The deals a bank holds (or last held) in one state, scored by when they got there:
+    the desk's filter by state."""
+    return f"{P}idx:bank:{bank_id}:state:{state}"
+
+
 def bank_queue(bank_id: str) -> str:
     """Deals pending the bank's decision, scored by decision deadline."""
     return f"{P}idx:bank:{bank_id}:pending"

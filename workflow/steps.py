@@ -15,6 +15,7 @@ from workflow.states import TERMINAL, WORKER_OWNED, State
 from workflow.store import (
     DealStore,
     Ops,
+    epoch_seconds,
     index_ops,
 )
 
@@ -35,8 +36,24 @@ class Steps:
 
     # --- index bookkeeping that goes with every transition ------------------------------------
 
-    def _ops(self, deal: Deal, new: State, now: datetime, due: datetime | None, ops: Ops) -> Ops:
+    def _ops(
+        self,
+        deal: Deal,
+        new: State,
+        now: datetime,
+        due: datetime | None,
+        ops: Ops,
+        new_bank: str | None = None,
+    ) -> Ops:
         old = deal.state
+        old_bank = deal.bank_id
+        if (old_bank, old) != (new_bank, new):
+            # A deal is in its bank's index of its state while a bank holds it (and stays
+            # in it once ended there, as that bank's history).
+            if old_bank:
+                ops.zrem(keys.bank_state(old_bank, old), deal.id)
+            if new_bank:
+                ops.zadd(keys.bank_state(new_bank, new), epoch_seconds(now), deal.id)
         if due is None and new in WORKER_OWNED:
             due = now + timedelta(seconds=self.settings.stale_after_seconds)
         index_ops(deal, new, now, due, ops)
@@ -70,7 +87,8 @@ class Steps:
         ops: Ops | None = None,
     ) -> Deal:
         now = self.clock()
-        all_ops = self._ops(deal, new, now, due, ops or Ops())
+        new_bank = (changes or {}).get("bank_id", deal.bank_id) or None
+        all_ops = self._ops(deal, new, now, due, ops or Ops(), new_bank)
         if new in TERMINAL and deal.fields.get("reserved_amount"):
             # _ops releases the reservation: the deal no longer claims one.
             changes = {**(changes or {}), "reserved_amount": None}

@@ -179,3 +179,15 @@ def test_formatting_helpers():
     assert time_left("2026-11-25T10:00:00+00:00", now) == "1 d 1 h"
     assert time_left("2026-11-24T09:30:00+00:00", now) == "30 min"
     assert time_left("2026-11-24T08:00:00+00:00", now) == "passed"
+
+
+def test_the_all_deals_tab_filters_by_state_from_the_banks_indexes(app, api, two_at_boc):
+    first, second = two_at_boc
+    assert api.decide(first, "boc", decision="approve").status_code == 200
+    client = signed_in(app, "boc-officer")
+    assert deal_ids(page(client, "/bank/?show=all&state=approved")) == [first]
+    assert deal_ids(page(client, "/bank/?show=all&state=pending_bank")) == [second]
+    assert set(deal_ids(page(client, "/bank/?show=all"))) == {first, second}
+    # An unknown state is no filter; ICBC's approved deals are not BOC's.
+    assert set(deal_ids(page(client, "/bank/?show=all&state=bogus"))) == {first, second}
+    assert deal_ids(page(signed_in(app, "icbc-officer"), "/bank/?show=all&state=approved")) == []

@@ -643,7 +643,8 @@ class DealModel(RuleBasedStateMachine):
         indexes = ([keys.by_state(s) for s in State] + [keys.deadlines()]
                    + [keys.bank_queue(b) for b in BANKS]
                    + [keys.awaiting_check(b) for b in BANKS]
-                   + [keys.first_approvals_by(b, o) for b in BANKS for o in OFFICERS])
+                   + [keys.first_approvals_by(b, o) for b in BANKS for o in OFFICERS]
+                   + [keys.bank_state(b, s) for b in BANKS for s in State])
         pipe = r.pipeline(transaction=False)
         pipe.keys(keys.deal("*"))
         pipe.keys(keys.receivable("*", "*", "*"))
@@ -737,6 +738,13 @@ class DealModel(RuleBasedStateMachine):
                     mine = indexed[keys.first_approvals_by(bank, officer)].get(deal_id)
                     check((mine is not None) == (should and first["officer"] == officer),
                           f"{deal_id} ({first}) in {officer}'s first approvals at {bank}")
+            # The desk's filter by state: in its bank's index of its state, and no other.
+            for bank in BANKS:
+                for index_state in State:
+                    inside = deal_id in indexed[keys.bank_state(bank, index_state)]
+                    should = fields.get("bank_id") == bank and index_state == state
+                    check(inside == should, f"{deal_id} ({state} at {fields.get('bank_id')}) "
+                          f"{'in' if inside else 'missing from'} {bank}'s {index_state} index")
             decision = json.loads(fields.get("decision") or "null")
             threshold = SECOND_APPROVAL_ABOVE.get(fields.get("bank_id") or "")
             if (state in AFTER_APPROVAL and threshold and decision

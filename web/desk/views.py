@@ -41,6 +41,21 @@ DUE_SOON = timedelta(hours=2)
 # The queue's views: pending the bank's decision (""), awaiting my check, my first approvals
 # awaiting someone else's check, every deal ever offered.
 VIEWS = ("", "check", "mine", "all")
+# The states a bank can filter its deals by: those a deal is in while a bank holds it.
+BANK_STATES = tuple(
+    s
+    for s in State
+    if s
+    not in (
+        State.SUBMITTED,
+        State.VERIFYING,
+        State.ON_HOLD,
+        State.REJECTED,
+        State.ROUTING,
+        State.UNPLACED,
+    )
+)
+
 
 def officer_bank() -> str:
     return current_user.user.bank_id
@@ -52,8 +67,10 @@ def status_words(deal: Deal, bank_id: str) -> str:
     if holds(deal, bank_id) and deal.state == State.PENDING_BANK:
         first = deal.get("first_approval")
         if first:
-            return _("Awaiting a second approval (approved first by %(officer)s)",
-                     officer=first["officer"])
+            return _(
+                "Awaiting a second approval (approved first by %(officer)s)",
+                officer=first["officer"],
+            )
         return _("Pending your decision")
     if holds(deal, bank_id) or deal.state != State.ROUTING:
         return state_words(deal.state)
@@ -103,8 +120,11 @@ def index() -> Any:
     pipe.zcard(mine_key)
     pending, due_soon, past_deadline, awaiting, mine = pipe.execute()
     offset = (page - 1) * PER_PAGE
+    state = request.args.get("state", "")
+    state = state if show_all and state in BANK_STATES else ""
     if show_all:
-        total, deals = store.page(keys.by_bank(bank_id), offset, PER_PAGE, True)
+        index = keys.bank_state(bank_id, state) if state else keys.by_bank(bank_id)
+        total, deals = store.page(index, offset, PER_PAGE, True)
         deals = seen_by_bank(deals, bank_id)
     elif show == "check" and user.checker:
         total, deals = _awaiting_my_check(awaiting_key, mine_key, offset)
@@ -145,6 +165,8 @@ def index() -> Any:
         rows=rows,
         show=show,
         show_all=show_all,
+        state=state,
+        states=[(str(s), state_words(s)) for s in BANK_STATES],
         page=page,
         last_page=last_page,
         total=total,
@@ -431,9 +453,7 @@ def _decision_words(exc: InvalidDecision, deal_id: str, bank_id: str) -> str:
         return str(exc)
     deal, _events = _seen(deal_id, bank_id)
     offered = money(deal.fields.get("eligible_amount"), deal.fields.get("currency", ""))
-    return _(
-        "Must be more than 0 and at most the financeable amount, %(amount)s.", amount=offered
-    )
+    return _("Must be more than 0 and at most the financeable amount, %(amount)s.", amount=offered)
 
 
 def _refused(deal_id: str, action: str, form: Any, problem: str | None, status: int) -> Any:
