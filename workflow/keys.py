@@ -145,6 +145,16 @@ def limits() -> str:
     return f"{P}ref:limits"
 
 
+def policies_by_exporter() -> str:
+    """Hash: exporter USCC -> JSON list of its policy numbers (its application form's)."""
+    return f"{P}ref:policies-by-exporter"
+
+
+def limits_by_policy() -> str:
+    """Hash: policy number -> JSON list of the limit ids loaded under it."""
+    return f"{P}ref:limits-by-policy"
+
+
 def limit_lookups() -> str:
     """Set of the (policy, buyer) lookup-set key names the loaded limits filled."""
     return f"{P}ref:limit-lookups"

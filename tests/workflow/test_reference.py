@@ -326,6 +326,26 @@ def test_reload_updates_records(any_redis, demo_doc):
     assert ReferenceRepository(any_redis).limit("LIM-HX-DE0001").amount == Decimal("650000.00")
 
 
+def test_an_exporters_policies_and_their_limits_follow_a_reload(any_redis, demo_doc):
+    """The application form reads an exporter's policies and their limits through lookup
+    hashes the loader rebuilds whole: a policy moved to another exporter, or a limit moved to
+    another policy, is found only where the file now puts it."""
+    store_reference(any_redis, parse_reference(demo_doc))
+    ref = ReferenceRepository(any_redis)
+    haixin = [p.policy_no for p in ref.policies_of(HAIXIN)]
+    assert "SIN-2026-0001" in haixin
+    assert "LIM-HX-DE0001" in [lim.limit_id for lim in ref.limits_under(haixin)]
+    moved = next(p for p in demo_doc["policies"] if p["policy_no"] == "SIN-2026-0001")
+    moved["exporter_uscc"] = NANHAI
+    store_reference(any_redis, parse_reference({"policies": demo_doc["policies"]}))
+    assert "SIN-2026-0001" not in [p.policy_no for p in ref.policies_of(HAIXIN)]
+    assert "SIN-2026-0001" in [p.policy_no for p in ref.policies_of(NANHAI)]
+    demo_doc["limits"] = [lim for lim in demo_doc["limits"] if lim["limit_id"] != "LIM-HX-DE0001"]
+    store_reference(any_redis, parse_reference({"limits": demo_doc["limits"]}))
+    assert "LIM-HX-DE0001" not in [lim.limit_id for lim in ref.limits_under(["SIN-2026-0001"])]
+    assert ref.limits_under([]) == [] and ref.policies_of("91000000000000000X") == []
+
+
 def test_tokens_stored_only_hashed(any_redis, demo_reference):
     store_reference(any_redis, demo_reference)
     everything = json.dumps(dump(any_redis), ensure_ascii=False)

@@ -3,6 +3,7 @@ withdrawal. Every step goes through the workflow and the API's schemas, as the J
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import date
@@ -210,7 +211,7 @@ def new_application() -> Any:
     buttons that re-render the form with everything typed kept)."""
     uscc = exporter_uscc()
     choices = Choices.of(uscc, flow().clock().date())
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         first = choices.limits[0] if choices.limits else None
         form = ApplicationForm(
             formdata=None,
@@ -221,6 +222,10 @@ def new_application() -> Any:
             invoices=_blank_lines(LINES_STEP),
         )
         return _render_form(_with_choices(form, choices), choices)
+    if any(_bad_line_key(name) for name in request.form):
+        # A tampered field name: WTForms would take "invoices-²-number" for a line number
+        # and fail on it. Nothing of such a post is read.
+        abort(400)
     form = _with_choices(ApplicationForm(), choices)
     key = form.idempotency_key.data if _valid_key(form.idempotency_key.data) else _new_key()
     lines = _lines_of(form)
@@ -228,13 +233,23 @@ def new_application() -> Any:
         room = MAX_INVOICES - len(lines)
         form = _form_with(form, lines + _blank_lines(min(LINES_STEP, room)), key)
         return _render_form(_with_choices(form, choices), choices)
-    remove = request.form.get("remove", type=int)
-    if remove is not None:
+    if "remove" in request.form:
+        # A "Remove" button was pressed: never a submission, whatever its value says.
+        remove = request.form.get("remove", type=int)
         kept = [line for pos, line in enumerate(lines) if pos != remove] or _blank_lines(1)
         form = _form_with(form, kept, key)
         return _render_form(_with_choices(form, choices), choices)
     form.idempotency_key.data = key
     return _submit(form, choices, uscc)
+
+
+_LINE_KEY = re.compile(r"invoices-([^-]*)-.*", re.S)
+
+
+def _bad_line_key(name: str) -> bool:
+    """Whether a posted name is an invoice line field whose index is not plain 0-9 digits."""
+    found = _LINE_KEY.fullmatch(name)
+    return found is not None and not (found.group(1).isascii() and found.group(1).isdigit())
 
 
 def _submit(form: ApplicationForm, choices: Choices, uscc: str) -> Any:
@@ -362,6 +377,8 @@ def _add_error(
         target = "_form"
     if target in ("policy_no", "buyer") and target in errors:
         return  # the form's own words on the choice already say it
+    if target == "buyer" and "policy_no" in errors:
+        return  # no buyer could be taken from a policy that is not the exporter's
     known = errors.setdefault(target, [])
     known.extend(m for m in messages if m not in known)
 

@@ -187,6 +187,10 @@ def _write(
     if "policies" in sections:
         by_name = {p.policy_no: p for p in data.policies}
         _replace_records(pipe, before, keys.policies(), keys.policy, by_name)
+        by_exporter: dict[str, list[str]] = {}
+        for policy in sorted(data.policies, key=lambda p: p.policy_no):
+            by_exporter.setdefault(policy.exporter_uscc, []).append(policy.policy_no)
+        _replace_hash(pipe, keys.policies_by_exporter(), by_exporter)
     if "limits" in sections:
         ids = {lim.limit_id for lim in data.limits}
         # Reservations (xb:limit:{id}:...) belong to live deals and stay; only the record goes.
@@ -204,6 +208,10 @@ def _write(
             lookups.add(lookup)
         _replace_registry(pipe, keys.limits(), ids)
         _replace_registry(pipe, keys.limit_lookups(), lookups)
+        by_policy: dict[str, list[str]] = {}
+        for lim in sorted(data.limits, key=lambda lim: lim.limit_id):
+            by_policy.setdefault(lim.policy_no, []).append(lim.limit_id)
+        _replace_hash(pipe, keys.limits_by_policy(), by_policy)
     if "declarations" in sections:
         written = {
             keys.declaration(d.policy_no, d.buyer_code, d.invoice_number) for d in data.declarations
@@ -241,6 +249,13 @@ def _write(
     if "exporters" in sections:
         by_name = {e.uscc: e for e in data.exporters}
         _replace_records(pipe, before, keys.exporters(), keys.exporter, by_name)
+
+
+def _replace_hash(pipe: Any, key: str, lists: dict[str, list[str]]) -> None:
+    """Queue the replacement of a lookup hash whole: name -> JSON list."""
+    pipe.delete(key)
+    if lists:
+        pipe.hset(key, mapping={name: json.dumps(items) for name, items in lists.items()})
 
 
 def _replace_records(

@@ -121,25 +121,19 @@ class ReferenceRepository:
         return [lim for lim in found if lim is not None]
 
     def policies_of(self, uscc: str) -> list[Policy]:
-        """The policies held by exporter ``uscc``, by number (for its application form)."""
-        numbers = sorted(as_text(n) for n in self.redis.smembers(keys.policies()))
+        """The policies held by exporter ``uscc``, by number (for its application form):
+        read through the exporter's own list, whatever the size of the insurer's book."""
+        numbers = json.loads(self.redis.hget(keys.policies_by_exporter(), uscc) or "[]")
         found = (_policy(raw) for raw in self._mget([keys.policy(n) for n in numbers]))
         return [p for p in found if p is not None and p.exporter_uscc == uscc]
 
     def limits_under(self, policy_nos: list[str]) -> list[BuyerLimit]:
         """Every buyer limit loaded under these policies, by policy, buyer and limit id."""
-        wanted = set(policy_nos)
-        prefixes = tuple(keys.limits_for(n, "") for n in wanted)
-        lookups = sorted(
-            name
-            for name in (as_text(k) for k in self.redis.smembers(keys.limit_lookups()))
-            if prefixes and name.startswith(prefixes)
-        )
-        pipe = self.redis.pipeline(transaction=False)
-        for name in lookups:
-            pipe.smembers(name)
-        ids = sorted({as_text(i) for members in pipe.execute() for i in members})
-        # A prefix can also match a longer policy number ("P:1" under "P"): keep exact ones.
+        wanted = sorted(set(policy_nos))
+        if not wanted:
+            return []
+        lists = self.redis.hmget(keys.limits_by_policy(), wanted)
+        ids = sorted({i for raw in lists if raw for i in json.loads(raw)})
         found = [lim for lim in self._limits(ids) if lim.policy_no in wanted]
         return sorted(found, key=lambda lim: (lim.policy_no, lim.buyer_code, lim.limit_id))
 
