@@ -48,6 +48,11 @@ def bank_state(bank_id: str, state: str) -> str:
     return f"{P}idx:bank:{bank_id}:state:{state}"
 
 
+def bank_missed(bank_id: str) -> str:
+    """The deals whose decision deadline the bank let pass, scored by that deadline."""
+    return f"{P}idx:bank:{bank_id}:missed"
+
+
 def bank_queue(bank_id: str) -> str:
     """Deals pending the bank's decision, scored by decision deadline."""
     return f"{P}idx:bank:{bank_id}:pending"

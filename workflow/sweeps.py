@@ -9,7 +9,9 @@ from workflow.reasons import Reason
 from workflow.states import State
 from workflow.steps import SWEEPER, Steps
 from workflow.store import (
+    Ops,
     VersionConflict,
+    epoch_seconds,
 )
 
 
@@ -35,12 +37,17 @@ class Sweeps(Steps):
             deadline = deal.fields.get("deadline")
             if deadline and datetime.fromisoformat(deadline) > now:
                 continue
+            ops = Ops()
+            if deal.bank_id and deadline:
+                missed_at = epoch_seconds(datetime.fromisoformat(deadline))
+                ops.zadd(keys.bank_missed(deal.bank_id), missed_at, deal.id)
             try:
                 self._move(
                     deal,
                     State.ROUTING,
                     actor=SWEEPER,
                     event="deadline_missed",
+                    ops=ops,
                     reasons=[str(Reason.BANK_DEADLINE_MISSED)],
                     changes={
                         "bank_id": None,

@@ -191,3 +191,16 @@ def test_the_all_deals_tab_filters_by_state_from_the_banks_indexes(app, api, two
     # An unknown state is no filter; ICBC's approved deals are not BOC's.
     assert set(deal_ids(page(client, "/bank/?show=all&state=bogus"))) == {first, second}
     assert deal_ids(page(signed_in(app, "icbc-officer"), "/bank/?show=all&state=approved")) == []
+
+
+def test_the_deadline_missed_today_counter(app, two_at_boc, clock):
+    """A deadline passed counts today whether the sweep has moved the deal on yet or not, and
+    no longer tomorrow (Asia/Shanghai days)."""
+    missed = re.compile(r'class="count">(\d+)</span> deadline missed today')
+    clock.advance(hours=23, minutes=1)  # the first deal's deadline has just passed
+    assert missed.search(page(signed_in(app, "boc-officer"), "/bank/")).group(1) == "1"
+    assert app.extensions["xinbao"].expire_deadlines() == [two_at_boc[0]]
+    assert missed.search(page(signed_in(app, "boc-officer"), "/bank/")).group(1) == "1"
+    clock.advance(days=1)
+    app.extensions["xinbao"].expire_deadlines()
+    assert not missed.search(page(signed_in(app, "boc-officer"), "/bank/"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -38,6 +39,7 @@ from workflow.visibility import holds
 PER_PAGE = 25
 MAX_PAGE = 100_000
 DUE_SOON = timedelta(hours=2)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 # The queue's views: pending the bank's decision (""), awaiting my check, my first approvals
 # awaiting someone else's check, every deal ever offered.
 VIEWS = ("", "check", "mine", "all")
@@ -118,7 +120,8 @@ def index() -> Any:
     pipe.zcount(queue_key, "-inf", f"({epoch_seconds(now)}")
     pipe.zcard(awaiting_key)
     pipe.zcard(mine_key)
-    pending, due_soon, past_deadline, awaiting, mine = pipe.execute()
+    pipe.zcount(keys.bank_missed(bank_id), epoch_seconds(_start_of_day(now)), "+inf")
+    pending, due_soon, past_deadline, awaiting, mine, missed = pipe.execute()
     offset = (page - 1) * PER_PAGE
     state = request.args.get("state", "")
     state = state if show_all and state in BANK_STATES else ""
@@ -175,10 +178,18 @@ def index() -> Any:
             "due_soon": due_soon,
             "past_deadline": past_deadline,
             "awaiting": awaiting,
+            # Today on the pages' clock (Asia/Shanghai): swept already, or past and not yet.
+            "missed_today": missed + past_deadline,
             "awaiting_me": max(awaiting - mine, 0) if user.checker else 0,
             "mine": mine,
         },
     )
+
+
+def _start_of_day(now: datetime) -> datetime:
+    """Midnight today in Asia/Shanghai, the day officers count in."""
+    local = now.astimezone(SHANGHAI)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _awaiting_my_check(awaiting_key: str, mine_key: str, offset: int) -> tuple[int, list[Deal]]:
