@@ -17,6 +17,8 @@ from web.auth.session import fresh_login_required, role_required
 from web.desk import desk
 from web.desk.forms import ApproveForm, ConfirmForm, DeclineForm, SendBackForm
 from web.formatting import money, time_left, to_datetime
+from web.paging import PER_PAGE, page_number
+from web.paging import last_page as pages_for
 from web.schemas import deal_view
 from web.words import bank_timeline, check_rows, reason_words, state_words
 from workflow import keys
@@ -36,8 +38,6 @@ from workflow.store import epoch_seconds
 from workflow.users import OFFICER
 from workflow.visibility import holds
 
-PER_PAGE = 25
-MAX_PAGE = 100_000
 DUE_SOON = timedelta(hours=2)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # The queue's views: pending the bank's decision (""), awaiting my check, my first approvals
@@ -87,10 +87,6 @@ def _due_soon(deadline: str | None, now: datetime) -> bool:
     return moment is not None and moment <= now + DUE_SOON
 
 
-def _page_number() -> int:
-    page = request.args.get("page", 1, type=int) or 1
-    return min(max(page, 1), MAX_PAGE)
-
 
 def _exporter_names(deals: list[Deal]) -> dict[str, str]:
     """The exporters' names on a page, in one round trip (not one per exporter)."""
@@ -109,7 +105,7 @@ def index() -> Any:
     if show not in VIEWS:
         show = ""
     show_all = show == "all"
-    page = _page_number()
+    page = page_number()
     store, now = flow().store, flow().clock()
     queue_key = keys.bank_queue(bank_id)
     awaiting_key = keys.awaiting_check(bank_id)
@@ -158,7 +154,7 @@ def index() -> Any:
                 "updated_at": f.get("updated_at"),
             }
         )
-    last_page = max((total + PER_PAGE - 1) // PER_PAGE, 1)
+    last_page = pages_for(total, PER_PAGE)
     bank = flow().reference.bank(bank_id)
     return render_template(
         "desk/queue.html",

@@ -18,6 +18,8 @@ from tasks.pipeline import schedule_drain
 from web.api import IDEMPOTENCY_KEY_RE, flow, known_id
 from web.auth.session import role_required
 from web.errors import flatten_messages
+from web.paging import PER_PAGE, page_number
+from web.paging import last_page as pages_for
 from web.portal import portal
 from web.portal.forms import LINE_FIELDS, LINES_STEP, ApplicationForm, WithdrawForm
 from web.schemas import MAX_INVOICES, DealRequestSchema, WithdrawSchema, deal_view
@@ -41,8 +43,6 @@ from workflow.states import TERMINAL, WORKER_OWNED, State, sources_of
 from workflow.users import EXPORTER
 from workflow.visibility import public_event
 
-PER_PAGE = 25
-MAX_PAGE = 100_000
 # While a worker is moving the deal, its page reloads itself this often (no script needed).
 REFRESH_SECONDS = 5
 
@@ -53,10 +53,6 @@ _withdraw = WithdrawSchema()
 def exporter_uscc() -> str:
     return current_user.user.exporter_uscc
 
-
-def _page_number() -> int:
-    page = request.args.get("page", 1, type=int) or 1
-    return min(max(page, 1), MAX_PAGE)
 
 
 def _bank_names(bank_ids: set[str]) -> dict[str, str]:
@@ -82,7 +78,7 @@ def index() -> Any:
     """The exporter's deals, newest first, from its own index."""
     user = current_user.user
     uscc = exporter_uscc()
-    page = _page_number()
+    page = page_number()
     total, deals = flow().store.page(keys.by_exporter(uscc), (page - 1) * PER_PAGE, PER_PAGE, True)
     names = _bank_names({b for b in (_with_bank(d) for d in deals) if b})
     rows = []
@@ -103,7 +99,7 @@ def index() -> Any:
                 "bank": names.get(bank_id) if bank_id else None,
             }
         )
-    last_page = max((total + PER_PAGE - 1) // PER_PAGE, 1)
+    last_page = pages_for(total, PER_PAGE)
     exporter = flow().reference.exporter(uscc)
     return render_template(
         "portal/index.html",
