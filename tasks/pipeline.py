@@ -99,6 +99,16 @@ def sweep_deadlines() -> int:
     return len(rerouted)
 
 
+@shared_task(name="xinbao.lapse_approvals", **RETRY)
+def lapse_approvals() -> int:
+    """Beat: approvals never disbursed within their lapse period are cancelled, freeing
+    their buyer-limit reservation and their invoices."""
+    lapsed = workflow().lapse_approvals()
+    for deal_id in lapsed:
+        log.info("approval lapsed", extra={"deal_id": deal_id})
+    return len(lapsed)
+
+
 @shared_task(name="xinbao.sweep_stranded", **RETRY)
 def sweep_stranded() -> int:
     """Beat: re-dispatch every deal whose worker-owned step is overdue (a lost message, a

@@ -74,6 +74,7 @@ REASON_WORDS: dict[Reason, LazyString] = {
     Reason.BANK_TENOR_EXCEEDED: _l("The tenor is longer than the bank or the policy allows."),
     Reason.WITHDRAWN_BY_EXPORTER: _l("The exporter withdrew the application."),
     Reason.APPROVAL_CANCELLED_BY_BANK: _l("The approving bank cancelled its approval."),
+    Reason.APPROVAL_LAPSED: _l("The approval lapsed: the bank did not pay the advance in time."),
     Reason.BUYER_NAME_MISMATCH: _l("The buyer's stated name differs from the insurer's record."),
 }
 
@@ -111,6 +112,10 @@ EVENT_WORDS: dict[str, LazyString] = {
     "declined": lazy_pgettext("event", "Declined"),
     "withdrawn": lazy_pgettext("event", "Withdrawn"),
     "approval_cancelled": lazy_pgettext("event", "Approval cancelled"),
+    "approval_lapsed": lazy_pgettext("event", "Approval lapsed"),
+    "disbursed": lazy_pgettext("event", "Advance paid out"),
+    "repayment": lazy_pgettext("event", "Repayment received"),
+    "repaid": lazy_pgettext("event", "Repaid in full"),
     "deadline_missed": lazy_pgettext("event", "Deadline missed"),
     "first_approval": lazy_pgettext("event", "First approval (awaiting a checker)"),
     "first_approval_returned": lazy_pgettext("event", "First approval sent back"),

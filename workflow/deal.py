@@ -110,6 +110,8 @@ JSON_FIELDS = frozenset(
         "offered_banks",
         "first_approval",
         "returned_approval",
+        "loan",
+        "repayments",
         "pricing",
         "decision",
         "cancellation",

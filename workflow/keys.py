@@ -84,6 +84,17 @@ def drain_scheduled() -> str:
     return f"{P}queue:drain-scheduled"
 
 
+def approval_lapses() -> str:
+    """Approved deals not yet disbursed, scored by when their approval lapses."""
+    return f"{P}idx:approval-lapses"
+
+
+def due_dates() -> str:
+    """Disbursed deals, scored by the start of the day after their due date (UTC): the
+    overdue sweep's schedule."""
+    return f"{P}idx:due-dates"
+
+
 def deadlines() -> str:
     """Deals pending a bank, scored by the decision deadline (epoch seconds)."""
     return f"{P}sched:bank-deadlines"

@@ -31,6 +31,7 @@ from workflow.gateway import InsurerGateway
 from workflow.intake import Intake, Submitted, new_deal_id
 from workflow.placement import Decision, Placement
 from workflow.reference import ReferenceRepository
+from workflow.servicing import Disbursement, Repayment, Servicing
 from workflow.settings import Settings
 from workflow.steps import SWEEPER, WORKER
 from workflow.store import DealStore
@@ -38,7 +39,7 @@ from workflow.sweeps import Sweeps
 
 
 @dataclass
-class Workflow(Intake, Placement, Sweeps):
+class Workflow(Intake, Placement, Servicing, Sweeps):
     """Every step of the pipeline, over one store, reference data, insurer and clock."""
 
     store: DealStore
@@ -54,6 +55,8 @@ __all__ = [
     "AlreadyApproved",
     "DealNotFound",
     "Decision",
+    "Disbursement",
+    "Repayment",
     "DuplicateReceivable",
     "IdempotencyKeyReused",
     "InvalidDecision",

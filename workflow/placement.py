@@ -202,6 +202,10 @@ class Placement(Steps):
             "annual_rate": str(rate),
             **({"checker": checker} if checker else {}),
         }
+        now = self.clock()
+        ops = Ops().zadd(
+            keys.approval_lapses(), epoch_seconds(self._lapse_at(bank_id, now)), deal.id
+        )
         return self._move(
             deal,
             State.APPROVED,
@@ -212,8 +216,16 @@ class Placement(Steps):
                 "annual_rate": str(rate),
                 "decision": record,
                 "deadline": None,
+                "approved_at": now,
             },
+            ops=ops,
         )
+
+    def _lapse_at(self, bank_id: str, now: datetime) -> datetime:
+        """When an approval given now by ``bank_id`` lapses if it is never disbursed."""
+        bank = self.reference.bank(bank_id)
+        days = (bank.approval_lapse_days if bank else None) or self.settings.approval_lapse_days
+        return now + timedelta(days=days)
 
     def _first_approval(
         self, deal: Deal, bank_id: str, officer: str, amount: Decimal, rate: Decimal
@@ -243,9 +255,7 @@ class Placement(Steps):
             ops=ops,
         )
 
-    def _second_approval(
-        self, deal: Deal, bank_id: str, decision: Decision, first: dict
-    ) -> Deal:
+    def _second_approval(self, deal: Deal, bank_id: str, decision: Decision, first: dict) -> Deal:
         """The checker's confirmation of a first approval, on the maker's terms."""
         checker = officer_id(decision.officer)
         if checker == first["officer"]:

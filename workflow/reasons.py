@@ -35,6 +35,7 @@ class Reason(StrEnum):
     BANK_TENOR_EXCEEDED = "BANK_TENOR_EXCEEDED"
     WITHDRAWN_BY_EXPORTER = "WITHDRAWN_BY_EXPORTER"
     APPROVAL_CANCELLED_BY_BANK = "APPROVAL_CANCELLED_BY_BANK"
+    APPROVAL_LAPSED = "APPROVAL_LAPSED"
     # Warnings: recorded on the deal for the bank to see, never a refusal.
     BUYER_NAME_MISMATCH = "BUYER_NAME_MISMATCH"
 
@@ -68,6 +69,7 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.BANK_TENOR_EXCEEDED: "The tenor is longer than the bank or the policy allows.",
     Reason.WITHDRAWN_BY_EXPORTER: "The exporter withdrew the application.",
     Reason.APPROVAL_CANCELLED_BY_BANK: "The approving bank cancelled its approval.",
+    Reason.APPROVAL_LAPSED: "The approval lapsed: the bank did not pay the advance in time.",
     Reason.BUYER_NAME_MISMATCH: "The buyer's stated name differs from the insurer's record.",
 }
 

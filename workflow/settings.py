@@ -60,6 +60,9 @@ class Settings:
     session_idle_seconds: int = 1800
     # Approve, decline and disburse need the password entered at most this long ago.
     fresh_login_seconds: int = 600
+    # An approval never disbursed is cancelled this many days after it was given (a bank's
+    # own approval_lapse_days comes first).
+    approval_lapse_days: int = 30
 
     def __post_init__(self) -> None:
         _environment(self.env)
@@ -91,6 +94,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             lockout_seconds=_int("XINBAO_LOCKOUT_SECONDS", 900),
             session_idle_seconds=_int("XINBAO_SESSION_IDLE_SECONDS", 1800),
             fresh_login_seconds=_int("XINBAO_FRESH_LOGIN_SECONDS", 600),
+            approval_lapse_days=_int("XINBAO_APPROVAL_LAPSE_DAYS", 30),
         )
     finally:
         if env is not None:

@@ -65,6 +65,10 @@ class Steps:
                 if first:
                     ops.zrem(keys.awaiting_check(deal.bank_id), deal.id)
                     ops.zrem(keys.first_approvals_by(deal.bank_id, first["officer"]), deal.id)
+        if old == State.APPROVED and new != State.APPROVED:
+            ops.zrem(keys.approval_lapses(), deal.id)
+        if old in (State.DISBURSED, State.OVERDUE) and new not in (State.DISBURSED, State.OVERDUE):
+            ops.zrem(keys.due_dates(), deal.id)
         if new in TERMINAL:
             exposure = deal.fields.get("exposure")
             if exposure:

@@ -88,6 +88,17 @@ class Ops:
             deal_id,
         )
 
+    def shrink(self, exposure: str, deal_id: str, cents: int) -> Ops:
+        """Bring what the deal holds on a buyer exposure down to ``cents`` (never up): its
+        reservation becoming the smaller disbursed use, or principal coming back."""
+        return self._add(
+            "shrink",
+            self._key(keys.exposure_reservations(exposure)),
+            self._key(keys.exposure_reserved_total(exposure)),
+            deal_id,
+            str(cents),
+        )
+
     def lock(self, key: str, holder: str, ttl_seconds: int = 0) -> Ops:
         """Take ``key`` for ``holder``; fails the transition if another holder has it."""
         return self._add("lock", self._key(key), holder, str(ttl_seconds))

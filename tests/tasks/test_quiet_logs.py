@@ -28,7 +28,7 @@ def _received(name: str) -> None:
 
 def test_idle_sweeps_are_silent(caplog):
     caplog.set_level(logging.INFO)
-    for name in ("xinbao.sweep_deadlines", "xinbao.sweep_stranded"):
+    for name in ("xinbao.sweep_deadlines", "xinbao.sweep_stranded", "xinbao.lapse_approvals"):
         _received(name)
         _succeeded(name, 0)
     assert caplog.records == []

@@ -163,3 +163,15 @@ def test_failed_publish_does_not_fail_the_caller(app, flow, monkeypatch):
     deal = committed(flow)
     tasks.dispatch_verify(deal.id)  # logs, does not raise
     assert flow.store.get(deal.id).state == State.SUBMITTED
+
+
+def test_the_lapse_sweep_cancels_an_approval_never_disbursed(app, flow, clock):
+    from workflow.pipeline import Decision
+
+    deal = committed(flow)
+    tasks.verify_deal.apply(args=[deal.id])
+    flow.decide(deal.id, "BOC-NB", Decision(True, "wang"))
+    assert tasks.lapse_approvals.apply().get() == 0
+    clock.advance(days=flow.settings.approval_lapse_days, seconds=1)
+    assert tasks.lapse_approvals.apply().get() == 1
+    assert flow.store.get(deal.id).state == State.CANCELLED

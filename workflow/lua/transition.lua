@@ -9,7 +9,8 @@
 --       | {"LOCKED", key_index, holder}
 
 local unpack = unpack or table.unpack
-local ARITY = {zadd = 3, zrem = 2, reserve = 5, release = 3, lock = 3, unlock = 2, rpush = 2}
+local ARITY = {zadd = 3, zrem = 2, reserve = 5, release = 3, shrink = 4, lock = 3, unlock = 2,
+               rpush = 2}
 
 local expected = ARGV[1]
 local expected_state = ARGV[2]
@@ -80,6 +81,19 @@ for _, op in ipairs(ops) do
     if held then
       redis.call("HDEL", key, a[3])
       redis.call("DECRBY", KEYS[tonumber(a[2])], held)
+    end
+  elseif name == "shrink" then
+    -- a: hash_idx, total_idx, member, cents: what the deal holds becomes at most ``cents``
+    -- (a reservation turned into a smaller use, a use paid down); it never grows here.
+    local held = tonumber(redis.call("HGET", key, a[3]) or "0")
+    local keep = tonumber(a[4])
+    if held > keep then
+      if keep > 0 then
+        redis.call("HSET", key, a[3], a[4])
+      else
+        redis.call("HDEL", key, a[3])
+      end
+      redis.call("DECRBY", KEYS[tonumber(a[2])], held - keep)
     end
   elseif name == "lock" then
     -- a: key_idx, holder, ttl_seconds (0 = held until unlocked)

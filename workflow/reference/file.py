@@ -32,6 +32,7 @@ from workflow.identifiers import (
 from workflow.identifiers import (
     validate_uscc as _uscc,
 )
+from workflow.interest import BASES, INTEREST_MODES
 from workflow.money import MAX_AMOUNT
 from workflow.reference.records import (
     STATUSES,
@@ -214,6 +215,18 @@ class BankSchema(_Strict):
         places=2,
         allow_nan=False,
         validate=validate.Range(min=Decimal(0), max=MAX_AMOUNT, min_inclusive=False),
+    )
+
+    interest_mode = fields.String(
+        load_default="at_maturity", validate=validate.OneOf(INTEREST_MODES)
+    )
+    day_count = fields.Dict(
+        keys=fields.String(validate=_currency),
+        values=fields.String(validate=validate.OneOf(sorted(BASES))),
+        load_default=dict,
+    )
+    approval_lapse_days = fields.Integer(
+        load_default=None, strict=True, validate=validate.Range(min=1, max=365)
     )
 
     @validates_schema

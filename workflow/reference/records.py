@@ -107,6 +107,13 @@ class Bank:
     # Maker-checker: an approval of this amount or more (in the deal's currency) needs a
     # second officer with the checker role; None = one officer always suffices.
     second_approval_above: Decimal | None = None
+    # The bank's advance product: interest deducted when the advance is paid out ("upfront",
+    # a discounted advance) or paid with the principal ("at_maturity").
+    interest_mode: str = "at_maturity"
+    # Day-count basis by currency where the bank departs from the market default.
+    day_count: dict[str, str] = field(default_factory=dict)
+    # Days after which an approval never disbursed lapses; None = the system's setting.
+    approval_lapse_days: int | None = None
 
     def needs_second_approval(self, amount: Decimal) -> bool:
         return self.second_approval_above is not None and amount >= self.second_approval_above

@@ -1,0 +1,269 @@
+"""Servicing an approved deal: paying out the advance and taking repayments, with interest.
+
+The buyer limit follows the money: at disbursement the deal's reservation (its invoice total)
+becomes a use of the principal paid out, the rest released in the same atomic step; each
+repayment of principal releases as much; the deal ends ``repaid`` when principal and
+interest are settled. Repayments are allocated to interest first, then principal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from workflow import keys
+from workflow.deal import Deal
+from workflow.errors import DealNotFound, InvalidDecision, WrongState
+from workflow.interest import UPFRONT, accrue, basis_for
+from workflow.money import fmt, quantize, to_cents
+from workflow.reasons import Reason
+from workflow.states import State
+from workflow.steps import SWEEPER, Steps
+from workflow.store import Ops, VersionConflict, epoch_seconds
+
+SERVICED = frozenset({State.DISBURSED, State.OVERDUE})
+
+
+@dataclass(frozen=True)
+class Disbursement:
+    officer: str
+    amount: Decimal
+    value_date: date
+    reference: str
+
+
+@dataclass(frozen=True)
+class Repayment:
+    officer: str
+    amount: Decimal
+    value_date: date
+    reference: str
+
+
+def due_score(due: date) -> float:
+    """When a deal with this due date is first unpaid: the start of the next day (UTC)."""
+    return epoch_seconds(datetime.combine(due + timedelta(days=1), datetime.min.time(), UTC))
+
+
+class Servicing(Steps):
+    """Disbursement, repayment and the lapse of approvals never disbursed."""
+
+    # --- disbursement ------------------------------------------------------------------------
+
+    def disburse(self, deal_id: str, bank_id: str, payout: Disbursement) -> Deal:
+        """Record the advance the approving bank paid out. Repeating it with the same
+        reference and amount (a double click, a client retry) returns the deal as it is."""
+        deal = self._bank_deal(deal_id, bank_id)
+        loan = deal.get("loan")
+        if loan is not None:
+            if loan.get("reference") == payout.reference and Decimal(loan["principal"]) == (
+                payout.amount
+            ):
+                return deal
+            raise WrongState(
+                f"deal {deal_id} was already disbursed (reference {loan.get('reference')})",
+                state=str(deal.state),
+            )
+        if deal.state != State.APPROVED:
+            raise WrongState(
+                f"deal {deal_id} is {deal.state}: only an approved deal is disbursed",
+                state=str(deal.state),
+            )
+        approved = deal.decimal("approved_amount") or Decimal(0)
+        if payout.amount <= 0 or payout.amount > approved:
+            raise InvalidDecision(
+                "amount", f"must be more than 0 and at most the approved {fmt(approved)}"
+            )
+        today = self.clock().date()
+        approved_on = self._approved_on(deal)
+        due = max(inv.due_date for inv in deal.application.invoices)
+        if payout.value_date > today or payout.value_date < approved_on:
+            raise InvalidDecision(
+                "value_date", f"must be between the approval ({approved_on}) and today ({today})"
+            )
+        if payout.value_date >= due:
+            raise InvalidDecision("value_date", f"must be before the due date {due}")
+        bank = self.reference.bank(bank_id)
+        mode = bank.interest_mode if bank else "at_maturity"
+        basis = basis_for(deal.fields["currency"], bank.day_count if bank else None)
+        rate = Decimal(deal.fields.get("annual_rate") or "0")
+        upfront = Decimal("0.00")
+        if mode == UPFRONT:
+            upfront = accrue(payout.amount, rate, payout.value_date, due, basis)
+        loan = {
+            "principal": fmt(payout.amount),
+            "value_date": payout.value_date.isoformat(),
+            "due_date": due.isoformat(),
+            "interest_mode": mode,
+            "basis": basis,
+            "annual_rate": str(rate),
+            "upfront_interest": fmt(upfront),
+            "net_paid_out": fmt(payout.amount - upfront),
+            "outstanding": fmt(payout.amount),
+            "accrued_interest": "0.00",
+            # Interest accrues from here: the value date, or for a discounted advance (its
+            # interest taken up front to the due date) from the due date on.
+            "accrued_to": (due if mode == UPFRONT else payout.value_date).isoformat(),
+            "principal_paid": "0.00",
+            "interest_paid": fmt(upfront),
+            "last_value_date": payout.value_date.isoformat(),
+            "reference": payout.reference,
+            "officer": payout.officer,
+        }
+        ops = Ops()
+        exposure = deal.fields.get("exposure")
+        if exposure:
+            ops.shrink(exposure, deal.id, to_cents(payout.amount))
+        ops.zadd(keys.due_dates(), due_score(due), deal.id)
+        try:
+            return self._move(
+                deal,
+                State.DISBURSED,
+                actor=f"bank:{bank_id}:{payout.officer}",
+                event="disbursed",
+                changes={
+                    "loan": loan,
+                    "repayments": [],
+                    "due_date": due,
+                    "reserved_amount": payout.amount,
+                },
+                ops=ops,
+            )
+        except VersionConflict as exc:
+            raise WrongState(
+                f"deal {deal_id} changed meanwhile; reload it", state=exc.state
+            ) from exc
+
+    # --- repayment ---------------------------------------------------------------------------
+
+    def repay(self, deal_id: str, bank_id: str, payment: Repayment) -> Deal:
+        """Record money the bank received on the advance, by value date. A repeat of a
+        repayment (same reference) returns the deal as it is."""
+        for _ in range(5):
+            deal = self._bank_deal(deal_id, bank_id)
+            known = [r for r in deal.get("repayments", []) if r["reference"] == payment.reference]
+            if known:
+                if Decimal(known[0]["amount"]) != payment.amount:
+                    raise WrongState(
+                        f"repayment {payment.reference} was recorded with another amount",
+                        state=str(deal.state),
+                    )
+                return deal
+            if deal.state not in SERVICED:
+                raise WrongState(
+                    f"deal {deal_id} is {deal.state}: repayments go on a disbursed deal",
+                    state=str(deal.state),
+                )
+            try:
+                return self._repay(deal, bank_id, payment)
+            except VersionConflict:
+                continue  # another repayment landed first: apply this one after it
+        raise WrongState(f"deal {deal_id} is changing too fast; try again")
+
+    def _repay(self, deal: Deal, bank_id: str, payment: Repayment) -> Deal:
+        loan = dict(deal.get("loan"))
+        today = self.clock().date()
+        last = date.fromisoformat(loan["last_value_date"])
+        if payment.value_date > today or payment.value_date < last:
+            raise InvalidDecision(
+                "value_date",
+                f"must be between the last value date on the advance ({last}) and today ({today})",
+            )
+        outstanding = Decimal(loan["outstanding"])
+        accrued = Decimal(loan["accrued_interest"])
+        accrued_to = date.fromisoformat(loan["accrued_to"])
+        if payment.value_date > accrued_to:
+            rate = Decimal(loan["annual_rate"])
+            accrued += accrue(outstanding, rate, accrued_to, payment.value_date, loan["basis"])
+            accrued_to = payment.value_date
+        owed = outstanding + accrued
+        if payment.amount <= 0 or payment.amount > owed:
+            raise InvalidDecision(
+                "amount",
+                f"must be more than 0 and at most what is owed on {payment.value_date}: "
+                f"{fmt(owed)} ({fmt(outstanding)} principal, {fmt(accrued)} interest)",
+            )
+        to_interest = min(payment.amount, accrued)
+        to_principal = payment.amount - to_interest
+        outstanding -= to_principal
+        accrued -= to_interest
+        loan.update(
+            outstanding=fmt(outstanding),
+            accrued_interest=fmt(accrued),
+            accrued_to=accrued_to.isoformat(),
+            principal_paid=fmt(Decimal(loan["principal_paid"]) + to_principal),
+            interest_paid=fmt(Decimal(loan["interest_paid"]) + to_interest),
+            last_value_date=payment.value_date.isoformat(),
+        )
+        record = {
+            "reference": payment.reference,
+            "value_date": payment.value_date.isoformat(),
+            "amount": fmt(payment.amount),
+            "interest": fmt(to_interest),
+            "principal": fmt(to_principal),
+            "officer": payment.officer,
+        }
+        settled = outstanding == 0 and accrued == 0
+        ops = Ops()
+        exposure = deal.fields.get("exposure")
+        if exposure and not settled:
+            ops.shrink(exposure, deal.id, to_cents(outstanding))
+        return self._move(
+            deal,
+            State.REPAID if settled else deal.state,
+            actor=f"bank:{bank_id}:{payment.officer}",
+            event="repaid" if settled else "repayment",
+            changes={
+                "loan": loan,
+                "repayments": [*deal.get("repayments", []), record],
+                "reserved_amount": quantize(outstanding),
+            },
+            ops=ops,
+        )
+
+    # --- approvals that lapse ----------------------------------------------------------------
+
+    def lapse_approvals(self) -> list[str]:
+        """Cancel every approval not disbursed within its lapse period, releasing its limit
+        reservation and its invoices like the bank's own cancellation."""
+        now = self.clock()
+        lapsed = []
+        for deal_id in self.store.due(keys.approval_lapses(), now):
+            deal = self.store.get(deal_id)
+            if deal is None or deal.state != State.APPROVED:
+                self.store.prune(keys.approval_lapses(), deal_id, deal.version if deal else 0)
+                continue
+            reasons = [str(Reason.APPROVAL_LAPSED)]
+            try:
+                self._move(
+                    deal,
+                    State.CANCELLED,
+                    actor=SWEEPER,
+                    event="approval_lapsed",
+                    reasons=reasons,
+                    changes={"reasons": reasons},
+                )
+                lapsed.append(deal_id)
+            except VersionConflict:
+                continue  # disbursed or cancelled at the last moment
+        return lapsed
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _bank_deal(self, deal_id: str, bank_id: str) -> Deal:
+        """The deal if ``bank_id`` approved it and holds it."""
+        deal = self.store.get(deal_id)
+        if deal is None or bank_id not in deal.offered_banks:
+            raise DealNotFound(f"no deal {deal_id} was routed to bank {bank_id}")
+        if deal.bank_id != bank_id:
+            raise WrongState(f"deal {deal_id} is no longer with your bank")
+        return deal
+
+    @staticmethod
+    def _approved_on(deal: Deal) -> date:
+        moment = deal.fields.get("approved_at") or deal.fields["updated_at"]
+        return datetime.fromisoformat(moment).date()
+
+
+__all__ = ["Disbursement", "Repayment", "Servicing", "due_score"]
