@@ -842,7 +842,10 @@ class DealModel(RuleBasedStateMachine):
             # The lapse schedule holds exactly the approvals; the due dates the advances out.
             check((deal_id in indexed[keys.approval_lapses()]) == (state == S.APPROVED),
                   f"{deal_id} ({state}) and the approval-lapse schedule")
-            check((deal_id in indexed[keys.due_dates()]) == (state in (S.DISBURSED, S.OVERDUE)),
+            watched = state == S.DISBURSED or (
+                state == S.OVERDUE and "claim" not in json.loads(
+                    fields.get("missed_deadlines") or "[]"))
+            check((deal_id in indexed[keys.due_dates()]) == watched,
                   f"{deal_id} ({state}) and the due-date schedule")
             if state not in TERMINAL:
                 for recv in receivables(fields):
