@@ -109,6 +109,13 @@ def lapse_approvals() -> int:
     return len(lapsed)
 
 
+@shared_task(name="xinbao.settle_claim", **RETRY)
+def settle_claim(deal_id: str) -> str | None:
+    """Ask the insurer for its decision on a filed claim and record it."""
+    deal = workflow().settle_claim(deal_id)
+    return str(deal.state) if deal else None
+
+
 @shared_task(name="xinbao.sweep_arrears", **RETRY)
 def sweep_arrears() -> int:
     """Beat: advances unpaid after their due date (and grace) go overdue; the insurer's
@@ -128,6 +135,8 @@ def sweep_stranded() -> int:
         log.info("re-dispatching %s deal", state, extra={"deal_id": deal_id, "state": str(state)})
         if state == State.ROUTING:
             route_deal.delay(deal_id)
+        elif state == State.CLAIM_FILED:
+            settle_claim.delay(deal_id)
         else:
             verify_deal.delay(deal_id)
     return len(found)

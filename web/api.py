@@ -8,15 +8,18 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
 
-from tasks.pipeline import dispatch_route, schedule_drain
+from tasks.pipeline import dispatch_route, schedule_drain, settle_claim
 from web.bearer import current_principal, require
 from web.errors import ApiError
 from web.schemas import (
     CancelSchema,
+    ClaimSchema,
     DealRequestSchema,
     DecisionSchema,
     DisbursementSchema,
     ListQuerySchema,
+    NoticeSchema,
+    RecoverySchema,
     RepaymentSchema,
     WithdrawSchema,
     deal_view,
@@ -39,6 +42,9 @@ _withdraw = WithdrawSchema()
 _cancel = CancelSchema()
 _disbursement = DisbursementSchema()
 _repayment = RepaymentSchema()
+_notice = NoticeSchema()
+_claim = ClaimSchema()
+_recovery = RecoverySchema()
 _list_query = ListQuerySchema()
 
 
@@ -236,6 +242,46 @@ def repay(deal_id: str):
         reference=body["reference"],
     )
     deal = flow().repay(known_id(deal_id), current_principal().subject, payment)
+    return jsonify(view(deal))
+
+
+@api.post("/deals/<deal_id>/notice")
+@require("bank")
+def file_notice(deal_id: str):
+    body = _notice.load(json_body()) if request.get_data() else {}
+    deal = flow().file_notice(
+        known_id(deal_id), current_principal().subject, body.get("officer", "api")
+    )
+    return jsonify(view(deal))
+
+
+@api.post("/deals/<deal_id>/claim")
+@require("bank")
+def file_claim(deal_id: str):
+    body = _claim.load(json_body())
+    deal = flow().file_claim(
+        known_id(deal_id),
+        current_principal().subject,
+        body.get("officer", "api"),
+        body["loss_amount"],
+        body["documents"],
+    )
+    if deal.state == State.CLAIM_FILED:
+        settle_claim.delay(deal.id)
+    return jsonify(view(deal)), 202 if deal.state == State.CLAIM_FILED else 200
+
+
+@api.post("/deals/<deal_id>/recoveries")
+@require("bank")
+def record_recovery(deal_id: str):
+    body = _recovery.load(json_body())
+    deal = flow().record_recovery(
+        known_id(deal_id),
+        current_principal().subject,
+        body.get("officer", "api"),
+        body["amount"],
+        body["reference"],
+    )
     return jsonify(view(deal))
 
 

@@ -11,6 +11,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from web.api import IDEMPOTENCY_KEY_RE
 from web.schemas import (
     CancelSchema,
+    ClaimSchema,
     DealPageSchema,
     DealRequestSchema,
     DealSchema,
@@ -18,6 +19,8 @@ from web.schemas import (
     DisbursementSchema,
     ErrorSchema,
     EventListSchema,
+    NoticeSchema,
+    RecoverySchema,
     RepaymentSchema,
     WithdrawSchema,
 )
@@ -150,6 +153,9 @@ def spec_dict() -> dict[str, Any]:
         ("Cancel", CancelSchema),
         ("Disbursement", DisbursementSchema),
         ("Repayment", RepaymentSchema),
+        ("Notice", NoticeSchema),
+        ("Claim", ClaimSchema),
+        ("Recovery", RecoverySchema),
         ("EventList", EventListSchema),
     ):
         spec.components.schema(name, schema=schema)
@@ -299,4 +305,50 @@ def spec_dict() -> dict[str, Any]:
             )
         },
     )
+    for path, summary, ok, body, status, conflict in (
+        (
+            "notice",
+            "Send the insurer the notice of possible loss on an overdue advance (bank token)",
+            "The deal with the notice recorded (a repeat returns it as it is)",
+            "Notice",
+            "200",
+            "The deal is not overdue",
+        ),
+        (
+            "claim",
+            "Claim the loss under the assigned indemnity (bank token); the insurer's decision "
+            "moves the deal to indemnified or claim_rejected",
+            "The claim is filed; the insurer's decision follows",
+            "Claim",
+            "202",
+            "No notice of possible loss yet, or the deal is not overdue",
+        ),
+        (
+            "recoveries",
+            "Record money recovered after the indemnity (bank token), shared between insurer "
+            "and bank in proportion to the loss each bore",
+            "The deal with the recovery and its shares",
+            "Recovery",
+            "200",
+            "The deal was not indemnified",
+        ),
+    ):
+        spec.path(
+            path=f"{one}/{path}",
+            operations={
+                "post": _operation(
+                    summary,
+                    status,
+                    _ok(ok, "Deal"),
+                    params=[_DEAL_ID],
+                    body=body,
+                    body_required=path != "notice",
+                    errors={
+                        "404": "No such deal routed to your bank",
+                        "409": conflict,
+                        "422": "Invalid fields",
+                    },
+                )
+            },
+        )
     return spec.to_dict()

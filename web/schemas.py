@@ -181,6 +181,32 @@ class RepaymentSchema(DisbursementSchema):
     same reference is the same repayment)."""
 
 
+class NoticeSchema(Schema):
+    """The notice of possible loss (可能损失通知书) on an overdue advance."""
+
+    officer = fields.String(validate=[validate.Length(min=1, max=64), validate_text])
+
+
+class ClaimSchema(NoticeSchema):
+    """The claim for the loss: its amount and the documents sent with it."""
+
+    loss_amount = Money(required=True)
+    documents = fields.List(
+        fields.String(validate=[validate.Length(min=1, max=200), validate_text]),
+        required=True,
+        validate=validate.Length(min=1, max=50),
+    )
+
+
+class RecoverySchema(NoticeSchema):
+    """Money recovered from the buyer after the indemnity."""
+
+    amount = Money(required=True)
+    reference = fields.String(
+        required=True, validate=[validate.Length(min=1, max=64), validate_text]
+    )
+
+
 class ListQuerySchema(Schema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
@@ -241,6 +267,10 @@ class DealSchema(Schema):
     first_approval = fields.Dict(allow_none=True)
     loan = fields.Dict(allow_none=True)
     repayments = fields.List(fields.Dict(), allow_none=True)
+    arrears = fields.Dict(allow_none=True)
+    claim = fields.Dict(allow_none=True)
+    claim_decision = fields.Dict(allow_none=True)
+    recoveries = fields.List(fields.Dict(), allow_none=True)
     offered_banks = fields.List(fields.String())
     created_at = fields.String()
     updated_at = fields.String()
@@ -320,6 +350,18 @@ def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
         "first_approval": deal.get("first_approval"),
         "loan": deal.get("loan"),
         "repayments": deal.get("repayments"),
+        "arrears": {
+            "overdue_since": f.get("overdue_since") or None,
+            "notice_deadline": f.get("notice_deadline") or None,
+            "claim_deadline": f.get("claim_deadline") or None,
+            "notice_filed_at": f.get("notice_filed_at") or None,
+            "missed_deadlines": deal.get("missed_deadlines", []),
+        }
+        if f.get("overdue_since")
+        else None,
+        "claim": deal.get("claim"),
+        "claim_decision": deal.get("claim_decision"),
+        "recoveries": deal.get("recoveries"),
         "created_at": f.get("created_at"),
         "updated_at": f.get("updated_at"),
     }

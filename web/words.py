@@ -75,6 +75,8 @@ REASON_WORDS: dict[Reason, LazyString] = {
     Reason.WITHDRAWN_BY_EXPORTER: _l("The exporter withdrew the application."),
     Reason.APPROVAL_CANCELLED_BY_BANK: _l("The approving bank cancelled its approval."),
     Reason.APPROVAL_LAPSED: _l("The approval lapsed: the bank did not pay the advance in time."),
+    Reason.CLAIM_LATE: _l("The claim reached the insurer after the policy's claim deadline."),
+    Reason.NOTICE_LATE: _l("The notice of possible loss reached the insurer after its deadline."),
     Reason.BUYER_NAME_MISMATCH: _l("The buyer's stated name differs from the insurer's record."),
 }
 
@@ -121,6 +123,11 @@ EVENT_WORDS: dict[str, LazyString] = {
         "event", "Deadline for the notice of possible loss missed"
     ),
     "claim_deadline_missed": lazy_pgettext("event", "Deadline for the claim missed"),
+    "notice_filed": lazy_pgettext("event", "Notice of possible loss sent to the insurer"),
+    "claim_filed": lazy_pgettext("event", "Claim filed with the insurer"),
+    "indemnified": lazy_pgettext("event", "Indemnity paid to the bank"),
+    "claim_rejected": lazy_pgettext("event", "Claim rejected by the insurer"),
+    "recovery": lazy_pgettext("event", "Recovery after indemnity"),
     "deadline_missed": lazy_pgettext("event", "Deadline missed"),
     "first_approval": lazy_pgettext("event", "First approval (awaiting a checker)"),
     "first_approval_returned": lazy_pgettext("event", "First approval sent back"),

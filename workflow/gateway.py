@@ -8,8 +8,10 @@ deal waits (retried, then ``on_hold``) rather than being rejected on a transport
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Protocol
 
+from workflow.claim_rules import ClaimDecision, ClaimFiling, LocalClaimRules
 from workflow.deal import Application
 from workflow.reference import CoverFacts, ReferenceRepository
 
@@ -23,12 +25,27 @@ class InsurerGateway(Protocol):
         """Policy, buyer limits, shipment declarations and overdue reports for the application."""
         ...
 
+    def notify_possible_loss(self, deal_id: str, policy_no: str, on: date) -> str:
+        """Send the notice of possible loss; the insurer's acknowledgement reference."""
+        ...
+
+    def decide_claim(self, filing: ClaimFiling) -> ClaimDecision | None:
+        """The insurer's decision on a claim, or None while it has not decided."""
+        ...
+
 
 class ReferenceDataInsurer:
     """Answers from the insurer data loaded with ``xinbao load`` (policies, limits, ...)."""
 
     def __init__(self, reference: ReferenceRepository):
         self.reference = reference
+
+    def notify_possible_loss(self, deal_id: str, policy_no: str, on: date) -> str:
+        return f"NPL-{policy_no}-{deal_id}"
+
+    def decide_claim(self, filing: ClaimFiling) -> ClaimDecision | None:
+        """Decided at once by the documented local rules (workflow.claim_rules)."""
+        return LocalClaimRules().decide(filing)
 
     def cover_facts(self, application: Application) -> CoverFacts:
         return self.reference.cover_facts(

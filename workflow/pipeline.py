@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from workflow.arrears import Arrears
+from workflow.claims import Claims
 from workflow.deal import utcnow
 from workflow.errors import (
     AlreadyApproved,
@@ -40,7 +41,7 @@ from workflow.sweeps import Sweeps
 
 
 @dataclass
-class Workflow(Intake, Placement, Servicing, Arrears, Sweeps):
+class Workflow(Intake, Placement, Servicing, Arrears, Claims, Sweeps):
     """Every step of the pipeline, over one store, reference data, insurer and clock."""
 
     store: DealStore

@@ -36,6 +36,8 @@ class Reason(StrEnum):
     WITHDRAWN_BY_EXPORTER = "WITHDRAWN_BY_EXPORTER"
     APPROVAL_CANCELLED_BY_BANK = "APPROVAL_CANCELLED_BY_BANK"
     APPROVAL_LAPSED = "APPROVAL_LAPSED"
+    CLAIM_LATE = "CLAIM_LATE"
+    NOTICE_LATE = "NOTICE_LATE"
     # Warnings: recorded on the deal for the bank to see, never a refusal.
     BUYER_NAME_MISMATCH = "BUYER_NAME_MISMATCH"
 
@@ -70,6 +72,8 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.WITHDRAWN_BY_EXPORTER: "The exporter withdrew the application.",
     Reason.APPROVAL_CANCELLED_BY_BANK: "The approving bank cancelled its approval.",
     Reason.APPROVAL_LAPSED: "The approval lapsed: the bank did not pay the advance in time.",
+    Reason.CLAIM_LATE: "The claim reached the insurer after the policy's claim deadline.",
+    Reason.NOTICE_LATE: "The notice of possible loss reached the insurer after its deadline.",
     Reason.BUYER_NAME_MISMATCH: "The buyer's stated name differs from the insurer's record.",
 }
 

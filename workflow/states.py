@@ -51,7 +51,9 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 TERMINAL: frozenset[State] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 
 # States whose next step belongs to a worker: the sweeper re-dispatches them when overdue.
-WORKER_OWNED: frozenset[State] = frozenset({S.SUBMITTED, S.VERIFYING, S.ROUTING, S.ON_HOLD})
+WORKER_OWNED: frozenset[State] = frozenset(
+    {S.SUBMITTED, S.VERIFYING, S.ROUTING, S.ON_HOLD, S.CLAIM_FILED}
+)
 
 # Terminal states in which the buyer-limit reservation and the receivable lock are released.
 ENDED_WITHOUT_FINANCING: frozenset[State] = frozenset(

@@ -71,7 +71,13 @@ class Sweeps(Steps):
         now = self.clock()
         again = now + timedelta(seconds=self.settings.stale_after_seconds)
         found = []
-        for state in (State.SUBMITTED, State.VERIFYING, State.ROUTING, State.ON_HOLD):
+        for state in (
+            State.SUBMITTED,
+            State.VERIFYING,
+            State.ROUTING,
+            State.ON_HOLD,
+            State.CLAIM_FILED,
+        ):
             index = keys.by_state(state)
             due = self.store.due(index, now)
             for deal_id, version in zip(due, self.store.versions(due), strict=True):

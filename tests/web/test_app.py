@@ -17,6 +17,11 @@ ROUTES = {
     "/api/v1/deals/{deal_id}/decision": {"post"},
     "/api/v1/deals/{deal_id}/withdraw": {"post"},
     "/api/v1/deals/{deal_id}/cancel": {"post"},
+    "/api/v1/deals/{deal_id}/disbursement": {"post"},
+    "/api/v1/deals/{deal_id}/repayments": {"post"},
+    "/api/v1/deals/{deal_id}/notice": {"post"},
+    "/api/v1/deals/{deal_id}/claim": {"post"},
+    "/api/v1/deals/{deal_id}/recoveries": {"post"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 

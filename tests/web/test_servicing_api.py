@@ -73,3 +73,27 @@ def test_who_may_disburse_and_repay(api, approved):
     error_of(post(api, approved, "repayments", **body), 409)  # not disbursed yet
     assert post(api, approved, "disbursement", **body).status_code == 200
     error_of(post(api, approved, "disbursement", **{**body, "reference": "B-2"}), 409)
+
+
+def test_overdue_notice_claim_and_recovery_through_the_api(api, approved, clock):
+    from tests.workflow.test_servicing import DUE
+
+    assert post(api, approved, "disbursement", amount="80000.00",
+                value_date=DEMO_TODAY.isoformat(), reference="P-1").status_code == 200
+    clock.advance(days=(DUE - DEMO_TODAY).days + 10)
+    flow = api.client.application.extensions["xinbao"]
+    assert flow.sweep_arrears() == [approved]
+    deal = api.get(approved, "boc").get_json()
+    assert deal["state"] == "overdue" and deal["arrears"]["notice_deadline"]
+    error_of(post(api, approved, "claim", loss_amount="1000.00", documents=["inv"]), 409)
+    assert post(api, approved, "notice").status_code == 200
+    error_of(post(api, approved, "claim", loss_amount="1000.00", documents=[]), 422)
+    rv = post(api, approved, "claim", loss_amount="100000.00", documents=["invoice", "B/L"])
+    assert rv.status_code == 202, rv.get_json()
+    # The local insurer decides at once (the task runs eagerly in these tests).
+    deal = api.get(approved, "boc").get_json()
+    assert deal["state"] == "indemnified" and deal["claim_decision"]["indemnity"] == "90000.00"
+    rv = post(api, approved, "recoveries", amount="10000.00", reference="REC-1")
+    assert rv.status_code == 200 and rv.get_json()["recoveries"][0]["to_insurer"] == "9000.00"
+    # The exporter reads the outcome too.
+    assert api.get(approved).get_json()["state"] == "indemnified"

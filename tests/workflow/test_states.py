@@ -119,7 +119,8 @@ def test_every_non_terminal_state_reaches_a_terminal_one():
 
 
 def test_worker_owned_and_ended_without_financing():
-    assert set(WORKER_OWNED) == {S.SUBMITTED, S.VERIFYING, S.ROUTING, S.ON_HOLD}
+    # A filed claim waits for the insurer's answer: a worker asks (again if a task was lost).
+    assert set(WORKER_OWNED) == {S.SUBMITTED, S.VERIFYING, S.ROUTING, S.ON_HOLD, S.CLAIM_FILED}
     assert not WORKER_OWNED & TERMINAL
     assert set(ENDED_WITHOUT_FINANCING) == {S.REJECTED, S.UNPLACED, S.WITHDRAWN, S.CANCELLED}
     assert ENDED_WITHOUT_FINANCING <= TERMINAL
