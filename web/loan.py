@@ -17,8 +17,8 @@ from workflow.states import State
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 MODE_WORDS = {
-    UPFRONT: _l("Deducted up front (discounted advance, 贴息)"),
-    AT_MATURITY: _l("Paid at maturity (利随本清)"),
+    UPFRONT: _l("Deducted up front, to the due date (discounted advance)"),
+    AT_MATURITY: _l("Paid at maturity, with the principal"),
 }
 BASIS_WORDS = {
     ACT_360: _l("ACT/360: actual days over a 360-day year"),
