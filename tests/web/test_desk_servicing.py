@@ -79,6 +79,7 @@ def test_an_approved_deal_offers_the_disbursement_form_with_defaults(app, approv
     assert 'name="amount"' in html and 'value="80000.00"' in html
     assert 'name="value_date"' in html and f'value="{DEMO_TODAY.isoformat()}"' in html
     assert 'type="date"' in html and 'name="reference"' in html
+    assert "falls due on 2027-01-09" in html and "Interest at 4.20% a year: Deducted up" in html
     assert 'name="repay"' not in html and "<script" not in html
 
 

@@ -24,7 +24,7 @@ from web.desk.forms import (
     SendBackForm,
 )
 from web.formatting import money, time_left, to_datetime
-from web.loan import approved_on, owed_on, repayments, schedule
+from web.loan import MODE_WORDS, approved_on, owed_on, repayments, schedule
 from web.loan import today as loan_today
 from web.paging import PER_PAGE, page_number
 from web.paging import last_page as pages_for
@@ -39,6 +39,7 @@ from workflow.errors import (
     MakerCheckerRefused,
     WrongState,
 )
+from workflow.interest import AT_MATURITY
 from workflow.money import floor_cents, from_cents
 from workflow.pipeline import DealNotFound, Decision, Disbursement, Repayment
 from workflow.reference.records import as_text
@@ -325,11 +326,23 @@ def render_deal(
         mine=bool(first and first["officer"] == user.username),
         decidable=decidable,
         loan=schedule(deal) if held else None,
+        disbursal_terms=_disbursal_terms(deal, bank) if "disburse" in forms else None,
         repayments=repayments(deal) if held else [],
         forms=forms,
         problem=problem,
         entered=entered or [],
     ), status
+
+
+def _disbursal_terms(deal: Deal, bank: Any) -> dict[str, Any]:
+    """What the disbursement will fix (the workflow's rules): the due date, the latest invoice
+    due date; the approved rate; interest up front or at maturity per the bank's product."""
+    mode = bank.interest_mode if bank else AT_MATURITY
+    return {
+        "due": max(inv.due_date for inv in deal.application.invoices).isoformat(),
+        "rate": deal.fields.get("annual_rate") or "",
+        "mode_words": str(MODE_WORDS.get(mode, mode)),
+    }
 
 
 def _buyer_limit(deal: Deal) -> dict[str, Any] | None:
