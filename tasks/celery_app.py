@@ -43,6 +43,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 ("expire-bank-deadlines", "xinbao.sweep_deadlines"),
                 ("redispatch-stranded-deals", "xinbao.sweep_stranded"),
                 ("lapse-undisbursed-approvals", "xinbao.lapse_approvals"),
+                ("sweep-arrears", "xinbao.sweep_arrears"),
             )
         },
     }
@@ -51,7 +52,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 # Beat sends these every few seconds; their tasks log themselves when they act, so Celery's
 # own "sending", "received" and "succeeded: 0" lines for them are noise at INFO.
 QUIET_TASKS = frozenset(
-    {"xinbao.sweep_deadlines", "xinbao.sweep_stranded", "xinbao.lapse_approvals"}
+    {
+        "xinbao.sweep_deadlines",
+        "xinbao.sweep_stranded",
+        "xinbao.lapse_approvals",
+        "xinbao.sweep_arrears",
+    }
 )
 
 

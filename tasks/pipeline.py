@@ -109,6 +109,16 @@ def lapse_approvals() -> int:
     return len(lapsed)
 
 
+@shared_task(name="xinbao.sweep_arrears", **RETRY)
+def sweep_arrears() -> int:
+    """Beat: advances unpaid after their due date (and grace) go overdue; the insurer's
+    notice and claim deadlines that pass unmet are recorded on the deal."""
+    moved = workflow().sweep_arrears()
+    for deal_id in moved:
+        log.info("arrears step", extra={"deal_id": deal_id})
+    return len(moved)
+
+
 @shared_task(name="xinbao.sweep_stranded", **RETRY)
 def sweep_stranded() -> int:
     """Beat: re-dispatch every deal whose worker-owned step is overdue (a lost message, a

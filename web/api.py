@@ -15,13 +15,15 @@ from web.schemas import (
     CancelSchema,
     DealRequestSchema,
     DecisionSchema,
+    DisbursementSchema,
     ListQuerySchema,
+    RepaymentSchema,
     WithdrawSchema,
     deal_view,
 )
 from workflow import keys
 from workflow.deal import Deal
-from workflow.pipeline import DealNotFound, Decision, Workflow
+from workflow.pipeline import DealNotFound, Decision, Disbursement, Repayment, Workflow
 from workflow.states import State
 from workflow.visibility import as_seen_by_bank, exporter_events, holds
 
@@ -35,6 +37,8 @@ _deal_request = DealRequestSchema()
 _decision = DecisionSchema()
 _withdraw = WithdrawSchema()
 _cancel = CancelSchema()
+_disbursement = DisbursementSchema()
+_repayment = RepaymentSchema()
 _list_query = ListQuerySchema()
 
 
@@ -204,6 +208,34 @@ def cancel(deal_id: str):
     deal = flow().cancel_approval(
         known_id(deal_id), current_principal().subject, body.get("officer", "api"), body["reason"]
     )
+    return jsonify(view(deal))
+
+
+@api.post("/deals/<deal_id>/disbursement")
+@require("bank")
+def disburse(deal_id: str):
+    body = _disbursement.load(json_body())
+    payout = Disbursement(
+        officer=body.get("officer", "api"),
+        amount=body["amount"],
+        value_date=body["value_date"],
+        reference=body["reference"],
+    )
+    deal = flow().disburse(known_id(deal_id), current_principal().subject, payout)
+    return jsonify(view(deal))
+
+
+@api.post("/deals/<deal_id>/repayments")
+@require("bank")
+def repay(deal_id: str):
+    body = _repayment.load(json_body())
+    payment = Repayment(
+        officer=body.get("officer", "api"),
+        amount=body["amount"],
+        value_date=body["value_date"],
+        reference=body["reference"],
+    )
+    deal = flow().repay(known_id(deal_id), current_principal().subject, payment)
     return jsonify(view(deal))
 
 

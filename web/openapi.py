@@ -15,8 +15,10 @@ from web.schemas import (
     DealRequestSchema,
     DealSchema,
     DecisionSchema,
+    DisbursementSchema,
     ErrorSchema,
     EventListSchema,
+    RepaymentSchema,
     WithdrawSchema,
 )
 
@@ -146,6 +148,8 @@ def spec_dict() -> dict[str, Any]:
         ("Decision", DecisionSchema),
         ("Withdraw", WithdrawSchema),
         ("Cancel", CancelSchema),
+        ("Disbursement", DisbursementSchema),
+        ("Repayment", RepaymentSchema),
         ("EventList", EventListSchema),
     ):
         spec.components.schema(name, schema=schema)
@@ -251,6 +255,46 @@ def spec_dict() -> dict[str, Any]:
                     "404": "No such deal routed to your bank",
                     "409": "The deal is not approved by your bank",
                     "422": "Invalid fields",
+                },
+            )
+        },
+    )
+    spec.path(
+        path=f"{one}/disbursement",
+        operations={
+            "post": _operation(
+                "Record the advance your bank paid out on a deal it approved (bank token): "
+                "the buyer-limit reservation becomes the principal used, the rest is released",
+                "200",
+                _ok("The disbursed deal, with its loan terms", "Deal"),
+                params=[_DEAL_ID],
+                body="Disbursement",
+                errors={
+                    "404": "No such deal routed to your bank",
+                    "409": "Not approved by your bank, or already disbursed under another "
+                    "reference (the same reference and amount again returns the deal)",
+                    "422": "Invalid fields: amount above the approved amount, value date "
+                    "before the approval, in the future or not before the due date",
+                },
+            )
+        },
+    )
+    spec.path(
+        path=f"{one}/repayments",
+        operations={
+            "post": _operation(
+                "Record money received on the advance (bank token), by value date: accrued "
+                "interest first, then principal; the deal is repaid once both are settled",
+                "200",
+                _ok("The deal after the repayment", "Deal"),
+                params=[_DEAL_ID],
+                body="Repayment",
+                errors={
+                    "404": "No such deal routed to your bank",
+                    "409": "Not disbursed, or the reference was recorded with another amount "
+                    "(the same reference and amount again returns the deal)",
+                    "422": "Invalid fields: more than is owed on the value date, or a value "
+                    "date before the last one or in the future",
                 },
             )
         },

@@ -165,6 +165,22 @@ class CancelSchema(Schema):
     officer = fields.String(validate=[validate.Length(min=1, max=64), validate_text])
 
 
+class DisbursementSchema(Schema):
+    """The advance the approving bank paid out."""
+
+    amount = Money(required=True)
+    value_date = fields.Date(required=True)
+    reference = fields.String(
+        required=True, validate=[validate.Length(min=1, max=64), validate_text]
+    )
+    officer = fields.String(validate=[validate.Length(min=1, max=64), validate_text])
+
+
+class RepaymentSchema(DisbursementSchema):
+    """Money the bank received on the advance; ``reference`` identifies it (a repeat with the
+    same reference is the same repayment)."""
+
+
 class ListQuerySchema(Schema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
@@ -223,6 +239,8 @@ class DealSchema(Schema):
     bank = fields.Nested(BankOfferSchema, allow_none=True)
     decision = fields.Dict(allow_none=True)
     first_approval = fields.Dict(allow_none=True)
+    loan = fields.Dict(allow_none=True)
+    repayments = fields.List(fields.Dict(), allow_none=True)
     offered_banks = fields.List(fields.String())
     created_at = fields.String()
     updated_at = fields.String()
@@ -300,6 +318,8 @@ def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
         ),
         "decision": deal.get("decision"),
         "first_approval": deal.get("first_approval"),
+        "loan": deal.get("loan"),
+        "repayments": deal.get("repayments"),
         "created_at": f.get("created_at"),
         "updated_at": f.get("updated_at"),
     }

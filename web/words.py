@@ -116,6 +116,11 @@ EVENT_WORDS: dict[str, LazyString] = {
     "disbursed": lazy_pgettext("event", "Advance paid out"),
     "repayment": lazy_pgettext("event", "Repayment received"),
     "repaid": lazy_pgettext("event", "Repaid in full"),
+    "overdue": lazy_pgettext("event", "Overdue: unpaid after the due date"),
+    "notice_deadline_missed": lazy_pgettext(
+        "event", "Deadline for the notice of possible loss missed"
+    ),
+    "claim_deadline_missed": lazy_pgettext("event", "Deadline for the claim missed"),
     "deadline_missed": lazy_pgettext("event", "Deadline missed"),
     "first_approval": lazy_pgettext("event", "First approval (awaiting a checker)"),
     "first_approval_returned": lazy_pgettext("event", "First approval sent back"),

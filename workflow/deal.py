@@ -112,6 +112,7 @@ JSON_FIELDS = frozenset(
         "returned_approval",
         "loan",
         "repayments",
+        "missed_deadlines",
         "pricing",
         "decision",
         "cancellation",

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from workflow.arrears import Arrears
 from workflow.deal import utcnow
 from workflow.errors import (
     AlreadyApproved,
@@ -39,7 +40,7 @@ from workflow.sweeps import Sweeps
 
 
 @dataclass
-class Workflow(Intake, Placement, Servicing, Sweeps):
+class Workflow(Intake, Placement, Servicing, Arrears, Sweeps):
     """Every step of the pipeline, over one store, reference data, insurer and clock."""
 
     store: DealStore

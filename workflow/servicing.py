@@ -9,10 +9,11 @@ interest are settled. Repayments are allocated to interest first, then principal
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from workflow import keys
+from workflow.arrears import due_score
 from workflow.deal import Deal
 from workflow.errors import DealNotFound, InvalidDecision, WrongState
 from workflow.interest import UPFRONT, accrue, basis_for
@@ -20,7 +21,7 @@ from workflow.money import fmt, quantize, to_cents
 from workflow.reasons import Reason
 from workflow.states import State
 from workflow.steps import SWEEPER, Steps
-from workflow.store import Ops, VersionConflict, epoch_seconds
+from workflow.store import Ops, VersionConflict
 
 SERVICED = frozenset({State.DISBURSED, State.OVERDUE})
 
@@ -39,11 +40,6 @@ class Repayment:
     amount: Decimal
     value_date: date
     reference: str
-
-
-def due_score(due: date) -> float:
-    """When a deal with this due date is first unpaid: the start of the next day (UTC)."""
-    return epoch_seconds(datetime.combine(due + timedelta(days=1), datetime.min.time(), UTC))
 
 
 class Servicing(Steps):
@@ -115,7 +111,9 @@ class Servicing(Steps):
         exposure = deal.fields.get("exposure")
         if exposure:
             ops.shrink(exposure, deal.id, to_cents(payout.amount))
-        ops.zadd(keys.due_dates(), due_score(due), deal.id)
+        policy = self.reference.policy(deal.fields["policy_no"])
+        grace = policy.grace_days if policy else 0
+        ops.zadd(keys.due_dates(), due_score(due + timedelta(days=grace)), deal.id)
         try:
             return self._move(
                 deal,
@@ -266,4 +264,4 @@ class Servicing(Steps):
         return datetime.fromisoformat(moment).date()
 
 
-__all__ = ["Disbursement", "Repayment", "Servicing", "due_score"]
+__all__ = ["Disbursement", "Repayment", "Servicing"]

@@ -45,7 +45,9 @@ from workflow.pipeline import (
     AlreadyApproved,
     DealNotFound,
     Decision,
+    Disbursement,
     IdempotencyKeyReused,
+    Repayment,
     Workflow,
     WorkflowError,
     WrongState,
@@ -156,6 +158,7 @@ class DealModel(RuleBasedStateMachine):
         self.ever_approved: dict[str, str] = {}  # deal -> approving bank
         self.cancelled_by_bank: set[str] = set()
         self.financed: dict[str, str] = {}  # receivable -> the approved deal financing it
+        self.repayment_refs = 0
 
     def teardown(self) -> None:
         self.r.flushdb()
@@ -404,6 +407,12 @@ class DealModel(RuleBasedStateMachine):
                 check(first["officer"] != officer and OFFICERS[officer],
                       f"{officer} checked {deal.id}, first approved by {first['officer']}")
             self.approved_now(moved)
+            if deliver:  # the bank pays out at once, and the buyer pays a part back
+                with suppress(*EXPECTED):
+                    self.wf.disburse(moved.id, moved.bank_id, Disbursement(
+                        officer, moved.decimal("approved_amount"), self.wf.clock().date(),
+                        f"P-{moved.id}"))
+                    self.repay(pick, "some")
         else:
             event(f"decide: {moved.state}")
         if moved.state == S.PENDING_BANK:
@@ -432,6 +441,9 @@ class DealModel(RuleBasedStateMachine):
               f"{officer} checked {deal.id} ({first}) into {moved.state}")
         event("second approval: approved")
         self.approved_now(moved)
+        with suppress(*EXPECTED):
+            self.wf.disburse(moved.id, moved.bank_id, Disbursement(
+                officer, moved.decimal("approved_amount"), self.wf.clock().date(), "P-2nd"))
 
     @rule(pick=st.integers(0, 100), officer=st.sampled_from(sorted(OFFICERS)),
           holder=st.sampled_from([True, True, True, False]), other=st.integers(0, 2))
@@ -453,6 +465,59 @@ class DealModel(RuleBasedStateMachine):
               and (OFFICERS[officer] or first["officer"] == officer),
               f"{officer} of {bank} sent back {deal.id} ({first})")
         event("approval sent back")
+
+    @rule(pick=st.integers(0, 100), half=st.booleans(), same_ref=st.booleans())
+    def disburse(self, pick, half, same_ref):
+        """The approving bank pays the advance out (or repeats it, or tries a second one)."""
+        deal = self.choose(pick, frozenset({S.APPROVED, S.DISBURSED}))
+        if deal is None or not deal.bank_id:
+            return
+        approved = deal.decimal("approved_amount") or Decimal("1.00")
+        amount = (approved / 2).quantize(Decimal("0.01")) if half else approved
+        loan = deal.get("loan")
+        reference = (loan or {}).get("reference", "P-1") if same_ref else f"P-{deal.version}"
+        payout = Disbursement("officer-1", Decimal(loan["principal"]) if loan and same_ref
+                              else amount, self.wf.clock().date(), reference)
+        before = self.everything()
+        try:
+            moved = self.wf.disburse(deal.id, deal.bank_id, payout)
+        except EXPECTED as exc:
+            event(f"disburse: {getattr(exc, 'code', type(exc).__name__)}")
+            self.unchanged(before, f"a refused disbursement of {deal.id}")
+            return
+        if deal.state == S.DISBURSED:
+            check(moved.version == deal.version, f"a repeated disbursement moved {deal.id}")
+            event("disburse: repeated")
+        else:
+            check(moved.state == S.DISBURSED, f"{deal.id} disbursed into {moved.state}")
+            event("disburse: paid out")
+
+    @rule(pick=st.integers(0, 100), part=st.sampled_from(["some", "all", "too much"]))
+    def repay(self, pick, part):
+        deal = self.choose(pick, frozenset({S.DISBURSED, S.OVERDUE}))
+        if deal is None or not deal.get("loan"):
+            return
+        loan = deal.get("loan")
+        owed = Decimal(loan["outstanding"]) + Decimal(loan["accrued_interest"])
+        amount = {"some": min(owed, Decimal("1000.00")), "all": owed,
+                  "too much": owed + Decimal("0.01")}[part]
+        self.repayment_refs += 1
+        payment = Repayment("officer-1", amount, self.wf.clock().date(),
+                            f"R-{self.repayment_refs}")
+        before = self.everything()
+        try:
+            moved = self.wf.repay(deal.id, deal.bank_id or "", payment)
+        except EXPECTED as exc:
+            event(f"repay: {getattr(exc, 'code', type(exc).__name__)}")
+            self.unchanged(before, f"a refused repayment of {deal.id}")
+            check(part == "too much" or amount <= 0, f"a repayment of what is owed refused: {exc}")
+            return
+        check(part != "too much", f"{deal.id} took more than it owed")
+        event(f"repay: {moved.state}")
+        if moved.state == S.REPAID:
+            for recv in receivables(deal.fields):
+                if self.financed.get(recv) == deal.id:
+                    del self.financed[recv]
 
     @rule(pick=st.integers(0, 100), own=st.sampled_from([True, True, True, False]))
     def withdraw(self, pick, own):
@@ -644,7 +709,8 @@ class DealModel(RuleBasedStateMachine):
                    + [keys.bank_queue(b) for b in BANKS]
                    + [keys.awaiting_check(b) for b in BANKS]
                    + [keys.first_approvals_by(b, o) for b in BANKS for o in OFFICERS]
-                   + [keys.bank_state(b, s) for b in BANKS for s in State])
+                   + [keys.bank_state(b, s) for b in BANKS for s in State]
+                   + [keys.approval_lapses(), keys.due_dates()])
         pipe = r.pipeline(transaction=False)
         pipe.keys(keys.deal("*"))
         pipe.keys(keys.receivable("*", "*", "*"))
@@ -756,9 +822,31 @@ class DealModel(RuleBasedStateMachine):
 
             # The buyer limit and the receivables.
             limit_id = fields.get("exposure")
+            loan = json.loads(fields.get("loan") or "null")
             if state in RESERVING and limit_id:
-                expected_reservations[limit_id][deal_id] = str(
-                    to_cents(Decimal(fields["invoice_total"])))
+                # Reserved: the invoice total until paid out; then the principal outstanding.
+                held = Decimal(loan["outstanding"]) if loan else Decimal(fields["invoice_total"])
+                if held:
+                    expected_reservations[limit_id][deal_id] = str(to_cents(held))
+            if loan:
+                paid = json.loads(fields.get("repayments") or "[]")
+                check(Decimal(loan["outstanding"]) ==
+                      Decimal(loan["principal"]) - sum(Decimal(r["principal"]) for r in paid),
+                      f"{deal_id}: outstanding {loan['outstanding']} against its repayments")
+                check(sum(Decimal(r["amount"]) for r in paid) ==
+                      sum(Decimal(r["interest"]) + Decimal(r["principal"]) for r in paid),
+                      f"{deal_id}: a repayment not split into interest and principal")
+                check(state != S.REPAID or (Decimal(loan["outstanding"]) == 0
+                                            and Decimal(loan["accrued_interest"]) == 0),
+                      f"{deal_id} repaid with {loan['outstanding']} outstanding")
+            # The lapse schedule holds exactly the approvals; the due dates the advances out.
+            check((deal_id in indexed[keys.approval_lapses()]) == (state == S.APPROVED),
+                  f"{deal_id} ({state}) and the approval-lapse schedule")
+            watched = state == S.DISBURSED or (
+                state == S.OVERDUE and "claim" not in json.loads(
+                    fields.get("missed_deadlines") or "[]"))
+            check((deal_id in indexed[keys.due_dates()]) == watched,
+                  f"{deal_id} ({state}) and the due-date schedule")
             if state not in TERMINAL:
                 for recv in receivables(fields):
                     other = live_receivables.setdefault(recv, deal_id)

@@ -245,3 +245,41 @@ def test_a_bank_sets_its_own_lapse_period_and_a_disbursed_deal_never_lapses(wf):
     wf.clock.advance(days=3, seconds=1)
     assert wf.lapse_approvals() == []
     assert wf.store.get(first.id).state == State.DISBURSED
+
+
+@pytest.mark.redis
+def test_concurrent_repayments_each_land_once_and_the_limit_follows(real_redis, make_workflow):
+    """Twelve repayments of one advance at once (several bank systems, retries): each lands
+    once or is refused whole; outstanding, the repayments and the limit use agree."""
+    import threading
+
+    from workflow.pipeline import WorkflowError
+
+    wf = make_workflow(real_redis)
+    deal = approved(wf)
+    wf.disburse(deal.id, BOC, payout())
+    wf.clock.advance(days=3)
+    day = DEMO_TODAY + timedelta(days=3)
+    barrier = threading.Barrier(12)
+    landed, refused = [], []
+
+    def pay(n: int) -> None:
+        barrier.wait()
+        try:
+            wf.repay(deal.id, BOC, payment("1000.00", day, f"R-{n}"))
+            landed.append(n)
+        except WorkflowError:
+            refused.append(n)  # "changing too fast": the client retries; nothing was written
+
+    threads = [threading.Thread(target=pay, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = wf.store.get(deal.id)
+    paid = after.get("repayments")
+    assert sorted(int(r["reference"][2:]) for r in paid) == sorted(landed)
+    assert len(landed) + len(refused) == 12 and landed
+    outstanding = Decimal("80000.00") - Decimal(1000) * len(landed)
+    assert Decimal(after.get("loan")["outstanding"]) == outstanding
+    assert reserved(wf) == outstanding

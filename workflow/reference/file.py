@@ -103,9 +103,14 @@ class PolicySchema(_Strict):
     covered_countries = fields.List(fields.String(validate=_country), load_default=list)
     excluded_countries = fields.List(fields.String(validate=_country), load_default=list)
     insurer = fields.String(load_default="Sinosure", validate=_text)
+    grace_days = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, 180))
+    notice_days = fields.Integer(load_default=60, strict=True, validate=validate.Range(1, 720))
+    claim_days = fields.Integer(load_default=120, strict=True, validate=validate.Range(1, 1080))
 
     @validates_schema
     def _dates(self, data: dict, **_: Any) -> None:
+        if data.get("notice_days", 60) > data.get("claim_days", 120):
+            raise ValidationError("the notice is due before the claim", "notice_days")
         if data.get("start") and data.get("end") and data["end"] < data["start"]:
             raise ValidationError("end is before start", "end")
         if data.get("covered_countries") and data.get("excluded_countries"):

@@ -24,6 +24,12 @@ class Policy:
     covered_countries: tuple[str, ...] = ()
     excluded_countries: tuple[str, ...] = ()
     insurer: str = "Sinosure"
+    # After the due date: days of grace before an unpaid advance is overdue, and the days
+    # (from the original due date) by which the notice of possible loss and the claim must
+    # reach the insurer. Defaults: docs/lifecycle.md.
+    grace_days: int = 0
+    notice_days: int = 60
+    claim_days: int = 120
 
     def in_force_on(self, day: date) -> bool:
         return self.status == ACTIVE and self.start <= day <= self.end
