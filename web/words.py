@@ -185,6 +185,26 @@ BANK_PASSED_EVENTS = frozenset({"declined", "deadline_missed"})
 BANK_INTERNAL_EVENTS = frozenset({"first_approval", "first_approval_returned"})
 
 
+# How a state reads on the bank's desk, where it says what the bank does next.
+BANK_STATE_WORDS: dict[State, LazyString] = {
+    State.APPROVED: lazy_pgettext("state", "Approved, to be disbursed"),
+    State.DISBURSED: lazy_pgettext("state", "Disbursed, awaiting repayment"),
+    State.REPAID: lazy_pgettext("state", "Repaid in full"),
+    State.CANCELLED: lazy_pgettext("state", "Approval cancelled or lapsed"),
+}
+# An approval that lapsed (never disbursed in time): cancelled, but by no one.
+LAPSED_WORDS = lazy_pgettext("state", "Approval lapsed: the advance was not paid out in time")
+
+
+def bank_state_words(state: str) -> str:
+    """A deal state as the bank's desk reads it."""
+    try:
+        words = BANK_STATE_WORDS.get(State(state))
+    except ValueError:
+        return str(state)
+    return str(words) if words is not None else state_words(state)
+
+
 def exporter_state_words(state: str) -> str:
     """A deal state as the exporter reads it."""
     try:
@@ -236,7 +256,7 @@ def bank_timeline(events: list[dict[str, Any]], bank_id: str) -> list[dict[str, 
     rows = []
     for event in events:
         who = event.get("by", "")
-        if who == "worker":
+        if who in ("worker", "sweeper"):
             actor = _("Xinbao (automatic)")
         elif who.startswith(f"bank:{bank_id}:"):
             actor = f"{who.split(':', 2)[2]} ({bank_id})"
@@ -264,6 +284,8 @@ def exporter_timeline(
     for event in events:
         who, kind = event.get("by", ""), event.get("type", "")
         to = exporter_state_words(event["to"]) if event.get("to") else ""
+        if kind == "approval_lapsed":
+            to = str(LAPSED_WORDS)
         if kind in BANK_INTERNAL_EVENTS:
             continue
         if kind in BANK_PASSED_EVENTS:

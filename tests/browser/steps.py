@@ -192,6 +192,46 @@ def confirm_on_desk(
         confirm_on_desk(page, base, deal_id, password, retry=False)
 
 
+def _submit_on_desk(
+    page: Any,
+    base: str,
+    deal_id: str,
+    button: str,
+    values: dict[str, str],
+    password: str = DEMO_PASSWORD,
+    *,
+    retry: bool = True,
+) -> None:
+    """Fill the deal page's form that has ``button`` with ``values`` (fields left out keep
+    their defaults) and send it, re-entering the password once if the fresh-login page comes
+    between (the form is then sent again from the page it returns to)."""
+    if not page.url.endswith(f"/bank/deals/{deal_id}"):
+        page.goto(f"{base}/bank/deals/{deal_id}")
+    form = page.locator(f"form:has([name={button}])")
+    for name, value in values.items():
+        form.locator(f"[name={name}]").fill(value)
+    form.locator(f"[name={button}]").click()
+    page.wait_for_load_state()
+    if reauthenticate_if_asked(page, password):
+        assert retry, "the fresh-login page came back right after the password was entered"
+        _submit_on_desk(page, base, deal_id, button, values, password, retry=False)
+
+
+def disburse_on_desk(page: Any, base: str, deal_id: str, reference: str, **values: str) -> None:
+    """Record the disbursement through the deal page's form (amount and value date default to
+    the approved amount and today unless given)."""
+    _submit_on_desk(page, base, deal_id, "disburse", {**values, "reference": reference})
+
+
+def repay_on_desk(
+    page: Any, base: str, deal_id: str, amount: str, reference: str, **values: str
+) -> None:
+    """Record a repayment through the deal page's form (value date today unless given)."""
+    _submit_on_desk(
+        page, base, deal_id, "repay", {**values, "amount": amount, "reference": reference}
+    )
+
+
 def screenshot(page: Any, folder: Path, name: str) -> Path:
     """Save the whole page as ``folder/name.png``."""
     path = folder / f"{name}.png"

@@ -13,6 +13,7 @@ from tests.browser.conftest import DESKTOP, PHONE, LiveStack
 from tests.browser.steps import (
     axe_violations,
     describe_violations,
+    disburse_on_desk,
     haixin_application,
     login,
     screenshot,
@@ -25,29 +26,65 @@ pytestmark = pytest.mark.browser
 BOC_TOKEN = "demo-bank-boc-nb-0001"
 
 
+# The deals below reserve USD 280,000 of buyer DE-0001's USD 500,000 limit (the disbursed one
+# then only its principal): the end-to-end test needs USD 200,000 of it after them.
+
+
+def _pending_at_boc(live_stack: LiveStack, amount: str) -> dict[str, Any]:
+    body = haixin_application(live_stack.fresh_invoices(1), amount=amount)
+    deal = submit_via_api(live_stack.base, body)
+    return wait_for_state(live_stack.base, deal["id"], "pending_bank", bank="BOC-NB")
+
+
+def _decide(live_stack: LiveStack, deal_id: str, amount: str) -> dict[str, Any]:
+    response = requests.post(
+        f"{live_stack.base}/api/v1/deals/{deal_id}/decision",
+        json={"decision": "approve", "amount": amount, "officer": "boc-officer"},
+        headers={"Authorization": f"Bearer {BOC_TOKEN}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 @pytest.fixture(scope="module")
 def pending_deal(live_stack: LiveStack) -> dict[str, Any]:
     """A deal the real worker has verified and offered to BOC-NB, pending its decision."""
-    body = haixin_application(live_stack.fresh_invoices(1))
-    deal = submit_via_api(live_stack.base, body)
-    return wait_for_state(live_stack.base, deal["id"], "pending_bank", bank="BOC-NB")
+    return _pending_at_boc(live_stack, "50000.00")
 
 
 @pytest.fixture(scope="module")
 def awaiting_check(live_stack: LiveStack) -> dict[str, Any]:
     """A deal pending at BOC-NB with boc-officer's first approval above the bank's
-    second-approval amount (given through the API), awaiting a checker."""
-    body = haixin_application(live_stack.fresh_invoices(1), amount="200000.00")
-    deal = submit_via_api(live_stack.base, body)
-    wait_for_state(live_stack.base, deal["id"], "pending_bank", bank="BOC-NB")
-    response = requests.post(
-        f"{live_stack.base}/api/v1/deals/{deal['id']}/decision",
-        json={"decision": "approve", "amount": "160000.00", "officer": "boc-officer"},
-        headers={"Authorization": f"Bearer {BOC_TOKEN}"},
-        timeout=10,
-    )
-    assert response.status_code == 200 and response.json()["first_approval"], response.text
-    return response.json()
+    second-approval amount (USD 150,000; given through the API), awaiting a checker."""
+    deal = _pending_at_boc(live_stack, "190000.00")  # financeable: 153,900
+    approved = _decide(live_stack, deal["id"], "152000.00")
+    assert approved["first_approval"], approved
+    return approved
+
+
+@pytest.fixture(scope="module")
+def approved_deal(live_stack: LiveStack) -> dict[str, Any]:
+    """A deal BOC-NB approved (through the API), awaiting its disbursement."""
+    deal = _pending_at_boc(live_stack, "20000.00")
+    approved = _decide(live_stack, deal["id"], "16000.00")
+    assert approved["state"] == "approved", approved
+    return approved
+
+
+@pytest.fixture(scope="module")
+def disbursed_deal(live_stack: LiveStack, browser: Any) -> dict[str, Any]:
+    """A deal BOC-NB approved and disbursed (through the desk's form), nothing repaid yet."""
+    deal = _pending_at_boc(live_stack, "20000.00")
+    _decide(live_stack, deal["id"], "16000.00")
+    context = browser.new_context(viewport=DESKTOP, locale="en-US")
+    try:
+        page = context.new_page()
+        login(page, live_stack.base, "boc-officer")
+        disburse_on_desk(page, live_stack.base, deal["id"], "BOC-A11Y-PAY-1")
+    finally:
+        context.close()
+    return wait_for_state(live_stack.base, deal["id"], "disbursed", timeout=10)
 
 
 def check(page: Any, name: str, folder: Path, phone: bool, problems: list[str]) -> None:
@@ -69,6 +106,8 @@ def test_pages_have_no_serious_accessibility_violations(
     screenshots: Path,
     pending_deal: dict[str, Any],
     awaiting_check: dict[str, Any],
+    approved_deal: dict[str, Any],
+    disbursed_deal: dict[str, Any],
     viewport: dict[str, int],
 ) -> None:
     size = "phone" if viewport is PHONE else "desktop"
@@ -110,6 +149,25 @@ def test_pages_have_no_serious_accessibility_violations(
     visit(officer, "/bank/?show=mine", "desk-queue-mine")
     visit(officer, f"/bank/deals/{awaiting_check['id']}", "desk-deal-first-approval-maker")
 
+    # After approval: the disbursement form; a disbursed deal's loan, repayments and form.
+    visit(officer, f"/bank/deals/{approved_deal['id']}", "desk-deal-approved")
+    disburse = officer.locator("form:has([name=disburse])")
+    disburse.locator("[name=amount]").fill("16,000")
+    disburse.locator("[name=reference]").fill("")
+    disburse.locator("[name=disburse]").click()
+    officer.wait_for_load_state()
+    assert officer.locator("#amount-error").is_visible()
+    assert officer.locator("#reference-error").is_visible()
+    check(officer, f"{size}-desk-disbursement-errors", screenshots, phone, problems)
+    visit(officer, f"/bank/deals/{disbursed_deal['id']}", "desk-deal-disbursed")
+    repay = officer.locator("form:has([name=repay])")
+    repay.locator("[name=amount]").fill("99999.00")
+    repay.locator("[name=reference]").fill("BOC-A11Y-IN-1")
+    repay.locator("[name=repay]").click()
+    officer.wait_for_load_state()
+    assert officer.locator("#amount-error").is_visible()
+    check(officer, f"{size}-desk-repayment-errors", screenshots, phone, problems)
+
     checker = new_page(viewport=viewport)
     login(checker, base, "boc-checker")
     visit(checker, "/bank/?show=check", "desk-queue-awaiting-my-check")
@@ -123,6 +181,7 @@ def test_pages_have_no_serious_accessibility_violations(
     login(exporter, base, "haixin")
     visit(exporter, "/exporter/", "exporter-home")
     visit(exporter, f"/exporter/deals/{pending_deal['id']}", "exporter-deal")
+    visit(exporter, f"/exporter/deals/{disbursed_deal['id']}", "exporter-deal-disbursed")
     visit(exporter, "/exporter/deals/new", "exporter-form")
     # The application sent with a bad amount: the form again, the error beside the field.
     exporter.locator("[name='invoices-0-number']").fill("INV-HX-1999")

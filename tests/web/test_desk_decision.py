@@ -61,7 +61,8 @@ def test_approve_records_the_officer(app, at_boc, api):
     assert after["amounts"]["approved"] == "50000.00"
     html = page(client, rv.headers["Location"])
     assert f"Deal {at_boc} approved." in html
-    assert 'name="amount"' not in html  # decided: no forms any more
+    assert 'name="approve"' not in html and 'name="reason"' not in html  # decided
+    assert 'name="disburse"' in html  # what comes next: the disbursement
 
 
 def test_decline_needs_a_reason_and_moves_the_deal_on(app, at_boc, api):

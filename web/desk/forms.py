@@ -3,6 +3,8 @@ the JSON API's rules: amounts and rates go through the same marshmallow fields."
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -12,7 +14,7 @@ from wtforms import HiddenField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, StopValidation
 
 from web.schemas import Money, Rate
-from workflow.identifiers import validate_paragraphs
+from workflow.identifiers import CODE_RE, validate_paragraphs
 
 REASON_MAX = 500
 
@@ -102,3 +104,77 @@ class DeclineForm(FlaskForm):
         ],
     )
     decline = SubmitField(_l("Decline"))
+
+
+ISO_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+DATE_RULE = _l("Enter the date as YYYY-MM-DD (e.g. 2026-11-24).")
+REFERENCE_RULE = _l(
+    "Enter your bank's reference: 1 to 64 letters, digits, spaces or _ . / # -, starting with"
+    " a letter or digit."
+)
+
+
+def _iso_date(form: FlaskForm, field: Any) -> None:
+    """A calendar date written YYYY-MM-DD (what a date input sends), left on ``field.parsed``."""
+    try:
+        if not ISO_DATE_RE.match(field.data or ""):
+            raise ValueError(field.data)
+        field.parsed = date.fromisoformat(field.data)
+    except ValueError as exc:
+        raise StopValidation(str(DATE_RULE)) from exc
+
+
+def _reference(form: FlaskForm, field: Any) -> None:
+    if not CODE_RE.match(field.data or ""):
+        raise StopValidation(str(REFERENCE_RULE))
+
+
+def _strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _amount_field(label: Any) -> StringField:
+    return StringField(
+        label,
+        filters=[_strip],
+        validators=[DataRequired(message=_l("Enter the amount.")), _through(Money, AMOUNT_RULE)],
+        render_kw={"inputmode": "decimal", "autocomplete": "off"},
+    )
+
+
+def _value_date_field() -> StringField:
+    return StringField(
+        _l("Value date"),
+        filters=[_strip],
+        validators=[DataRequired(message=_l("Enter the value date.")), _iso_date],
+        # A date input sends YYYY-MM-DD whatever the browser shows; without one the text
+        # works the same.
+        render_kw={"type": "date", "autocomplete": "off"},
+    )
+
+
+def _reference_field() -> StringField:
+    return StringField(
+        _l("Your bank's payment reference"),
+        filters=[_strip],
+        validators=[DataRequired(message=_l("Enter your bank's reference.")), _reference],
+        render_kw={"autocomplete": "off", "maxlength": 64},
+    )
+
+
+class DisburseForm(FlaskForm):
+    """The advance the bank paid out on an approved deal."""
+
+    amount = _amount_field(_l("Amount paid out (principal)"))
+    value_date = _value_date_field()
+    reference = _reference_field()
+    disburse = SubmitField(_l("Record the disbursement"))
+
+
+class RepayForm(FlaskForm):
+    """Money the bank received on a disbursed deal."""
+
+    amount = _amount_field(_l("Amount received"))
+    value_date = _value_date_field()
+    reference = _reference_field()
+    repay = SubmitField(_l("Record the repayment"))

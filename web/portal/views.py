@@ -18,6 +18,7 @@ from tasks.pipeline import schedule_drain
 from web.api import IDEMPOTENCY_KEY_RE, flow, known_id
 from web.auth.session import role_required
 from web.errors import flatten_messages
+from web.loan import repayments, schedule
 from web.paging import PER_PAGE, page_number
 from web.paging import last_page as pages_for
 from web.portal import portal
@@ -25,6 +26,7 @@ from web.portal.forms import LINE_FIELDS, LINES_STEP, ApplicationForm, WithdrawF
 from web.schemas import MAX_INVOICES, DealRequestSchema, WithdrawSchema, deal_view
 from web.words import (
     BANK_PASSED_REASONS,
+    LAPSED_WORDS,
     check_rows,
     exporter_state_words,
     exporter_timeline,
@@ -38,6 +40,7 @@ from workflow.pipeline import (
     IdempotencyKeyReused,
     WrongState,
 )
+from workflow.reasons import Reason
 from workflow.reference.records import BuyerLimit, Policy
 from workflow.states import TERMINAL, WORKER_OWNED, State, sources_of
 from workflow.users import EXPORTER
@@ -518,11 +521,14 @@ def render_deal(
     if can_withdraw and withdraw_form is None:
         withdraw_form = WithdrawForm(formdata=None)
     moving = deal.state in WORKER_OWNED
+    state_text = exporter_state_words(deal.state)
+    if deal.state == State.CANCELLED and str(Reason.APPROVAL_LAPSED) in deal.get("reasons", []):
+        state_text = str(LAPSED_WORDS)
     return render_template(
         "portal/deal.html",
         deal=deal,
         view=view,
-        status=exporter_state_words(deal.state),
+        status=state_text,
         bank_name=bank_name,
         # "with" a bank only while the deal is live; the offer below says who offered what.
         with_bank=bank_name if deal.state not in TERMINAL else None,
@@ -537,9 +543,23 @@ def render_deal(
         can_withdraw=can_withdraw,
         withdraw_form=withdraw_form,
         withdraw_note=deal.fields.get("withdraw_note") or None,
+        # The schedule and what came in; the bank's references and officers stay the bank's.
+        loan=_exporter_schedule(deal),
+        repayments=[
+            {k: r[k] for k in ("value_date", "amount", "interest", "principal")}
+            for r in repayments(deal)
+        ],
         problem=problem,
         refresh=REFRESH_SECONDS if moving else None,
     ), status
+
+
+def _exporter_schedule(deal: Deal) -> dict[str, Any] | None:
+    """The loan's schedule without the bank's own payment reference and officer."""
+    loan = schedule(deal)
+    if loan is None:
+        return None
+    return {k: v for k, v in loan.items() if k not in ("reference", "officer")}
 
 
 @portal.post("/deals/<deal_id>/withdraw")
