@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 
@@ -13,8 +12,7 @@ from web.api import flow
 from workflow.deal import Deal
 from workflow.interest import ACT_360, ACT_365, AT_MATURITY, UPFRONT, accrue
 from workflow.states import State
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from workflow.steps import business_date
 
 MODE_WORDS = {
     UPFRONT: _l("Deducted up front, to the due date (discounted advance)"),
@@ -27,11 +25,9 @@ BASIS_WORDS = {
 
 
 def today() -> date:
-    """Today's date as the officer writes it (Asia/Shanghai), but never later than the
-    workflow's own today: the workflow refuses a value date after its clock's date, and a
-    default it would refuse (Shanghai is ahead of UTC from 00:00 to 08:00) helps nobody."""
-    now = flow().clock()
-    return min(now.astimezone(SHANGHAI).date(), now.date())
+    """Today's business date as the officer writes it and the workflow counts it
+    (Asia/Shanghai)."""
+    return business_date(flow().clock())
 
 
 def _d(loan: dict[str, Any], name: str) -> Decimal:
@@ -94,7 +90,7 @@ def repayments(deal: Deal) -> list[dict[str, Any]]:
 def approved_on(deal: Deal) -> date:
     """The day the deal was approved: the earliest value date of its disbursement."""
     moment = deal.fields.get("approved_at") or deal.fields["updated_at"]
-    return datetime.fromisoformat(moment).date()
+    return business_date(datetime.fromisoformat(moment))
 
 
 __all__ = ["approved_on", "owed_on", "repayments", "schedule", "today"]

@@ -9,12 +9,12 @@ sweeps running at once, or a repayment landing meanwhile, do nothing twice.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from workflow import keys
 from workflow.deal import Deal
 from workflow.states import State
-from workflow.steps import SWEEPER, Steps
+from workflow.steps import BUSINESS_TZ, SWEEPER, Steps
 from workflow.store import Ops, VersionConflict, epoch_seconds
 
 # Arrears buckets banks report, by days past the original due date.
@@ -23,8 +23,9 @@ NOTICE, CLAIM = "notice", "claim"
 
 
 def day_after(day: date) -> datetime:
-    """When an advance unpaid by the end of ``day`` is late: the start of the next day (UTC)."""
-    return datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
+    """When an advance unpaid by the end of business day ``day`` is late: the start of the
+    next business day (midnight in Asia/Shanghai)."""
+    return datetime.combine(day + timedelta(days=1), datetime.min.time(), BUSINESS_TZ)
 
 
 def due_score(day: date) -> float:
@@ -48,7 +49,7 @@ class Arrears(Steps):
     def sweep_arrears(self) -> list[str]:
         """Move each advance whose servicing event is due one step on; the ids it moved."""
         now = self.clock()
-        today = now.date()
+        today = self.today()
         moved = []
         for deal_id in self.store.due(keys.due_dates(), now):
             deal = self.store.get(deal_id)

@@ -32,7 +32,7 @@ class Claims(Steps):
                 f"deal {deal_id} is {deal.state}: a notice of possible loss follows an overdue",
                 state=str(deal.state),
             )
-        today = self.clock().date()
+        today = self.today()
         deadline = date.fromisoformat(deal.fields["notice_deadline"])
         ack = self.insurer.notify_possible_loss(deal.id, deal.fields["policy_no"], today)
         try:
@@ -72,7 +72,7 @@ class Claims(Steps):
         claim = {
             "loss_amount": fmt(loss),
             "documents": list(documents),
-            "filed_on": self.clock().date().isoformat(),
+            "filed_on": self.today().isoformat(),
             "officer": officer,
         }
         try:
@@ -101,7 +101,7 @@ class Claims(Steps):
             "covered_loss": fmt(decision.covered_loss),
             "indemnity": fmt(decision.indemnity),
             "reasons": list(decision.reasons),
-            "decided_on": self.clock().date().isoformat(),
+            "decided_on": self.today().isoformat(),
         }
         try:
             return self._move(
@@ -144,7 +144,7 @@ class Claims(Steps):
                     "amount": fmt(amount),
                     "to_insurer": fmt(insurer),
                     "to_bank": fmt(amount - insurer),
-                    "on": self.clock().date().isoformat(),
+                    "on": self.today().isoformat(),
                     "officer": officer,
                 }
             )

@@ -90,8 +90,8 @@ def approval_lapses() -> str:
 
 
 def due_dates() -> str:
-    """Disbursed deals, scored by the start of the day after their due date (UTC): the
-    overdue sweep's schedule."""
+    """Open advances, scored by when their next servicing event is due (overdue, then the
+    insurer's notice and claim deadlines): the arrears sweep's schedule."""
     return f"{P}idx:due-dates"
 
 

@@ -20,7 +20,7 @@ from workflow.interest import UPFRONT, accrue, basis_for
 from workflow.money import fmt, quantize, to_cents
 from workflow.reasons import Reason
 from workflow.states import State
-from workflow.steps import SWEEPER, Steps
+from workflow.steps import SWEEPER, Steps, business_date
 from workflow.store import Ops, VersionConflict
 
 SERVICED = frozenset({State.DISBURSED, State.OVERDUE})
@@ -71,7 +71,7 @@ class Servicing(Steps):
             raise InvalidDecision(
                 "amount", f"must be more than 0 and at most the approved {fmt(approved)}"
             )
-        today = self.clock().date()
+        today = self.today()
         approved_on = self._approved_on(deal)
         due = max(inv.due_date for inv in deal.application.invoices)
         if payout.value_date > today or payout.value_date < approved_on:
@@ -161,7 +161,7 @@ class Servicing(Steps):
 
     def _repay(self, deal: Deal, bank_id: str, payment: Repayment) -> Deal:
         loan = dict(deal.get("loan"))
-        today = self.clock().date()
+        today = self.today()
         last = date.fromisoformat(loan["last_value_date"])
         if payment.value_date > today or payment.value_date < last:
             raise InvalidDecision(
@@ -261,7 +261,7 @@ class Servicing(Steps):
     @staticmethod
     def _approved_on(deal: Deal) -> date:
         moment = deal.fields.get("approved_at") or deal.fields["updated_at"]
-        return datetime.fromisoformat(moment).date()
+        return business_date(datetime.fromisoformat(moment))
 
 
 __all__ = ["Disbursement", "Repayment", "Servicing"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from workflow import keys
 from workflow.deal import Deal
@@ -23,6 +24,14 @@ log = logging.getLogger("xinbao.workflow")
 
 WORKER = "worker"
 SWEEPER = "sweeper"
+# Value dates, due dates and the insurer's deadlines are counted in the banks' and exporters'
+# business days: the calendar of Asia/Shanghai, not of UTC (eight hours behind).
+BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
+
+
+def business_date(moment: datetime) -> date:
+    """The business day a moment falls on."""
+    return moment.astimezone(BUSINESS_TZ).date()
 
 
 class Steps:
@@ -33,6 +42,10 @@ class Steps:
     insurer: InsurerGateway
     settings: Settings
     clock: Callable[[], datetime]
+
+    def today(self) -> date:
+        """Today's business date (Asia/Shanghai)."""
+        return business_date(self.clock())
 
     # --- index bookkeeping that goes with every transition ------------------------------------
 

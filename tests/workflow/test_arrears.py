@@ -27,7 +27,7 @@ def policy_terms(wf, policy_no: str, **fields) -> None:
 
 
 def to_day(wf, day: date, hour: int = 1) -> None:
-    """Move the clock to ``day`` at ``hour`` o'clock UTC."""
+    """Move the clock to ``day`` at ``hour`` o'clock UTC (09:00 in Shanghai by default)."""
     now = wf.clock()
     target = now.replace(year=day.year, month=day.month, day=day.day, hour=hour, minute=0)
     wf.clock.advance(seconds=(target - now).total_seconds())
@@ -47,7 +47,7 @@ def test_buckets():
 
 def test_unpaid_on_the_due_date_it_goes_overdue_the_next_day_once(wf):
     deal = disbursed(wf)
-    to_day(wf, DUE, hour=23)
+    to_day(wf, DUE, hour=15)  # 23:00 in Shanghai: still the due date
     assert wf.sweep_arrears() == []
     to_day(wf, DUE + timedelta(days=1))
     assert wf.sweep_arrears() == [deal.id]
@@ -122,3 +122,14 @@ def test_a_repayment_and_the_sweep_at_once_do_not_lose_either(wf, monkeypatch):
     late = wf.store.get(deal.id)
     assert late.state == State.OVERDUE and len(late.get("repayments")) == 1
     assert DEMO_TODAY < DUE
+
+
+def test_business_days_are_shanghai_days(wf):
+    """From 00:00 to 08:00 in Shanghai the UTC date is still yesterday: a repayment dated
+    today (Shanghai) is taken, and the due date ends at midnight Shanghai."""
+    deal = disbursed(wf)
+    to_day(wf, DUE, hour=16)  # 00:00 the day after the due date in Shanghai; UTC: still DUE
+    assert wf.today() == DUE + timedelta(days=1)
+    assert wf.sweep_arrears() == [deal.id]
+    paid = wf.repay(deal.id, BOC, payment("1000.00", DUE + timedelta(days=1), "R1"))
+    assert paid.get("repayments")[0]["value_date"] == (DUE + timedelta(days=1)).isoformat()

@@ -45,6 +45,7 @@ from workflow.pipeline import DealNotFound, Decision, Disbursement, Repayment
 from workflow.reference.records import as_text
 from workflow.servicing import SERVICED
 from workflow.states import State
+from workflow.steps import business_date
 from workflow.store import epoch_seconds
 from workflow.users import OFFICER
 from workflow.visibility import holds
@@ -556,7 +557,7 @@ def _servicing_words(exc: InvalidDecision, deal: Deal, action: str, form: Any) -
     """A value the workflow refused, said beside its field in the page's language (the
     workflow's own message is English, for programs)."""
     currency = deal.fields.get("currency", "")
-    today = flow().clock().date()
+    today = business_date(flow().clock())
     entered = getattr(form.value_date, "parsed", None)
     loan = deal.get("loan") or {}
     if action == "disburse" and exc.field == "amount":
