@@ -53,6 +53,23 @@ def bank_missed(bank_id: str) -> str:
     return f"{P}idx:bank:{bank_id}:missed"
 
 
+def portfolio(bank_id: str) -> str:
+    """Hash of the bank's portfolio figures, in cents or counts, kept by every transition:
+    ``outstanding:{ccy}``, ``outstanding:{ccy}:buyer:{code}``, ``outstanding:{ccy}:country:{cc}``,
+    ``overdue:{ccy}``, ``indemnity:{ccy}``, ``first_time_borrowers``."""
+    return f"{P}portfolio:{bank_id}"
+
+
+def portfolio_borrowers(bank_id: str) -> str:
+    """Hash: exporter USCC -> its open advances at the bank (HLEN: borrowers now)."""
+    return f"{P}portfolio:{bank_id}:borrowers"
+
+
+def borrowers_ever(bank_id: str) -> str:
+    """Set of every exporter the bank ever paid an advance to (its first-time borrowers)."""
+    return f"{P}portfolio:{bank_id}:borrowers-ever"
+
+
 def bank_queue(bank_id: str) -> str:
     """Deals pending the bank's decision, scored by decision deadline."""
     return f"{P}idx:bank:{bank_id}:pending"

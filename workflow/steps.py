@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from workflow import keys
 from workflow.deal import Deal
 from workflow.gateway import InsurerGateway
+from workflow.portfolio import portfolio_ops
 from workflow.reference import ReferenceRepository
 from workflow.settings import Settings
 from workflow.states import TERMINAL, WORKER_OWNED, State
@@ -106,6 +107,7 @@ class Steps:
         now = self.clock()
         new_bank = (changes or {}).get("bank_id", deal.bank_id) or None
         all_ops = self._ops(deal, new, now, due, ops or Ops(), new_bank)
+        portfolio_ops(deal, new, changes, all_ops)
         if new in TERMINAL and deal.fields.get("reserved_amount"):
             # _ops releases the reservation: the deal no longer claims one.
             changes = {**(changes or {}), "reserved_amount": None}

@@ -99,6 +99,14 @@ class Ops:
             str(cents),
         )
 
+    def hincr(self, key: str, field: str, delta: int) -> Ops:
+        """Add ``delta`` to a counter in a hash (a field back at 0 is removed)."""
+        return self._add("hincr", self._key(key), field, str(delta))
+
+    def sadd_count(self, key: str, member: str, counter_key: str, field: str) -> Ops:
+        """Add ``member`` to a set; the first time ever, count it in ``counter_key.field``."""
+        return self._add("sadd_count", self._key(key), member, self._key(counter_key), field)
+
     def lock(self, key: str, holder: str, ttl_seconds: int = 0) -> Ops:
         """Take ``key`` for ``holder``; fails the transition if another holder has it."""
         return self._add("lock", self._key(key), holder, str(ttl_seconds))

@@ -283,3 +283,32 @@ def test_concurrent_repayments_each_land_once_and_the_limit_follows(real_redis, 
     outstanding = Decimal("80000.00") - Decimal(1000) * len(landed)
     assert Decimal(after.get("loan")["outstanding"]) == outstanding
     assert reserved(wf) == outstanding
+
+
+def test_the_portfolio_follows_disbursement_repayment_and_overdue(wf):
+    from workflow.arrears import day_after
+    from workflow.portfolio import figures
+
+    deal = approved(wf)
+    assert figures(wf.store.redis, BOC)["outstanding"] == {}
+    wf.disburse(deal.id, BOC, payout("80000.00"))
+    got = figures(wf.store.redis, BOC)
+    assert got["outstanding"] == {"USD": Decimal("80000.00")}
+    assert got["by_buyer"] == {"USD": {"DE-0001": Decimal("80000.00")}}
+    assert got["by_country"] == {"USD": {"DE": Decimal("80000.00")}}
+    assert (got["borrowers"], got["first_time_borrowers"]) == (1, 1)
+    wf.clock.advance(days=2)
+    wf.repay(deal.id, BOC, payment("30000.00", DEMO_TODAY + timedelta(days=2), "R1"))
+    assert figures(wf.store.redis, BOC)["outstanding"] == {"USD": Decimal("50000.00")}
+    wf.clock.advance(seconds=(day_after(DUE) - wf.clock()).total_seconds() + 60)
+    wf.sweep_arrears()
+    got = figures(wf.store.redis, BOC)
+    assert got["overdue"] == {"USD": Decimal("50000.00")}
+    owed = wf.store.get(deal.id).get("loan")
+    late = wf.today()
+    total = Decimal(owed["outstanding"]) + accrue(
+        Decimal(owed["outstanding"]), Decimal("0.0420"), DUE, late, ACT_360)
+    wf.repay(deal.id, BOC, payment(str(total), late, "R2"))
+    got = figures(wf.store.redis, BOC)
+    assert got["outstanding"] == {} and got["overdue"] == {} and got["borrowers"] == 0
+    assert got["first_time_borrowers"] == 1  # ever: still one

@@ -10,7 +10,7 @@
 
 local unpack = unpack or table.unpack
 local ARITY = {zadd = 3, zrem = 2, reserve = 5, release = 3, shrink = 4, lock = 3, unlock = 2,
-               rpush = 2}
+               rpush = 2, hincr = 3, sadd_count = 4}
 
 local expected = ARGV[1]
 local expected_state = ARGV[2]
@@ -94,6 +94,14 @@ for _, op in ipairs(ops) do
         redis.call("HDEL", key, a[3])
       end
       redis.call("DECRBY", KEYS[tonumber(a[2])], held - keep)
+    end
+  elseif name == "hincr" then
+    -- a: hash_idx, field, delta: a counter; a field back at 0 is removed (HLEN counts)
+    if redis.call("HINCRBY", key, a[2], a[3]) == 0 then redis.call("HDEL", key, a[2]) end
+  elseif name == "sadd_count" then
+    -- a: set_idx, member, hash_idx, field: count the member in the hash's field once ever
+    if redis.call("SADD", key, a[2]) == 1 then
+      redis.call("HINCRBY", KEYS[tonumber(a[3])], a[4], 1)
     end
   elseif name == "lock" then
     -- a: key_idx, holder, ttl_seconds (0 = held until unlocked)
