@@ -24,8 +24,8 @@ def noticed(api, approved, clock):  # noqa: F811
 def test_a_claim_committed_while_the_broker_is_down_is_not_a_500(api, noticed, monkeypatch):
     # Every other endpoint that publishes after a commit (submit, decide) swallows a broker
     # failure: the stranded-deal sweep re-dispatches CLAIM_FILED. /claim calls .delay raw.
-    from tests.web.conftest import auth
     from tasks.pipeline import settle_claim
+    from tests.web.conftest import auth
 
     def broker_down(*_a, **_k):
         raise ConnectionRefusedError("broker down")
