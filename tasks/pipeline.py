@@ -168,6 +168,12 @@ def dispatch_route(deal_id: str) -> None:
     _publish(route_deal, deal_id)
 
 
+def dispatch_settle_claim(deal_id: str) -> None:
+    """Ask the insurer for its decision in a worker; if the broker is down, the stranded
+    sweep asks later (a filed claim is worker-owned)."""
+    _publish(settle_claim, deal_id)
+
+
 def _publish(task, deal_id: str) -> None:
     try:
         task.delay(deal_id)

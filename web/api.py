@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
 
-from tasks.pipeline import dispatch_route, schedule_drain, settle_claim
+from tasks.pipeline import dispatch_route, dispatch_settle_claim, schedule_drain
 from web.bearer import current_principal, require
 from web.errors import ApiError
 from web.schemas import (
@@ -267,7 +267,7 @@ def file_claim(deal_id: str):
         body["documents"],
     )
     if deal.state == State.CLAIM_FILED:
-        settle_claim.delay(deal.id)
+        dispatch_settle_claim(deal.id)
     return jsonify(view(deal)), 202 if deal.state == State.CLAIM_FILED else 200
 
 

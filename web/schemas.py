@@ -304,6 +304,13 @@ def explained(failure: dict[str, str]) -> dict[str, str]:
     return {**failure, "message": describe(failure.get("reason", ""))}
 
 
+BANK_INTERNALS = frozenset({"officer", "reference"})
+
+
+def _without_bank_internals(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in BANK_INTERNALS}
+
+
 def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
     """The API's representation of a deal for an exporter or a bank.
 
@@ -368,6 +375,13 @@ def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
     if viewer_role == "exporter":
         view["offered_banks"] = deal.offered_banks
         view["first_approval"] = None  # the bank's internal maker-checker step
+        # The bank's own payment references and officers stay with the bank.
+        for name in ("loan", "claim"):
+            if view[name]:
+                view[name] = _without_bank_internals(view[name])
+        for name in ("repayments", "recoveries"):
+            if view[name]:
+                view[name] = [_without_bank_internals(item) for item in view[name]]
     elif bank_id != viewer_id:
         view["first_approval"] = None
         view["bank"] = None

@@ -23,7 +23,16 @@ class Claims(Steps):
     """Notice, claim, the insurer's decision, recoveries."""
 
     def file_notice(self, deal_id: str, bank_id: str, officer: str) -> Deal:
-        """The bank tells the insurer of a possible loss on an overdue advance (idempotent)."""
+        """The bank tells the insurer of a possible loss on an overdue advance (idempotent:
+        a repeat, even racing the first, returns the deal with the one notice)."""
+        for _ in range(5):
+            try:
+                return self._file_notice(deal_id, bank_id, officer)
+            except VersionConflict:
+                continue  # the twin request or the sweep landed first: look again
+        raise WrongState(f"deal {deal_id} is changing too fast; try again")
+
+    def _file_notice(self, deal_id: str, bank_id: str, officer: str) -> Deal:
         deal = self._servicing_bank_deal(deal_id, bank_id)
         if deal.fields.get("notice_filed_at"):
             return deal
@@ -35,29 +44,41 @@ class Claims(Steps):
         today = self.today()
         deadline = date.fromisoformat(deal.fields["notice_deadline"])
         ack = self.insurer.notify_possible_loss(deal.id, deal.fields["policy_no"], today)
-        try:
-            return self._move(
-                deal,
-                State.OVERDUE,
-                actor=f"bank:{bank_id}:{officer}",
-                event="notice_filed",
-                changes={
-                    "notice_filed_at": today,
-                    "notice_ref": ack,
-                    "notice_late_days": max((today - deadline).days, 0),
-                },
-            )
-        except VersionConflict as exc:
-            raise WrongState(
-                f"deal {deal_id} changed meanwhile; reload it", state=exc.state
-            ) from exc
+        return self._move(
+            deal,
+            State.OVERDUE,
+            actor=f"bank:{bank_id}:{officer}",
+            event="notice_filed",
+            changes={
+                "notice_filed_at": today,
+                "notice_ref": ack,
+                "notice_late_days": max((today - deadline).days, 0),
+            },
+        )
 
     def file_claim(
         self, deal_id: str, bank_id: str, officer: str, loss: Decimal, documents: list[str]
     ) -> Deal:
-        """The bank claims the loss; the insurer's answer comes by ``settle_claim``."""
+        """The bank claims the loss; the insurer's answer comes by ``settle_claim``. The same
+        claim again returns the deal; a claim of another loss is refused."""
+        for _ in range(5):
+            try:
+                return self._file_claim(deal_id, bank_id, officer, loss, documents)
+            except VersionConflict:
+                continue  # the twin request landed first: look again
+        raise WrongState(f"deal {deal_id} is changing too fast; try again")
+
+    def _file_claim(
+        self, deal_id: str, bank_id: str, officer: str, loss: Decimal, documents: list[str]
+    ) -> Deal:
         deal = self._servicing_bank_deal(deal_id, bank_id)
-        if deal.state == State.CLAIM_FILED or deal.get("claim"):
+        filed = deal.get("claim")
+        if filed:
+            if Decimal(filed["loss_amount"]) != loss:
+                raise WrongState(
+                    f"a claim of {filed['loss_amount']} was already filed on deal {deal_id}",
+                    state=str(deal.state),
+                )
             return deal
         if deal.state != State.OVERDUE or not deal.fields.get("notice_filed_at"):
             raise WrongState(
@@ -75,18 +96,13 @@ class Claims(Steps):
             "filed_on": self.today().isoformat(),
             "officer": officer,
         }
-        try:
-            return self._move(
-                deal,
-                State.CLAIM_FILED,
-                actor=f"bank:{bank_id}:{officer}",
-                event="claim_filed",
-                changes={"claim": claim},
-            )
-        except VersionConflict as exc:
-            raise WrongState(
-                f"deal {deal_id} changed meanwhile; reload it", state=exc.state
-            ) from exc
+        return self._move(
+            deal,
+            State.CLAIM_FILED,
+            actor=f"bank:{bank_id}:{officer}",
+            event="claim_filed",
+            changes={"claim": claim},
+        )
 
     def settle_claim(self, deal_id: str) -> Deal | None:
         """Ask the insurer for its decision on a filed claim and record it (idempotent)."""
@@ -137,7 +153,13 @@ class Claims(Steps):
                 raise InvalidDecision(
                     "amount", f"must be more than 0; recoveries total at most {fmt(covered)}"
                 )
-            insurer = quantize(amount * indemnity / covered) if covered else Decimal(0)
+            # Shares of the running total, so recoveries in parts share as one would.
+            shared = sum(Decimal(r["to_insurer"]) for r in recoveries)
+            insurer = (
+                quantize((recovered + amount) * indemnity / covered) - shared
+                if covered
+                else Decimal(0)
+            )
             recoveries.append(
                 {
                     "reference": reference,
@@ -163,8 +185,11 @@ class Claims(Steps):
     def _filing(self, deal: Deal) -> ClaimFiling:
         claim = deal.get("claim")
         app = deal.application
-        limit = self.reference.limit(deal.fields.get("limit_id") or "")
-        total = deal.decimal("invoice_total") or Decimal(0)
+        # The cap is the receivable insured when the deal was verified (its whole invoice
+        # total fitted the limit then: a later limit cut does not reach back), less what has
+        # been paid on it since (every repayment recorded on the advance).
+        paid = sum((Decimal(r["amount"]) for r in deal.get("repayments", [])), Decimal(0))
+        total = (deal.decimal("invoice_total") or Decimal(0)) - paid
         notice_deadline = date.fromisoformat(deal.fields["notice_deadline"])
         return ClaimFiling(
             deal_id=deal.id,
@@ -178,7 +203,7 @@ class Claims(Steps):
             notice_deadline=notice_deadline,
             claim_deadline=date.fromisoformat(deal.fields["claim_deadline"]),
             coverage_ratio=Decimal(deal.fields.get("coverage_ratio") or "0"),
-            insured_cap=min(total, limit.amount) if limit else total,
+            insured_cap=max(total, Decimal(0)),
         )
 
     def _servicing_bank_deal(self, deal_id: str, bank_id: str) -> Deal:

@@ -49,7 +49,16 @@ class Servicing(Steps):
 
     def disburse(self, deal_id: str, bank_id: str, payout: Disbursement) -> Deal:
         """Record the advance the approving bank paid out. Repeating it with the same
-        reference and amount (a double click, a client retry) returns the deal as it is."""
+        reference and amount (a double click, a client retry, even racing the first) returns
+        the deal as it is."""
+        for _ in range(5):
+            try:
+                return self._disburse(deal_id, bank_id, payout)
+            except VersionConflict:
+                continue  # the twin request (or a sweep) landed first: look again
+        raise WrongState(f"deal {deal_id} is changing too fast; try again")
+
+    def _disburse(self, deal_id: str, bank_id: str, payout: Disbursement) -> Deal:
         deal = self._bank_deal(deal_id, bank_id)
         loan = deal.get("loan")
         if loan is not None:
@@ -114,24 +123,19 @@ class Servicing(Steps):
         policy = self.reference.policy(deal.fields["policy_no"])
         grace = policy.grace_days if policy else 0
         ops.zadd(keys.due_dates(), due_score(due + timedelta(days=grace)), deal.id)
-        try:
-            return self._move(
-                deal,
-                State.DISBURSED,
-                actor=f"bank:{bank_id}:{payout.officer}",
-                event="disbursed",
-                changes={
-                    "loan": loan,
-                    "repayments": [],
-                    "due_date": due,
-                    "reserved_amount": payout.amount,
-                },
-                ops=ops,
-            )
-        except VersionConflict as exc:
-            raise WrongState(
-                f"deal {deal_id} changed meanwhile; reload it", state=exc.state
-            ) from exc
+        return self._move(
+            deal,
+            State.DISBURSED,
+            actor=f"bank:{bank_id}:{payout.officer}",
+            event="disbursed",
+            changes={
+                "loan": loan,
+                "repayments": [],
+                "due_date": due,
+                "reserved_amount": payout.amount,
+            },
+            ops=ops,
+        )
 
     # --- repayment ---------------------------------------------------------------------------
 

@@ -111,6 +111,10 @@ class PolicySchema(_Strict):
     def _dates(self, data: dict, **_: Any) -> None:
         if data.get("notice_days", 60) > data.get("claim_days", 120):
             raise ValidationError("the notice is due before the claim", "notice_days")
+        if data.get("grace_days", 0) >= data.get("notice_days", 60):
+            # A notice follows the overdue, which comes only after the grace: it could never
+            # be in time.
+            raise ValidationError("the grace must end before the notice is due", "grace_days")
         if data.get("start") and data.get("end") and data["end"] < data["start"]:
             raise ValidationError("end is before start", "end")
         if data.get("covered_countries") and data.get("excluded_countries"):
