@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
@@ -26,7 +27,9 @@ from web.schemas import (
 )
 from workflow import keys
 from workflow.deal import Deal
+from workflow.money import fmt
 from workflow.pipeline import DealNotFound, Decision, Disbursement, Repayment, Workflow
+from workflow.portfolio import figures
 from workflow.states import State
 from workflow.visibility import as_seen_by_bank, exporter_events, holds
 
@@ -283,6 +286,20 @@ def record_recovery(deal_id: str):
         body["reference"],
     )
     return jsonify(view(deal))
+
+
+@api.get("/portfolio")
+@require("bank")
+def portfolio():
+    """The bank's portfolio figures, from counters the transitions keep (amounts as strings)."""
+    got = figures(flow().store.redis, current_principal().subject)
+
+    def wire(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: wire(v) for k, v in sorted(value.items())}
+        return fmt(value) if isinstance(value, Decimal) else value
+
+    return jsonify(wire(got))
 
 
 @api.get("/deals")

@@ -305,6 +305,19 @@ def spec_dict() -> dict[str, Any]:
             )
         },
     )
+    spec.path(
+        path="/api/v1/portfolio",
+        operations={
+            "get": _operation(
+                "Your bank's portfolio (bank token): outstanding principal by currency, buyer "
+                "and country, overdue, indemnity received, borrowers now and first-time "
+                "borrowers, from counters every transition keeps",
+                "200",
+                {"description": "The figures; amounts are decimal strings"},
+                errors={},
+            )
+        },
+    )
     for path, summary, ok, body, status, conflict in (
         (
             "notice",

@@ -22,6 +22,7 @@ ROUTES = {
     "/api/v1/deals/{deal_id}/notice": {"post"},
     "/api/v1/deals/{deal_id}/claim": {"post"},
     "/api/v1/deals/{deal_id}/recoveries": {"post"},
+    "/api/v1/portfolio": {"get"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 

@@ -97,3 +97,23 @@ def test_overdue_notice_claim_and_recovery_through_the_api(api, approved, clock)
     assert rv.status_code == 200 and rv.get_json()["recoveries"][0]["to_insurer"] == "9000.00"
     # The exporter reads the outcome too.
     assert api.get(approved).get_json()["state"] == "indemnified"
+
+
+def test_the_portfolio_in_the_api(api, approved):
+    assert post(api, approved, "disbursement", amount="80000.00",
+                value_date=DEMO_TODAY.isoformat(), reference="P-1").status_code == 200
+    rv = api.client.get("/api/v1/portfolio", headers=_auth("boc"))
+    assert rv.status_code == 200
+    got = rv.get_json()
+    assert got["outstanding"] == {"USD": "80000.00"}
+    assert got["by_buyer"] == {"USD": {"DE-0001": "80000.00"}}
+    assert got["borrowers"] == 1 and got["first_time_borrowers"] == 1
+    other = api.client.get("/api/v1/portfolio", headers=_auth("icbc")).get_json()
+    assert other["outstanding"] == {} and other["borrowers"] == 0
+    assert api.client.get("/api/v1/portfolio", headers=_auth("haixin")).status_code == 403
+
+
+def _auth(who):
+    from tests.web.conftest import auth
+
+    return auth(who)
