@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from workflow.claim_rules import ClaimFiling
 from workflow.deal import Deal
-from workflow.errors import DealNotFound, InvalidDecision, WrongState
+from workflow.errors import InvalidDecision, WrongState
 from workflow.money import fmt, quantize
 from workflow.states import State
 from workflow.steps import WORKER, Steps
@@ -33,7 +33,7 @@ class Claims(Steps):
         raise WrongState(f"deal {deal_id} is changing too fast; try again")
 
     def _file_notice(self, deal_id: str, bank_id: str, officer: str) -> Deal:
-        deal = self._servicing_bank_deal(deal_id, bank_id)
+        deal = self._held_by(deal_id, bank_id)
         if deal.fields.get("notice_filed_at"):
             return deal
         if deal.state != State.OVERDUE:
@@ -71,7 +71,7 @@ class Claims(Steps):
     def _file_claim(
         self, deal_id: str, bank_id: str, officer: str, loss: Decimal, documents: list[str]
     ) -> Deal:
-        deal = self._servicing_bank_deal(deal_id, bank_id)
+        deal = self._held_by(deal_id, bank_id)
         filed = deal.get("claim")
         if filed:
             if Decimal(filed["loss_amount"]) != loss:
@@ -137,7 +137,7 @@ class Claims(Steps):
         """Money recovered from the buyer after indemnity, shared between the insurer and the
         bank in proportion to the loss each bore (indemnity vs covered loss less indemnity)."""
         for _ in range(5):
-            deal = self._servicing_bank_deal(deal_id, bank_id)
+            deal = self._held_by(deal_id, bank_id)
             if deal.state != State.INDEMNIFIED:
                 raise WrongState(
                     f"deal {deal_id} is {deal.state}: recoveries follow an indemnity",
@@ -205,14 +205,5 @@ class Claims(Steps):
             coverage_ratio=Decimal(deal.fields.get("coverage_ratio") or "0"),
             insured_cap=max(total, Decimal(0)),
         )
-
-    def _servicing_bank_deal(self, deal_id: str, bank_id: str) -> Deal:
-        deal = self.store.get(deal_id)
-        if deal is None or bank_id not in deal.offered_banks:
-            raise DealNotFound(f"no deal {deal_id} was routed to bank {bank_id}")
-        if deal.bank_id != bank_id:
-            raise WrongState(f"deal {deal_id} is no longer with your bank")
-        return deal
-
 
 __all__ = ["Claims"]

@@ -436,17 +436,5 @@ class Placement(Steps):
                 reason,
             )
 
-    def _held_by(self, deal_id: str, bank_id: str) -> Deal:
-        """The deal if ``bank_id`` holds it (pending its decision, or approved by it)."""
-        deal = self.store.get(deal_id)
-        if deal is None or bank_id not in deal.offered_banks:
-            raise DealNotFound(f"no deal {deal_id} was routed to bank {bank_id}")
-        if deal.bank_id != bank_id:
-            # What became of the deal after this bank's offer ended is none of its business:
-            # the answer is the same whatever happened since.
-            raise WrongState(f"deal {deal_id} is no longer with your bank")
-        return deal
-
-
 def _withdrawable() -> frozenset[State]:
     return sources_of(State.WITHDRAWN)

@@ -15,7 +15,7 @@ from decimal import Decimal
 from workflow import keys
 from workflow.arrears import due_score
 from workflow.deal import Deal
-from workflow.errors import DealNotFound, InvalidDecision, WrongState
+from workflow.errors import InvalidDecision, WrongState
 from workflow.interest import UPFRONT, accrue, basis_for
 from workflow.money import fmt, quantize, to_cents
 from workflow.reasons import Reason
@@ -59,7 +59,7 @@ class Servicing(Steps):
         raise WrongState(f"deal {deal_id} is changing too fast; try again")
 
     def _disburse(self, deal_id: str, bank_id: str, payout: Disbursement) -> Deal:
-        deal = self._bank_deal(deal_id, bank_id)
+        deal = self._held_by(deal_id, bank_id)
         loan = deal.get("loan")
         if loan is not None:
             if loan.get("reference") == payout.reference and Decimal(loan["principal"]) == (
@@ -143,7 +143,7 @@ class Servicing(Steps):
         """Record money the bank received on the advance, by value date. A repeat of a
         repayment (same reference) returns the deal as it is."""
         for _ in range(5):
-            deal = self._bank_deal(deal_id, bank_id)
+            deal = self._held_by(deal_id, bank_id)
             known = [r for r in deal.get("repayments", []) if r["reference"] == payment.reference]
             if known:
                 if Decimal(known[0]["amount"]) != payment.amount:
@@ -252,15 +252,6 @@ class Servicing(Steps):
         return lapsed
 
     # --- helpers -----------------------------------------------------------------------------
-
-    def _bank_deal(self, deal_id: str, bank_id: str) -> Deal:
-        """The deal if ``bank_id`` approved it and holds it."""
-        deal = self.store.get(deal_id)
-        if deal is None or bank_id not in deal.offered_banks:
-            raise DealNotFound(f"no deal {deal_id} was routed to bank {bank_id}")
-        if deal.bank_id != bank_id:
-            raise WrongState(f"deal {deal_id} is no longer with your bank")
-        return deal
 
     @staticmethod
     def _approved_on(deal: Deal) -> date:

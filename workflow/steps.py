@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from workflow import keys
 from workflow.deal import Deal
+from workflow.errors import DealNotFound, WrongState
 from workflow.gateway import InsurerGateway
 from workflow.portfolio import portfolio_ops
 from workflow.reference import ReferenceRepository
@@ -47,6 +48,17 @@ class Steps:
     def today(self) -> date:
         """Today's business date (Asia/Shanghai)."""
         return business_date(self.clock())
+
+    def _held_by(self, deal_id: str, bank_id: str) -> Deal:
+        """The deal if ``bank_id`` holds it (pending its decision, or approved by it and on)."""
+        deal = self.store.get(deal_id)
+        if deal is None or bank_id not in deal.offered_banks:
+            raise DealNotFound(f"no deal {deal_id} was routed to bank {bank_id}")
+        if deal.bank_id != bank_id:
+            # What became of the deal after this bank's offer ended is none of its business:
+            # the answer is the same whatever happened since.
+            raise WrongState(f"deal {deal_id} is no longer with your bank")
+        return deal
 
     # --- index bookkeeping that goes with every transition ------------------------------------
 
