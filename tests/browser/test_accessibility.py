@@ -147,6 +147,7 @@ def test_pages_have_no_serious_accessibility_violations(
     visit(officer, "/exporter/", "forbidden", 403)
 
     visit(officer, "/bank/?show=mine", "desk-queue-mine")
+    visit(officer, "/bank/portfolio", "desk-portfolio")
     visit(officer, f"/bank/deals/{awaiting_check['id']}", "desk-deal-first-approval-maker")
 
     # After approval: the disbursement form; a disbursed deal's loan, repayments and form.

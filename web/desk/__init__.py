@@ -1,4 +1,4 @@
-"""The bank officer desk, /bank/: for now the landing page; the queue and deal pages come next."""
+"""The bank officer desk, /bank/: the queue, the deal pages and the portfolio."""
 
 from __future__ import annotations
 
@@ -6,4 +6,4 @@ from flask import Blueprint
 
 desk = Blueprint("desk", __name__, url_prefix="/bank", template_folder="templates")
 
-from web.desk import views  # noqa: E402,F401  (registers the routes on the blueprint)
+from web.desk import portfolio, views  # noqa: E402,F401  (register the routes on the blueprint)
