@@ -20,7 +20,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import suppress
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -40,6 +40,7 @@ from hypothesis.stateful import (
 from tests.conftest import DEMO_FILE, dongfang_application, make_application
 from workflow import intake, keys
 from workflow.deal import Deal, rebuild
+from workflow.interest import accrue
 from workflow.money import to_cents
 from workflow.pipeline import (
     AlreadyApproved,
@@ -368,9 +369,29 @@ class DealModel(RuleBasedStateMachine):
                 self.wf.route(deal.id)
 
     @rule(delta=st.sampled_from([timedelta(seconds=31), timedelta(seconds=61),
-                                 timedelta(hours=1), timedelta(hours=6), timedelta(hours=25)]))
+                                 timedelta(hours=1), timedelta(hours=6), timedelta(hours=25),
+                                 timedelta(days=50)]))
     def advance_clock(self, delta):
         self.wf.clock.advance(seconds=delta.total_seconds())
+
+    @rule(jump=st.sampled_from([timedelta(days=47), timedelta(0), timedelta(days=62)]))
+    def sweep_arrears(self, jump):
+        """Beat's arrears sweep, mostly after the clock passed the invoices' due date:
+        advances past due go overdue, missed deadlines are recorded."""
+        self.wf.clock.advance(seconds=jump.total_seconds())
+        for deal_id in self.wf.sweep_arrears():
+            event(f"arrears: {self.wf.store.get(deal_id).state}")
+
+    @rule()
+    def lapse_approvals(self):
+        """Beat's lapse sweep: approvals never paid out are cancelled."""
+        for deal_id in self.wf.lapse_approvals():
+            event("approval lapsed")
+            self.cancelled_by_bank.add(deal_id)  # an approval may end so, as by its bank
+            deal = self.wf.store.get(deal_id)
+            for recv in receivables(deal.fields):
+                if self.financed.get(recv) == deal_id:
+                    del self.financed[recv]
 
     @rule(deliver=st.booleans())
     def sweep_deadlines(self, deliver):
@@ -506,7 +527,7 @@ class DealModel(RuleBasedStateMachine):
             event(f"disburse: {getattr(exc, 'code', type(exc).__name__)}")
             self.unchanged(before, f"a refused disbursement of {deal.id}")
             return
-        if deal.state == S.DISBURSED:
+        if deal.get("loan"):  # paid out already (and maybe overdue since): the same one
             check(moved.version == deal.version, f"a repeated disbursement moved {deal.id}")
             event("disburse: repeated")
         else:
@@ -519,11 +540,15 @@ class DealModel(RuleBasedStateMachine):
         if deal is None or not deal.get("loan"):
             return
         loan = deal.get("loan")
-        owed = Decimal(loan["outstanding"]) + Decimal(loan["accrued_interest"])
+        today = self.wf.today()
+        accrued_to = date.fromisoformat(loan["accrued_to"])
+        owed = Decimal(loan["outstanding"]) + Decimal(loan["accrued_interest"]) + accrue(
+            Decimal(loan["outstanding"]), Decimal(loan["annual_rate"]), accrued_to,
+            max(today, accrued_to), loan["basis"])
         amount = {"some": min(owed, Decimal("1000.00")), "all": owed,
                   "too much": owed + Decimal("0.01")}[part]
         self.repayment_refs += 1
-        payment = Repayment("officer-1", amount, self.wf.today(),
+        payment = Repayment("officer-1", amount, today,
                             f"R-{self.repayment_refs}")
         before = self.everything()
         try:
