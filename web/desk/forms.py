@@ -77,32 +77,25 @@ class ConfirmForm(FlaskForm):
     confirm = SubmitField(_l("Confirm the approval"))
 
 
+def _reason(label: Any, missing: Any) -> TextAreaField:
+    """A required free-text reason of several lines, at most REASON_MAX characters."""
+    return TextAreaField(
+        label,
+        filters=[_lines],
+        validators=[DataRequired(message=missing), Length(max=REASON_MAX), _text],
+    )
+
+
 class SendBackForm(FlaskForm):
     """A checker sends the first approval back; its maker recalls it."""
 
     first_ref = HiddenField()
-    reason = TextAreaField(
-        _l("Why it goes back"),
-        filters=[_lines],
-        validators=[
-            DataRequired(message=_l("Say why the approval goes back.")),
-            Length(max=REASON_MAX),
-            _text,
-        ],
-    )
+    reason = _reason(_l("Why it goes back"), _l("Say why the approval goes back."))
     send_back = SubmitField(_l("Send the approval back"))
 
 
 class DeclineForm(FlaskForm):
-    reason = TextAreaField(
-        _l("Reason for declining"),
-        filters=[_lines],
-        validators=[
-            DataRequired(message=_l("A decline needs a reason.")),
-            Length(max=REASON_MAX),
-            _text,
-        ],
-    )
+    reason = _reason(_l("Reason for declining"), _l("A decline needs a reason."))
     decline = SubmitField(_l("Decline"))
 
 
