@@ -9,10 +9,10 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 
 from web.api import flow
+from workflow.business_days import business_date
 from workflow.deal import Deal
 from workflow.interest import ACT_360, ACT_365, AT_MATURITY, UPFRONT, accrue
 from workflow.states import State
-from workflow.steps import business_date
 
 MODE_WORDS = {
     UPFRONT: _l("Deducted up front, to the due date (discounted advance)"),

@@ -16,6 +16,7 @@ from flask_babel.speaklater import LazyString
 from workflow.checks import LIMIT_ROOM_CHECK, WHITELIST_CHECK
 from workflow.reasons import Reason
 from workflow.states import State
+from workflow.visibility import BANK_INTERNAL_EVENTS
 
 _l = lazy_gettext
 
@@ -77,6 +78,8 @@ REASON_WORDS: dict[Reason, LazyString] = {
     Reason.APPROVAL_LAPSED: _l("The approval lapsed: the bank did not pay the advance in time."),
     Reason.CLAIM_LATE: _l("The claim reached the insurer after the policy's claim deadline."),
     Reason.NOTICE_LATE: _l("The notice of possible loss reached the insurer after its deadline."),
+    Reason.DEFERRAL_BEYOND_COVER: _l("The insurer's cover cannot follow the due date that far."),
+    Reason.DEFERRAL_TOO_LATE: _l("The deferral was asked after the notice-of-loss deadline."),
     Reason.BUYER_NAME_MISMATCH: _l("The buyer's stated name differs from the insurer's record."),
 }
 
@@ -131,6 +134,10 @@ EVENT_WORDS: dict[str, LazyString] = {
     "deadline_missed": lazy_pgettext("event", "Deadline missed"),
     "first_approval": lazy_pgettext("event", "First approval (awaiting a checker)"),
     "first_approval_returned": lazy_pgettext("event", "First approval sent back"),
+    "disbursement_entered": lazy_pgettext("event", "Disbursement entered (awaiting a checker)"),
+    "disbursement_returned": lazy_pgettext("event", "Disbursement sent back"),
+    "deferred": lazy_pgettext("event", "Due date deferred with the insurer's consent"),
+    "deferral_refused": lazy_pgettext("event", "Deferral refused by the insurer"),
 }
 
 
@@ -181,8 +188,6 @@ EXPORTER_STATE_WORDS: dict[State, LazyString] = {
 # Why a bank's offer ended: the exporter is never told which bank passed, nor why.
 BANK_PASSED_REASONS = frozenset({str(Reason.BANK_DECLINED), str(Reason.BANK_DEADLINE_MISSED)})
 BANK_PASSED_EVENTS = frozenset({"declined", "deadline_missed"})
-# A bank's own maker-checker steps (the deal stays pending at the bank): not the exporter's.
-BANK_INTERNAL_EVENTS = frozenset({"first_approval", "first_approval_returned"})
 
 
 # How a state reads on the bank's desk, where it says what the bank does next.

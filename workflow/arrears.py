@@ -9,38 +9,16 @@ sweeps running at once, or a repayment landing meanwhile, do nothing twice.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from workflow import keys
+from workflow.business_days import day_after, due_score
 from workflow.deal import Deal
 from workflow.states import State
-from workflow.steps import BUSINESS_TZ, SWEEPER, Steps
-from workflow.store import Ops, VersionConflict, epoch_seconds
+from workflow.steps import SWEEPER, Steps
+from workflow.store import Ops, VersionConflict
 
-# Arrears buckets banks report, by days past the original due date.
-BUCKETS = ((30, "1-30"), (60, "31-60"), (90, "61-90"))
 NOTICE, CLAIM = "notice", "claim"
-
-
-def day_after(day: date) -> datetime:
-    """When an advance unpaid by the end of business day ``day`` is late: the start of the
-    next business day (midnight in Asia/Shanghai)."""
-    return datetime.combine(day + timedelta(days=1), datetime.min.time(), BUSINESS_TZ)
-
-
-def due_score(day: date) -> float:
-    return epoch_seconds(day_after(day))
-
-
-def days_past_due(due: date, today: date) -> int:
-    return max((today - due).days, 0)
-
-
-def arrears_bucket(days: int) -> str | None:
-    """The bucket of an advance ``days`` past due (None when not past due)."""
-    if days <= 0:
-        return None
-    return next((name for limit, name in BUCKETS if days <= limit), "90+")
 
 
 class Arrears(Steps):
@@ -124,4 +102,4 @@ class Arrears(Steps):
         )
 
 
-__all__ = ["Arrears", "arrears_bucket", "day_after", "days_past_due", "due_score"]
+__all__ = ["Arrears"]

@@ -121,6 +121,9 @@ JSON_FIELDS = frozenset(
         "cancellation",
         "routing_notes",
         "warnings",
+        "deferrals",
+        "pending_disbursement",
+        "returned_disbursement",
     }
 )
 

@@ -56,6 +56,20 @@ class CoverLapsed(WorkflowError):
         self.code = str(reason)
 
 
+class DeferralRefused(WorkflowError):
+    """The insurer would not let its cover follow the new due date: the deferral is not
+    made (the refusal is recorded on the deal)."""
+
+    code = "DEFERRAL_REFUSED"
+
+    def __init__(self, reasons: list[str], new_due_date: object):
+        super().__init__(
+            f"the insurer refused to extend cover to {new_due_date}: {', '.join(reasons)}",
+            reasons=reasons,
+        )
+        self.reasons = reasons
+
+
 class MakerCheckerRefused(WorkflowError):
     """A second approval the maker-checker rule forbids: the officer who approved first
     checking their own approval, or an officer without the checker role."""

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from workflow.claim_rules import ClaimDecision, ClaimFiling, LocalClaimRules
 from workflow.deal import Application
+from workflow.deferral_rules import DeferralConsent, DeferralRequest, LocalDeferralRules
 from workflow.reference import CoverFacts, ReferenceRepository
 
 
@@ -33,6 +34,10 @@ class InsurerGateway(Protocol):
         """The insurer's decision on a claim, or None while it has not decided."""
         ...
 
+    def consent_to_deferral(self, request: DeferralRequest) -> DeferralConsent:
+        """Whether the insurer's cover follows the advance to a later due date."""
+        ...
+
 
 class ReferenceDataInsurer:
     """Answers from the insurer data loaded with ``xinbao load`` (policies, limits, ...)."""
@@ -46,6 +51,10 @@ class ReferenceDataInsurer:
     def decide_claim(self, filing: ClaimFiling) -> ClaimDecision | None:
         """Decided at once by the documented local rules (workflow.claim_rules)."""
         return LocalClaimRules().decide(filing)
+
+    def consent_to_deferral(self, request: DeferralRequest) -> DeferralConsent:
+        """Answered at once by the documented local rules (workflow.deferral_rules)."""
+        return LocalDeferralRules().decide(request, self.reference.policy(request.policy_no))
 
     def cover_facts(self, application: Application) -> CoverFacts:
         return self.reference.cover_facts(

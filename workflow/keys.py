@@ -56,8 +56,16 @@ def bank_missed(bank_id: str) -> str:
 def portfolio(bank_id: str) -> str:
     """Hash of the bank's portfolio figures, in cents or counts, kept by every transition:
     ``outstanding:{ccy}``, ``outstanding:{ccy}:buyer:{code}``, ``outstanding:{ccy}:country:{cc}``,
-    ``overdue:{ccy}``, ``indemnity:{ccy}``, ``first_time_borrowers``."""
+    ``overdue:{ccy}``, ``indemnity:{ccy}``, ``first_time_borrowers``, ``deferred:{ccy}`` and
+    ``deferred_deals`` (open advances deferred at least once), ``claimed:{ccy}`` (losses
+    claimed and awaiting the insurer)."""
     return f"{P}portfolio:{bank_id}"
+
+
+def portfolio_arrears(bank_id: str) -> str:
+    """Hash: ``{ccy}|{due date}|{deal id}`` -> overdue principal in cents, one field per
+    overdue advance of the bank: the arrears buckets are read from it without a deal."""
+    return f"{P}portfolio:{bank_id}:arrears"
 
 
 def portfolio_borrowers(bank_id: str) -> str:

@@ -19,9 +19,11 @@ from datetime import datetime
 from workflow.arrears import Arrears
 from workflow.claims import Claims
 from workflow.deal import utcnow
+from workflow.deferral import Deferral, Deferrals
 from workflow.errors import (
     AlreadyApproved,
     DealNotFound,
+    DeferralRefused,
     DuplicateReceivable,
     IdempotencyKeyReused,
     InvalidDecision,
@@ -41,7 +43,7 @@ from workflow.sweeps import Sweeps
 
 
 @dataclass
-class Workflow(Intake, Placement, Servicing, Arrears, Claims, Sweeps):
+class Workflow(Intake, Placement, Servicing, Deferrals, Arrears, Claims, Sweeps):
     """Every step of the pipeline, over one store, reference data, insurer and clock."""
 
     store: DealStore
@@ -57,6 +59,8 @@ __all__ = [
     "AlreadyApproved",
     "DealNotFound",
     "Decision",
+    "Deferral",
+    "DeferralRefused",
     "Disbursement",
     "Repayment",
     "DuplicateReceivable",

@@ -12,7 +12,6 @@ from workflow.checks import cover_still_in_force
 from workflow.deal import Deal
 from workflow.errors import (
     CHECKER_ROLE_REQUIRED,
-    SAME_OFFICER,
     AlreadyApproved,
     CoverLapsed,
     DealNotFound,
@@ -21,6 +20,7 @@ from workflow.errors import (
     WrongState,
 )
 from workflow.money import quantize
+from workflow.officers import check_officers, officer_id
 from workflow.reasons import Reason
 from workflow.routing import RoutingInput, next_offer
 from workflow.states import TERMINAL, State, sources_of
@@ -30,13 +30,6 @@ from workflow.store import (
     VersionConflict,
     epoch_seconds,
 )
-from workflow.users import normalize_username
-
-
-def officer_id(name: str) -> str:
-    """How an officer is compared and indexed: a username in its stored form (as logins
-    and the checker-role lookup read it), any other name trimmed and case-folded."""
-    return normalize_username(name) or " ".join(name.split()).casefold()
 
 
 @dataclass(frozen=True)
@@ -257,19 +250,8 @@ class Placement(Steps):
 
     def _second_approval(self, deal: Deal, bank_id: str, decision: Decision, first: dict) -> Deal:
         """The checker's confirmation of a first approval, on the maker's terms."""
+        check_officers(first["officer"], decision.officer, decision.may_check, deal.id)
         checker = officer_id(decision.officer)
-        if checker == first["officer"]:
-            raise MakerCheckerRefused(
-                SAME_OFFICER,
-                f"you approved deal {deal.id} first; a different officer with the checker "
-                "role must check it",
-            )
-        if not decision.may_check:
-            raise MakerCheckerRefused(
-                CHECKER_ROLE_REQUIRED,
-                f"deal {deal.id} awaits a second approval, which only an officer with the "
-                "checker role can give",
-            )
         amount, rate = Decimal(first["amount"]), Decimal(first["annual_rate"])
         for name, given, agreed in (
             ("amount", decision.amount, amount),

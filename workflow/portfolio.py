@@ -3,17 +3,21 @@ what every move of a deal changes in them, and reading them back.
 
 Outstanding is the principal not yet repaid on the bank's open advances (``disbursed`` and
 ``overdue``), in cents per currency, and by buyer and by country; ``overdue`` the part of it
-past due (the portfolio at risk); ``indemnity`` what insurers paid the bank; borrowers the
-exporters with an open advance now, and first-time borrowers (首贷户) those the bank paid an
-advance to for the first time.
+past due (the portfolio at risk), and by arrears bucket from an index of the overdue advances
+alone; ``deferred`` the open advances deferred at least once; ``claimed`` the losses claimed
+and awaiting the insurer; ``indemnity`` what insurers paid the bank; borrowers the exporters
+with an open advance now, and first-time borrowers (首贷户) those the bank paid an advance to
+for the first time.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from workflow import keys
+from workflow.business_days import BUCKETS, arrears_bucket, days_past_due
 from workflow.deal import Deal
 from workflow.money import from_cents, to_cents
 from workflow.reference.records import as_text
@@ -27,6 +31,12 @@ def _outstanding(state: State, loan: dict[str, Any] | None) -> int:
     if state not in OPEN or not loan:
         return 0
     return to_cents(Decimal(loan["outstanding"]))
+
+
+def _claimed(state: State, claim: dict[str, Any] | None) -> int:
+    if state != State.CLAIM_FILED or not claim:
+        return 0
+    return to_cents(Decimal(claim["loss_amount"]))
 
 
 def portfolio_ops(deal: Deal, new: State, changes: dict[str, Any] | None, ops: Ops) -> Ops:
@@ -48,7 +58,27 @@ def portfolio_ops(deal: Deal, new: State, changes: dict[str, Any] | None, ops: O
     overdue_before = before if deal.state == State.OVERDUE else 0
     overdue_after = after if new == State.OVERDUE else 0
     if overdue_after != overdue_before:
-        ops.hincr(key, f"overdue:{currency}", overdue_after - overdue_before)
+        delta = overdue_after - overdue_before
+        ops.hincr(key, f"overdue:{currency}", delta)
+        # The due date an overdue advance is bucketed by does not move while it is overdue
+        # (a deferral takes it out of overdue first).
+        loan = (changes.get("loan") if new == State.OVERDUE else None) or deal.get("loan") or {}
+        field = f"{currency}|{loan.get('due_date', '')}|{deal.id}"
+        ops.hincr(keys.portfolio_arrears(bank_id), field, delta)
+    was_deferred = deal.state in OPEN and int(deal.fields.get("deferral_count") or 0) > 0
+    is_deferred = (
+        new in OPEN
+        and int(changes.get("deferral_count", deal.fields.get("deferral_count")) or 0) > 0
+    )
+    if was_deferred != is_deferred:
+        ops.hincr(key, "deferred_deals", 1 if is_deferred else -1)
+    deferred_delta = (after if is_deferred else 0) - (before if was_deferred else 0)
+    if deferred_delta:
+        ops.hincr(key, f"deferred:{currency}", deferred_delta)
+    claimed_before = _claimed(deal.state, deal.get("claim"))
+    claimed_after = _claimed(new, changes.get("claim", deal.get("claim")))
+    if claimed_after != claimed_before:
+        ops.hincr(key, f"claimed:{currency}", claimed_after - claimed_before)
     uscc = deal.fields.get("exporter_uscc", "")
     if (before > 0) != (after > 0):
         ops.hincr(keys.portfolio_borrowers(bank_id), uscc, 1 if after > 0 else -1)
@@ -60,33 +90,66 @@ def portfolio_ops(deal: Deal, new: State, changes: dict[str, Any] | None, ops: O
     return ops
 
 
-def figures(redis: Any, bank_id: str) -> dict[str, Any]:
-    """The bank's portfolio as read from its counters: amounts as Decimal per currency."""
+BUCKET_NAMES = tuple(name for _, name in BUCKETS) + ("90+",)
+CLAIM_STATES = (State.CLAIM_FILED, State.INDEMNIFIED, State.CLAIM_REJECTED)
+
+
+def figures(redis: Any, bank_id: str, today: date | None = None) -> dict[str, Any]:
+    """The bank's portfolio as read from its counters: amounts as Decimal per currency;
+    the arrears buckets as of ``today`` (a business date; None leaves them out)."""
     pipe = redis.pipeline(transaction=False)
     pipe.hgetall(keys.portfolio(bank_id))
     pipe.hlen(keys.portfolio_borrowers(bank_id))
-    raw, borrowers = pipe.execute()
+    for state in CLAIM_STATES:
+        pipe.zcard(keys.bank_state(bank_id, state))
+    if today is not None:
+        pipe.hgetall(keys.portfolio_arrears(bank_id))
+    raw, borrowers, pending, paid, rejected, *arrears = pipe.execute()
     result: dict[str, Any] = {
         "outstanding": {},
         "by_buyer": {},
         "by_country": {},
         "overdue": {},
         "indemnity": {},
+        "deferred": {},
+        "claimed": {},
         "borrowers": int(borrowers),
         "first_time_borrowers": 0,
+        "deferred_deals": 0,
+        "claims": {"pending": int(pending), "paid": int(paid), "rejected": int(rejected)},
     }
+    if today is not None:
+        result["arrears"] = _buckets(arrears[0], today)
     for name, value in ((as_text(k), int(v)) for k, v in raw.items()):
         parts = name.split(":")
-        if name == "first_time_borrowers":
-            result["first_time_borrowers"] = value
+        if name in ("first_time_borrowers", "deferred_deals"):
+            result[name] = value
         elif parts[0] == "outstanding" and len(parts) == 2:
             result["outstanding"][parts[1]] = from_cents(value)
         elif parts[0] == "outstanding" and len(parts) == 4:
             group = "by_buyer" if parts[2] == "buyer" else "by_country"
             result[group].setdefault(parts[1], {})[parts[3]] = from_cents(value)
-        elif parts[0] in ("overdue", "indemnity"):
+        elif parts[0] in ("overdue", "indemnity", "deferred", "claimed"):
             result[parts[0]][parts[1]] = from_cents(value)
     return result
 
 
-__all__ = ["figures", "portfolio_ops"]
+def _buckets(raw: dict, today: date) -> dict[str, dict[str, dict[str, Any]]]:
+    """Overdue principal and advances by currency and arrears bucket, as of ``today``."""
+    cents: dict[str, dict[str, int]] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for name, value in raw.items():
+        currency, due, _ = as_text(name).split("|", 2)
+        bucket = arrears_bucket(days_past_due(date.fromisoformat(due), today)) or BUCKET_NAMES[0]
+        cents.setdefault(currency, dict.fromkeys(BUCKET_NAMES, 0))[bucket] += int(value)
+        counts.setdefault(currency, dict.fromkeys(BUCKET_NAMES, 0))[bucket] += 1
+    return {
+        currency: {
+            bucket: {"amount": from_cents(amount), "advances": counts[currency][bucket]}
+            for bucket, amount in by_bucket.items()
+        }
+        for currency, by_bucket in cents.items()
+    }
+
+
+__all__ = ["BUCKET_NAMES", "figures", "portfolio_ops"]

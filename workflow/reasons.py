@@ -38,6 +38,8 @@ class Reason(StrEnum):
     APPROVAL_LAPSED = "APPROVAL_LAPSED"
     CLAIM_LATE = "CLAIM_LATE"
     NOTICE_LATE = "NOTICE_LATE"
+    DEFERRAL_BEYOND_COVER = "DEFERRAL_BEYOND_COVER"
+    DEFERRAL_TOO_LATE = "DEFERRAL_TOO_LATE"
     # Warnings: recorded on the deal for the bank to see, never a refusal.
     BUYER_NAME_MISMATCH = "BUYER_NAME_MISMATCH"
 
@@ -74,6 +76,8 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.APPROVAL_LAPSED: "The approval lapsed: the bank did not pay the advance in time.",
     Reason.CLAIM_LATE: "The claim reached the insurer after the policy's claim deadline.",
     Reason.NOTICE_LATE: "The notice of possible loss reached the insurer after its deadline.",
+    Reason.DEFERRAL_BEYOND_COVER: "The insurer's cover cannot follow the due date that far.",
+    Reason.DEFERRAL_TOO_LATE: "The deferral was asked after the notice-of-loss deadline.",
     Reason.BUYER_NAME_MISMATCH: "The buyer's stated name differs from the insurer's record.",
 }
 

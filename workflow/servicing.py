@@ -8,20 +8,22 @@ interest are settled. Repayments are allocated to interest first, then principal
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from workflow import keys
-from workflow.arrears import due_score
+from workflow.business_days import business_date, due_score
 from workflow.deal import Deal
-from workflow.errors import InvalidDecision, WrongState
+from workflow.errors import CHECKER_ROLE_REQUIRED, InvalidDecision, MakerCheckerRefused, WrongState
 from workflow.interest import UPFRONT, accrue, basis_for
 from workflow.money import fmt, quantize, to_cents
+from workflow.officers import check_officers, officer_id
 from workflow.reasons import Reason
 from workflow.states import State
-from workflow.steps import SWEEPER, Steps, business_date
-from workflow.store import Ops, VersionConflict
+from workflow.steps import SWEEPER, Steps
+from workflow.store import Ops, VersionConflict, epoch_seconds
 
 SERVICED = frozenset({State.DISBURSED, State.OVERDUE})
 
@@ -70,9 +72,25 @@ class Servicing(Steps):
                 f"deal {deal_id} was already disbursed (reference {loan.get('reference')})",
                 state=str(deal.state),
             )
+        pending = deal.get("pending_disbursement")
+        if pending is not None:
+            if _same_payout(pending, payout):
+                return deal  # the maker's double click
+            raise WrongState(
+                f"a disbursement of {pending['amount']} (reference {pending['reference']}) "
+                f"awaits a checker on deal {deal_id}: confirm it or send it back first",
+                state=str(deal.state),
+            )
+        self._check_payout(deal, payout)
+        bank = self.reference.bank(bank_id)
+        if bank is not None and bank.needs_second_approval(payout.amount):
+            return self._enter_disbursement(deal, bank_id, payout)
+        return self._pay_out(deal, bank_id, payout)
+
+    def _check_payout(self, deal: Deal, payout: Disbursement) -> None:
         if deal.state != State.APPROVED:
             raise WrongState(
-                f"deal {deal_id} is {deal.state}: only an approved deal is disbursed",
+                f"deal {deal.id} is {deal.state}: only an approved deal is disbursed",
                 state=str(deal.state),
             )
         approved = deal.decimal("approved_amount") or Decimal(0)
@@ -82,13 +100,19 @@ class Servicing(Steps):
             )
         today = self.today()
         approved_on = self._approved_on(deal)
-        due = max(inv.due_date for inv in deal.application.invoices)
+        due = _due_date(deal)
         if payout.value_date > today or payout.value_date < approved_on:
             raise InvalidDecision(
                 "value_date", f"must be between the approval ({approved_on}) and today ({today})"
             )
         if payout.value_date >= due:
             raise InvalidDecision("value_date", f"must be before the due date {due}")
+
+    def _pay_out(
+        self, deal: Deal, bank_id: str, payout: Disbursement, checked: dict | None = None
+    ) -> Deal:
+        """The advance paid out: the loan's terms fixed, the reservation become its use."""
+        due = _due_date(deal)
         bank = self.reference.bank(bank_id)
         mode = bank.interest_mode if bank else "at_maturity"
         basis = basis_for(deal.fields["currency"], bank.day_count if bank else None)
@@ -115,6 +139,7 @@ class Servicing(Steps):
             "last_value_date": payout.value_date.isoformat(),
             "reference": payout.reference,
             "officer": payout.officer,
+            **(checked or {}),
         }
         ops = Ops()
         exposure = deal.fields.get("exposure")
@@ -123,10 +148,11 @@ class Servicing(Steps):
         policy = self.reference.policy(deal.fields["policy_no"])
         grace = policy.grace_days if policy else 0
         ops.zadd(keys.due_dates(), due_score(due + timedelta(days=grace)), deal.id)
+        checker = (checked or {}).get("checker")
         return self._move(
             deal,
             State.DISBURSED,
-            actor=f"bank:{bank_id}:{payout.officer}",
+            actor=f"bank:{bank_id}:{checker or payout.officer}",
             event="disbursed",
             changes={
                 "loan": loan,
@@ -136,6 +162,108 @@ class Servicing(Steps):
             },
             ops=ops,
         )
+
+    # --- maker-checker on large disbursements -------------------------------------------------
+
+    def _enter_disbursement(self, deal: Deal, bank_id: str, payout: Disbursement) -> Deal:
+        """Record the maker's disbursement at or above the bank's second-approval amount; the
+        money goes out when a different officer with the checker role confirms it."""
+        maker = officer_id(payout.officer)
+        score = epoch_seconds(self._lapses_at(deal, bank_id))
+        ops = Ops()
+        ops.zadd(keys.awaiting_check(bank_id), score, deal.id)
+        ops.zadd(keys.first_approvals_by(bank_id, maker), score, deal.id)
+        entered = {
+            # Names this entry: a page confirms or sends back the one it showed.
+            "ref": secrets.token_hex(8),
+            "officer": maker,
+            "amount": fmt(payout.amount),
+            "value_date": payout.value_date.isoformat(),
+            "reference": payout.reference,
+            "at": self.clock().isoformat(),
+        }
+        return self._move(
+            deal,
+            State.APPROVED,
+            actor=f"bank:{bank_id}:{payout.officer}",
+            event="disbursement_entered",
+            changes={"pending_disbursement": entered},
+            ops=ops,
+        )
+
+    def confirm_disbursement(
+        self, deal_id: str, bank_id: str, checker: str, may_check: bool, ref: str
+    ) -> Deal:
+        """A checker confirms the disbursement the maker entered (``ref`` names the one the
+        checker saw): the advance is paid out on the maker's terms. A repeat returns the deal."""
+        for _ in range(5):
+            deal = self._held_by(deal_id, bank_id)
+            loan = deal.get("loan")
+            if loan is not None and loan.get("checked_ref") == ref:
+                return deal
+            pending = deal.get("pending_disbursement")
+            if pending is None or pending["ref"] != ref:
+                raise WrongState(
+                    f"the disbursement awaiting a check on deal {deal_id} changed since your "
+                    "page was loaded",
+                    state=str(deal.state),
+                )
+            check_officers(pending["officer"], checker, may_check, deal_id)
+            payout = Disbursement(
+                pending["officer"],
+                Decimal(pending["amount"]),
+                date.fromisoformat(pending["value_date"]),
+                pending["reference"],
+            )
+            self._check_payout(deal, payout)
+            checked = {"checker": officer_id(checker), "checked_ref": ref}
+            try:
+                return self._pay_out(deal, bank_id, payout, checked)
+            except VersionConflict:
+                continue  # the twin click or a sweep landed first: look again
+        raise WrongState(f"deal {deal_id} is changing too fast; try again")
+
+    def return_disbursement(
+        self, deal_id: str, bank_id: str, officer: str, may_check: bool, reason: str, ref: str
+    ) -> Deal:
+        """The maker recalls a disbursement awaiting its check, or a checker sends it back;
+        the deal stays approved, to be disbursed anew."""
+        deal = self._held_by(deal_id, bank_id)
+        pending = deal.get("pending_disbursement")
+        if pending is None or pending["ref"] != ref:
+            raise WrongState(
+                f"deal {deal_id} has no such disbursement awaiting a check", state=str(deal.state)
+            )
+        if officer_id(officer) != pending["officer"] and not may_check:
+            raise MakerCheckerRefused(
+                CHECKER_ROLE_REQUIRED,
+                "only the officer who entered it or a checker can send a disbursement back",
+            )
+        ops = Ops()
+        ops.zrem(keys.awaiting_check(bank_id), deal.id)
+        ops.zrem(keys.first_approvals_by(bank_id, pending["officer"]), deal.id)
+        try:
+            return self._move(
+                deal,
+                State.APPROVED,
+                actor=f"bank:{bank_id}:{officer}",
+                event="disbursement_returned",
+                ops=ops,
+                changes={
+                    "pending_disbursement": None,
+                    "returned_disbursement": {**pending, "returned_by": officer, "reason": reason},
+                },
+            )
+        except VersionConflict as exc:
+            raise WrongState(
+                f"deal {deal_id} changed meanwhile; reload it", state=exc.state
+            ) from exc
+
+    def _lapses_at(self, deal: Deal, bank_id: str) -> datetime:
+        bank = self.reference.bank(bank_id)
+        days = (bank.approval_lapse_days if bank else None) or self.settings.approval_lapse_days
+        approved_at = deal.fields.get("approved_at") or deal.fields["updated_at"]
+        return datetime.fromisoformat(approved_at) + timedelta(days=days)
 
     # --- repayment ---------------------------------------------------------------------------
 
@@ -257,6 +385,19 @@ class Servicing(Steps):
     def _approved_on(deal: Deal) -> date:
         moment = deal.fields.get("approved_at") or deal.fields["updated_at"]
         return business_date(datetime.fromisoformat(moment))
+
+
+def _due_date(deal: Deal) -> date:
+    """An advance is due when the last of its invoices is."""
+    return max(inv.due_date for inv in deal.application.invoices)
+
+
+def _same_payout(entered: dict, payout: Disbursement) -> bool:
+    return (
+        entered["reference"] == payout.reference
+        and Decimal(entered["amount"]) == payout.amount
+        and entered["value_date"] == payout.value_date.isoformat()
+    )
 
 
 __all__ = ["Disbursement", "Repayment", "Servicing"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import date
 
 # XINBAO_ENV's accepted values. Only "production" changes behaviour; a value outside the list
 # (a typo such as "prod") is refused rather than quietly run as a development stack.
@@ -31,6 +32,16 @@ def _int(name: str, default: int) -> int:
 def _float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     return float(raw) if raw not in (None, "") else default
+
+
+def _date(name: str) -> date | None:
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a date (YYYY-MM-DD)") from None
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,9 @@ class Settings:
     # An approval never disbursed is cancelled this many days after it was given (a bank's
     # own approval_lapse_days comes first).
     approval_lapse_days: int = 30
+    # The latest due date a deferral (延期还本付息) may set: the end of the relief programme
+    # the banks apply. None = no date of Xinbao's own (the insurer's consent still bounds it).
+    deferral_latest_date: date | None = None
 
     def __post_init__(self) -> None:
         _environment(self.env)
@@ -95,6 +109,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             session_idle_seconds=_int("XINBAO_SESSION_IDLE_SECONDS", 1800),
             fresh_login_seconds=_int("XINBAO_FRESH_LOGIN_SECONDS", 600),
             approval_lapse_days=_int("XINBAO_APPROVAL_LAPSE_DAYS", 30),
+            deferral_latest_date=_date("XINBAO_DEFERRAL_LATEST_DATE"),
         )
     finally:
         if env is not None:

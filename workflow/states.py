@@ -37,7 +37,8 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     # only the approving bank can cancel its approval.
     S.APPROVED:     frozenset({S.DISBURSED, S.CANCELLED}),
     S.DISBURSED:    frozenset({S.REPAID, S.OVERDUE}),
-    S.OVERDUE:      frozenset({S.REPAID, S.CLAIM_FILED}),
+    # A deferral the insurer agreed to puts an overdue advance back on a due date to come.
+    S.OVERDUE:      frozenset({S.REPAID, S.CLAIM_FILED, S.DISBURSED}),
     S.CLAIM_FILED:  frozenset({S.INDEMNIFIED, S.CLAIM_REJECTED}),
     S.REJECTED:     frozenset(),
     S.UNPLACED:     frozenset(),

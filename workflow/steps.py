@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from workflow import keys
+from workflow.business_days import business_date
 from workflow.deal import Deal
 from workflow.errors import DealNotFound, WrongState
 from workflow.gateway import InsurerGateway
@@ -26,14 +26,6 @@ log = logging.getLogger("xinbao.workflow")
 
 WORKER = "worker"
 SWEEPER = "sweeper"
-# Value dates, due dates and the insurer's deadlines are counted in the banks' and exporters'
-# business days: the calendar of Asia/Shanghai, not of UTC (eight hours behind).
-BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
-
-
-def business_date(moment: datetime) -> date:
-    """The business day a moment falls on."""
-    return moment.astimezone(BUSINESS_TZ).date()
 
 
 class Steps:
@@ -93,6 +85,10 @@ class Steps:
                     ops.zrem(keys.first_approvals_by(deal.bank_id, first["officer"]), deal.id)
         if old == State.APPROVED and new != State.APPROVED:
             ops.zrem(keys.approval_lapses(), deal.id)
+            entered = deal.get("pending_disbursement")
+            if entered and deal.bank_id:
+                ops.zrem(keys.awaiting_check(deal.bank_id), deal.id)
+                ops.zrem(keys.first_approvals_by(deal.bank_id, entered["officer"]), deal.id)
         if old in (State.DISBURSED, State.OVERDUE) and new not in (State.DISBURSED, State.OVERDUE):
             ops.zrem(keys.due_dates(), deal.id)
         if new in TERMINAL:
@@ -127,6 +123,9 @@ class Steps:
             # A first approval belongs to this offer only: the decision record keeps who
             # made and who checked an approval.
             changes = {**(changes or {}), "first_approval": None}
+        if deal.fields.get("pending_disbursement") and new != State.APPROVED:
+            # Paid out (the loan names maker and checker), cancelled or lapsed: it is over.
+            changes = {**(changes or {}), "pending_disbursement": None}
         moved = self.store.transition(
             deal,
             new,

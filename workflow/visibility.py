@@ -10,8 +10,12 @@ from workflow.states import State
 # Stored for the workflow's own use (idempotent replays, reservation buckets), never shown.
 INTERNAL_FIELDS = frozenset({"request_digest", "idempotency_key", "exposure"})
 # A bank's own maker-checker steps: the bank's business, not the exporter's nor other banks'.
-BANK_INTERNAL_FIELDS = frozenset({"first_approval", "returned_approval"})
-BANK_INTERNAL_EVENTS = frozenset({"first_approval", "first_approval_returned"})
+BANK_INTERNAL_FIELDS = frozenset(
+    {"first_approval", "returned_approval", "pending_disbursement", "returned_disbursement"}
+)
+BANK_INTERNAL_EVENTS = frozenset(
+    {"first_approval", "first_approval_returned", "disbursement_entered", "disbursement_returned"}
+)
 
 
 def public_event(event: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import DEMO_TODAY
 from tests.workflow.test_servicing import BOC, DUE, approved, payment, payout
 from workflow import keys
-from workflow.arrears import arrears_bucket, days_past_due
+from workflow.business_days import arrears_bucket, days_past_due
 from workflow.states import State
 
 

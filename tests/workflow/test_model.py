@@ -33,6 +33,7 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
+    precondition,
     rule,
     run_state_machine_as_test,
 )
@@ -46,6 +47,8 @@ from workflow.pipeline import (
     AlreadyApproved,
     DealNotFound,
     Decision,
+    Deferral,
+    DeferralRefused,
     Disbursement,
     IdempotencyKeyReused,
     Repayment,
@@ -217,6 +220,23 @@ class DealModel(RuleBasedStateMachine):
 
     # --- choosing deals ---------------------------------------------------------------------------
 
+    def any_in(self, *states: State) -> bool:
+        """Whether a deal is in one of ``states`` (a rule that acts on them has work)."""
+        return any(d.state in states for d in self.wf.store.get_many(self.ids))
+
+    def pay_out(self, deal: Deal, officer: str, reference: str) -> Deal:
+        """The approving bank pays the whole approved amount out at once; a payout that needs
+        a check is confirmed by the checker (unless the checker entered it)."""
+        payout = Disbursement(officer, deal.decimal("approved_amount"), self.wf.today(), reference)
+        moved = self.wf.disburse(deal.id, deal.bank_id, payout)
+        entered = moved.get("pending_disbursement")
+        if entered and entered["officer"] != "checker-1":
+            moved = self.wf.confirm_disbursement(
+                deal.id, deal.bank_id, "checker-1", True, entered["ref"]
+            )
+            event("pay out: entered, then checked")
+        return moved
+
     def remember(self, deal: Deal) -> None:
         """Keep every version of a deal the model has read: the stale reads replayed later."""
         self.snapshots.setdefault(deal.id, {}).setdefault(deal.version, Deal(dict(deal.fields)))
@@ -320,9 +340,7 @@ class DealModel(RuleBasedStateMachine):
                     continue
                 self.approved_now(deal)
                 if stage == "disbursed":
-                    self.wf.disburse(deal.id, deal.bank_id, Disbursement(
-                        "officer-1", deal.decimal("approved_amount"), self.wf.today(),
-                        f"P-{deal.id}"))
+                    self.pay_out(deal, "officer-1", f"P-{deal.id}")
 
     @rule(
         who=st.sampled_from(["haixin", "haixin", "dongfang"]),
@@ -406,6 +424,8 @@ class DealModel(RuleBasedStateMachine):
             with suppress(*EXPECTED):
                 if state == S.ROUTING:
                     self.wf.route(deal_id)
+                elif state == S.CLAIM_FILED:
+                    self.wf.settle_claim(deal_id)
                 else:
                     self.wf.verify(deal_id)
 
@@ -448,9 +468,7 @@ class DealModel(RuleBasedStateMachine):
             self.approved_now(moved)
             if deliver:  # the bank pays out at once, and the buyer pays a part back
                 try:
-                    self.wf.disburse(moved.id, moved.bank_id, Disbursement(
-                        officer, moved.decimal("approved_amount"), self.wf.today(),
-                        f"P-{moved.id}"))
+                    self.pay_out(moved, officer, f"P-{moved.id}")
                 except EXPECTED as exc:
                     event(f"pay out at once: {getattr(exc, 'code', type(exc).__name__)}")
                 else:
@@ -484,8 +502,7 @@ class DealModel(RuleBasedStateMachine):
         event("second approval: approved")
         self.approved_now(moved)
         with suppress(*EXPECTED):
-            self.wf.disburse(moved.id, moved.bank_id, Disbursement(
-                officer, moved.decimal("approved_amount"), self.wf.today(), "P-2nd"))
+            self.pay_out(moved, officer, "P-2nd")
 
     @rule(pick=st.integers(0, 100), officer=st.sampled_from(sorted(OFFICERS)),
           holder=st.sampled_from([True, True, True, False]), other=st.integers(0, 2))
@@ -508,8 +525,13 @@ class DealModel(RuleBasedStateMachine):
               f"{officer} of {bank} sent back {deal.id} ({first})")
         event("approval sent back")
 
-    @rule(pick=st.integers(0, 100), half=st.booleans(), same_ref=st.booleans())
-    def disburse(self, pick, half, same_ref):
+    @rule(
+        pick=st.integers(0, 100),
+        half=st.booleans(),
+        same_ref=st.booleans(),
+        then=st.sampled_from(["confirm", "send back", "leave"]),
+    )
+    def disburse(self, pick, half, same_ref, then):
         """The approving bank pays the advance out (or repeats it, or tries a second one)."""
         deal = self.choose(pick, frozenset({S.APPROVED, S.DISBURSED}))
         if deal is None or not deal.bank_id:
@@ -527,12 +549,151 @@ class DealModel(RuleBasedStateMachine):
             event(f"disburse: {getattr(exc, 'code', type(exc).__name__)}")
             self.unchanged(before, f"a refused disbursement of {deal.id}")
             return
-        if deal.get("loan"):  # paid out already (and maybe overdue since): the same one
+        if deal.get("loan") or deal.get("pending_disbursement"):
+            # Paid out already (and maybe overdue since), or entered for a check: the same one.
             check(moved.version == deal.version, f"a repeated disbursement moved {deal.id}")
             event("disburse: repeated")
+        elif moved.state == S.APPROVED:
+            entered = moved.get("pending_disbursement")
+            threshold = Decimal(SECOND_APPROVAL_ABOVE[deal.bank_id])
+            check(
+                entered and payout.amount >= threshold,
+                f"{deal.id}: a disbursement of {payout.amount} left it approved ({entered})",
+            )
+            event("disburse: entered for a check")
+            # The maker cannot check it; a checker then confirms it, sends it back, or not yet.
+            self.check_disbursement(pick, "officer-1", True, False)
+            if then != "leave":
+                self.check_disbursement(pick, "checker-1", then == "confirm", False)
         else:
             check(moved.state == S.DISBURSED, f"{deal.id} disbursed into {moved.state}")
             event("disburse: paid out")
+
+    @rule(
+        pick=st.integers(0, 100),
+        officer=st.sampled_from(CHECKERS_FIRST),
+        confirm=st.sampled_from([True, True, False]),
+        stale=st.booleans(),
+    )
+    @precondition(
+        lambda self: any(d.get("pending_disbursement") for d in self.wf.store.get_many(self.ids))
+    )
+    def check_disbursement(self, pick, officer, confirm, stale):
+        """An officer confirms a disbursement entered for a check, or sends it back (its maker
+        recalls it), sometimes from a page showing an older entry."""
+        entered = [d for d in self.wf.store.get_many(self.ids) if d.get("pending_disbursement")]
+        if not entered:
+            return
+        deal = entered[pick % len(entered)]
+        pending = deal.get("pending_disbursement")
+        ref = "0" * 16 if stale else pending["ref"]
+        before = self.everything()
+        try:
+            if confirm:
+                moved = self.wf.confirm_disbursement(
+                    deal.id, deal.bank_id, officer, OFFICERS[officer], ref
+                )
+            else:
+                moved = self.wf.return_disbursement(
+                    deal.id, deal.bank_id, officer, OFFICERS[officer], "check the date", ref
+                )
+        except EXPECTED as exc:
+            event(f"check disbursement: {getattr(exc, 'code', type(exc).__name__)}")
+            self.unchanged(before, f"a refused check by {officer} of {deal.id}'s payout")
+            return
+        check(not stale, f"{officer} acted on a stale disbursement entry of {deal.id}")
+        if confirm:
+            loan = moved.get("loan")
+            check(
+                moved.state == S.DISBURSED
+                and OFFICERS[officer]
+                and loan["checker"] == officer != pending["officer"]
+                and loan["reference"] == pending["reference"]
+                and loan["principal"] == pending["amount"],
+                f"{officer} confirmed {deal.id}'s payout ({pending}) into {moved.state}: {loan}",
+            )
+            event("check disbursement: paid out")
+        else:
+            check(
+                moved.state == S.APPROVED
+                and not moved.get("pending_disbursement")
+                and (OFFICERS[officer] or pending["officer"] == officer),
+                f"{officer} sent back {deal.id}'s payout ({pending})",
+            )
+            event("check disbursement: sent back")
+
+    @rule(
+        pick=st.integers(0, 100),
+        days=st.sampled_from([30, 90, 400, 0]),
+        repeat=st.booleans(),
+    )
+    @precondition(lambda self: self.any_in(S.DISBURSED, S.OVERDUE))
+    def defer(self, pick, days, repeat):
+        """The bank defers an advance's due date; the insurer agrees or refuses (a deferral
+        too far, or asked too late); a repeat of the same request is the same answer."""
+        deal = self.choose(pick, frozenset({S.DISBURSED, S.OVERDUE}))
+        if deal is None or not deal.get("loan"):
+            return
+        loan = deal.get("loan")
+        new_due = date.fromisoformat(loan["due_date"]) + timedelta(days=days)
+        past = deal.get("deferrals", [])
+        reference = past[-1]["reference"] if repeat and past else f"D-{deal.version}"
+        if repeat and past:
+            new_due = date.fromisoformat(past[-1]["new_due_date"])
+        before = self.everything()
+        try:
+            moved = self.wf.defer(deal.id, deal.bank_id, Deferral("officer-1", new_due, reference))
+        except DeferralRefused as exc:
+            event(f"defer: refused {exc.reasons}")
+            after = self.wf.store.get(deal.id)
+            check(
+                after.state == deal.state
+                and after.get("loan") == loan
+                and after.get("deferrals", [])[-1]["granted"] is False,
+                f"a refused deferral of {deal.id} changed it: {after.fields}",
+            )
+            return
+        except EXPECTED as exc:
+            event(f"defer: {getattr(exc, 'code', type(exc).__name__)}")
+            self.unchanged(before, f"a refused deferral of {deal.id}")
+            return
+        if repeat and past:
+            check(moved.version == deal.version, f"a repeated deferral moved {deal.id}")
+            event("defer: repeated")
+            return
+        check(
+            moved.state == S.DISBURSED
+            and moved.get("loan")["due_date"] == new_due.isoformat()
+            and int(moved.fields["deferral_count"])
+            == int(deal.fields.get("deferral_count") or 0) + 1
+            and not moved.fields.get("overdue_since"),
+            f"{deal.id} deferred to {new_due}: {moved.fields}",
+        )
+        event(f"defer: granted from {deal.state}")
+
+    @rule(pick=st.integers(0, 100), settle=st.booleans())
+    @precondition(lambda self: self.any_in(S.OVERDUE, S.CLAIM_FILED))
+    def claim(self, pick, settle):
+        """The bank sends the notice of possible loss and claims; the insurer decides."""
+        deal = self.choose(pick, frozenset({S.OVERDUE, S.CLAIM_FILED}))
+        if deal is None or deal.state not in (S.OVERDUE, S.CLAIM_FILED):
+            return
+        try:
+            if deal.state == S.OVERDUE:
+                self.wf.file_notice(deal.id, deal.bank_id, "officer-1")
+                loss = Decimal(deal.get("loan")["outstanding"])
+                self.wf.file_claim(deal.id, deal.bank_id, "officer-1", loss, ["invoice"])
+            if settle:
+                settled = self.wf.settle_claim(deal.id)
+                event(f"claim: {settled.state}")
+                if settled.state in TERMINAL:
+                    for recv in receivables(deal.fields):
+                        if self.financed.get(recv) == deal.id:
+                            del self.financed[recv]
+            else:
+                event("claim: filed")
+        except EXPECTED as exc:
+            event(f"claim: {getattr(exc, 'code', type(exc).__name__)}")
 
     @rule(pick=st.integers(0, 100), part=st.sampled_from(["some", "all", "too much"]))
     def repay(self, pick, part):
@@ -556,7 +717,10 @@ class DealModel(RuleBasedStateMachine):
         except EXPECTED as exc:
             event(f"repay: {getattr(exc, 'code', type(exc).__name__)}")
             self.unchanged(before, f"a refused repayment of {deal.id}")
-            check(part == "too much" or amount <= 0, f"a repayment of what is owed refused: {exc}")
+            check(
+                part == "too much" or amount <= 0 or deal.state not in (S.DISBURSED, S.OVERDUE),
+                f"a repayment of what is owed refused: {exc}",
+            )
             return
         check(part != "too much", f"{deal.id} took more than it owed")
         event(f"repay: {moved.state}")
@@ -836,20 +1000,35 @@ class DealModel(RuleBasedStateMachine):
             if state in WORKER_OWNED:
                 check(deal_id in indexed[keys.by_state(state)], f"{deal_id} ({state}) unowned")
 
-            # Maker-checker: a first approval only while pending, indexed exactly then; an
-            # approval at or above the threshold made by two officers, the second a checker.
+            # Maker-checker: a first approval only while pending, a disbursement entered for a
+            # check only while approved, each indexed exactly then; an approval or payout at or
+            # above the threshold made by two officers, the second a checker.
             first = json.loads(fields.get("first_approval") or "null")
-            check(first is None or state == S.PENDING_BANK,
-                  f"{deal_id} ({state}) still carries a first approval {first}")
+            entered = json.loads(fields.get("pending_disbursement") or "null")
+            check(
+                first is None or state == S.PENDING_BANK,
+                f"{deal_id} ({state}) still carries a first approval {first}",
+            )
+            check(
+                entered is None or state == S.APPROVED,
+                f"{deal_id} ({state}) still carries a disbursement to check {entered}",
+            )
+            awaited = first or entered
+            lapse = indexed[keys.approval_lapses()].get(deal_id)
             for bank in BANKS:
                 awaiting = indexed[keys.awaiting_check(bank)].get(deal_id)
-                should = (first is not None and fields.get("bank_id") == bank)
-                check((awaiting is not None) == should and (not should or awaiting == due),
-                      f"{deal_id} ({state}, {first}) awaiting-check entry at {bank}: {awaiting}")
+                should = awaited is not None and fields.get("bank_id") == bank
+                check(
+                    (awaiting is not None) == should
+                    and (not should or awaiting == (due if first else lapse)),
+                    f"{deal_id} ({state}, {awaited}) awaiting-check entry at {bank}: {awaiting}",
+                )
                 for officer in OFFICERS:
                     mine = indexed[keys.first_approvals_by(bank, officer)].get(deal_id)
-                    check((mine is not None) == (should and first["officer"] == officer),
-                          f"{deal_id} ({first}) in {officer}'s first approvals at {bank}")
+                    check(
+                        (mine is not None) == (should and awaited["officer"] == officer),
+                        f"{deal_id} ({awaited}) in {officer}'s entries to check at {bank}",
+                    )
             # The desk's filter by state: in its bank's index of its state, and no other.
             for bank in BANKS:
                 for index_state in State:
@@ -869,6 +1048,14 @@ class DealModel(RuleBasedStateMachine):
             # The buyer limit and the receivables.
             limit_id = fields.get("exposure")
             loan = json.loads(fields.get("loan") or "null")
+            if loan and threshold and Decimal(loan["principal"]) >= Decimal(threshold):
+                check(
+                    loan.get("checker")
+                    and loan["checker"] != loan["officer"]
+                    and OFFICERS[loan["checker"]],
+                    f"{deal_id} paid out {loan['principal']} by {loan['officer']} with "
+                    f"checker {loan.get('checker')}",
+                )
             if state in RESERVING and limit_id:
                 # Reserved: the invoice total until paid out; then the principal outstanding.
                 held = Decimal(loan["outstanding"]) if loan else Decimal(fields["invoice_total"])
@@ -913,27 +1100,42 @@ class DealModel(RuleBasedStateMachine):
         for bank in BANKS:
             expected: Counter = Counter()
             borrowers: Counter = Counter()
-            for fields in deals.values():
+            arrears: dict[str, int] = {}
+            for deal_id, fields in deals.items():
                 loan = json.loads(fields.get("loan") or "null")
                 state = S(fields["state"])
-                if fields.get("bank_id") != bank or not loan or state not in (
-                        S.DISBURSED, S.OVERDUE):
+                if fields.get("bank_id") != bank or not loan:
                     continue
+                ccy, buyer = fields["currency"], json.loads(fields["buyer"])
+                if state == S.CLAIM_FILED:
+                    claim = json.loads(fields["claim"])
+                    expected[f"claimed:{ccy}"] += to_cents(Decimal(claim["loss_amount"]))
+                if state not in (S.DISBURSED, S.OVERDUE):
+                    continue
+                if int(fields.get("deferral_count") or 0):
+                    expected["deferred_deals"] += 1
                 cents = to_cents(Decimal(loan["outstanding"]))
                 if not cents:
                     continue
-                ccy, buyer = fields["currency"], json.loads(fields["buyer"])
                 expected[f"outstanding:{ccy}"] += cents
                 expected[f"outstanding:{ccy}:buyer:{buyer['code']}"] += cents
                 expected[f"outstanding:{ccy}:country:{buyer['country']}"] += cents
+                if int(fields.get("deferral_count") or 0):
+                    expected[f"deferred:{ccy}"] += cents
                 if state == S.OVERDUE:
                     expected[f"overdue:{ccy}"] += cents
+                    arrears[f"{ccy}|{loan['due_date']}|{deal_id}"] = cents
                 borrowers[fields["exporter_uscc"]] += 1
-            stored = {k: int(v) for k, v in r.hgetall(keys.portfolio(bank)).items()
-                      if k.startswith(("outstanding:", "overdue:"))}
+            stored = {
+                k: int(v)
+                for k, v in r.hgetall(keys.portfolio(bank)).items()
+                if k.startswith(("outstanding:", "overdue:", "deferred", "claimed:"))
+            }
             check(stored == dict(expected), f"{bank} portfolio {stored}, deals say {expected}")
             held_by = {k: int(v) for k, v in r.hgetall(keys.portfolio_borrowers(bank)).items()}
             check(held_by == dict(borrowers), f"{bank} borrowers {held_by}, deals {borrowers}")
+            in_arrears = {k: int(v) for k, v in r.hgetall(keys.portfolio_arrears(bank)).items()}
+            check(in_arrears == arrears, f"{bank} arrears index {in_arrears}, deals {arrears}")
 
         for limit_id, (held, total) in limits.items():
             check(held == expected_reservations[limit_id],

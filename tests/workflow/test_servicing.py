@@ -286,7 +286,7 @@ def test_concurrent_repayments_each_land_once_and_the_limit_follows(real_redis, 
 
 
 def test_the_portfolio_follows_disbursement_repayment_and_overdue(wf):
-    from workflow.arrears import day_after
+    from workflow.business_days import day_after
     from workflow.portfolio import figures
 
     deal = approved(wf)

@@ -36,8 +36,9 @@ BRIEF_EDGES = {
 }
 BEFORE_APPROVAL = {S.SUBMITTED, S.VERIFYING, S.ON_HOLD, S.ROUTING, S.PENDING_BANK}
 # Allowed beyond the diagram: a late payment after an overdue still closes the deal; the
-# approving bank (and only it) cancels an approval before disbursement.
-EXTRA_EDGES = {(S.OVERDUE, S.REPAID), (S.APPROVED, S.CANCELLED)}
+# approving bank (and only it) cancels an approval before disbursement; a deferral the insurer
+# agreed to puts an overdue advance back on a due date to come.
+EXTRA_EDGES = {(S.OVERDUE, S.REPAID), (S.APPROVED, S.CANCELLED), (S.OVERDUE, S.DISBURSED)}
 
 
 def all_edges() -> set[tuple[State, State]]:

@@ -31,7 +31,7 @@ from web.paging import last_page as pages_for
 from web.schemas import deal_view
 from web.words import bank_state_words, bank_timeline, check_rows, reason_words
 from workflow import keys
-from workflow.arrears import arrears_bucket, days_past_due
+from workflow.business_days import arrears_bucket, business_date, days_past_due
 from workflow.deal import Deal
 from workflow.errors import (
     SAME_OFFICER,
@@ -46,7 +46,6 @@ from workflow.pipeline import DealNotFound, Decision, Disbursement, Repayment
 from workflow.reference.records import as_text
 from workflow.servicing import SERVICED
 from workflow.states import State
-from workflow.steps import business_date
 from workflow.store import epoch_seconds
 from workflow.users import OFFICER
 from workflow.visibility import holds

@@ -106,6 +106,9 @@ class PolicySchema(_Strict):
     grace_days = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, 180))
     notice_days = fields.Integer(load_default=60, strict=True, validate=validate.Range(1, 720))
     claim_days = fields.Integer(load_default=120, strict=True, validate=validate.Range(1, 1080))
+    max_deferral_days = fields.Integer(
+        load_default=180, strict=True, validate=validate.Range(0, 1080)
+    )
 
     @validates_schema
     def _dates(self, data: dict, **_: Any) -> None:

@@ -30,6 +30,9 @@ class Policy:
     grace_days: int = 0
     notice_days: int = 60
     claim_days: int = 120
+    # How many days past an advance's first due date the insurer lets cover follow a
+    # deferral (延期还本付息). Default: docs/lifecycle.md.
+    max_deferral_days: int = 180
 
     def in_force_on(self, day: date) -> bool:
         return self.status == ACTIVE and self.start <= day <= self.end
