@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,6 +15,7 @@ from tasks.pipeline import dispatch_route
 from web.api import bank_deal, flow, known_id, seen_by_bank
 from web.auth.session import fresh_login_required, role_required
 from web.desk import desk
+from web.desk.arrears import add_forms, arrears
 from web.desk.forms import (
     ApproveForm,
     ConfirmForm,
@@ -31,7 +32,7 @@ from web.paging import last_page as pages_for
 from web.schemas import deal_view
 from web.words import bank_state_words, bank_timeline, check_rows, reason_words
 from workflow import keys
-from workflow.business_days import arrears_bucket, business_date, days_past_due
+from workflow.business_days import business_date
 from workflow.deal import Deal
 from workflow.errors import (
     SAME_OFFICER,
@@ -306,6 +307,8 @@ def render_deal(
         )
     if held and deal.state in SERVICED:
         forms.setdefault("repay", RepayForm(formdata=None, value_date=loan_today().isoformat()))
+    if held:
+        add_forms(deal, forms)
     return render_template(
         "desk/deal.html",
         deal=deal,
@@ -327,31 +330,13 @@ def render_deal(
         mine=bool(first and first["officer"] == user.username),
         decidable=decidable,
         loan=schedule(deal) if held else None,
-        arrears=_arrears(deal, view) if held else None,
+        arrears=arrears(deal, view) if held else None,
         disbursal_terms=_disbursal_terms(deal, bank) if "disburse" in forms else None,
         repayments=repayments(deal) if held else [],
         forms=forms,
         problem=problem,
         entered=entered or [],
     ), status
-
-
-def _arrears(deal: Deal, view: dict[str, Any]) -> dict[str, Any] | None:
-    """An advance past due and what the insurer needs by when; the claim and its outcome."""
-    late = view.get("arrears")
-    if not late:
-        return None
-    loan = deal.get("loan") or {}
-    days = days_past_due(date.fromisoformat(loan["due_date"]), business_date(flow().clock()))
-    decided = view.get("claim_decision")
-    return {
-        **late,
-        "days": days,
-        "bucket": arrears_bucket(days),
-        "claim": view.get("claim"),
-        "decision": decided,
-        "decision_words": [reason_words(code) for code in (decided or {}).get("reasons", [])],
-    }
 
 
 def _disbursal_terms(deal: Deal, bank: Any) -> dict[str, Any]:

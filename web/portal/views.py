@@ -22,6 +22,7 @@ from web.loan import repayments, schedule
 from web.paging import PER_PAGE, page_number
 from web.paging import last_page as pages_for
 from web.portal import portal
+from web.portal.claims import after_due
 from web.portal.forms import LINE_FIELDS, LINES_STEP, ApplicationForm, WithdrawForm
 from web.schemas import MAX_INVOICES, DealRequestSchema, WithdrawSchema, deal_view
 from web.words import (
@@ -520,7 +521,8 @@ def render_deal(
     can_withdraw = withdrawable(deal)
     if can_withdraw and withdraw_form is None:
         withdraw_form = WithdrawForm(formdata=None)
-    moving = deal.state in WORKER_OWNED
+    # A claim waits on the insurer for days or weeks, not seconds: no reloading meanwhile.
+    moving = deal.state in WORKER_OWNED and deal.state != State.CLAIM_FILED
     state_text = exporter_state_words(deal.state)
     if deal.state == State.CANCELLED and str(Reason.APPROVAL_LAPSED) in deal.get("reasons", []):
         state_text = str(LAPSED_WORDS)
@@ -549,6 +551,7 @@ def render_deal(
             {k: r[k] for k in ("value_date", "amount", "interest", "principal")}
             for r in repayments(deal)
         ],
+        after_due=after_due(deal.state, view),
         problem=problem,
         refresh=REFRESH_SECONDS if moving else None,
     ), status
