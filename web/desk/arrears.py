@@ -11,11 +11,10 @@ from web.api import flow
 from web.desk.claim_forms import ClaimForm, NoticeForm, RecoveryForm, document_words
 from web.loan import schedule
 from web.words import reason_words
-from workflow.arrears import arrears_bucket, days_past_due
+from workflow.business_days import arrears_bucket, business_date, days_past_due
 from workflow.claim_rules import LATE_NOTICE_CUT, LATE_NOTICE_GRACE_DAYS
 from workflow.deal import Deal
 from workflow.states import State
-from workflow.steps import business_date
 
 
 def form_fits(deal: Deal, action: str) -> bool:

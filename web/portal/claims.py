@@ -8,7 +8,7 @@ from typing import Any
 
 from web.loan import today
 from web.words import reason_words
-from workflow.arrears import days_past_due
+from workflow.business_days import days_past_due
 from workflow.states import State
 
 # While the buyer's arrears are still open: afterwards days past due stop meaning anything.
