@@ -17,6 +17,8 @@ from web.schemas import (
     ClaimSchema,
     DealRequestSchema,
     DecisionSchema,
+    DeferralSchema,
+    DisbursementCheckSchema,
     DisbursementSchema,
     ListQuerySchema,
     NoticeSchema,
@@ -28,7 +30,14 @@ from web.schemas import (
 from workflow import keys
 from workflow.deal import Deal
 from workflow.money import fmt
-from workflow.pipeline import DealNotFound, Decision, Disbursement, Repayment, Workflow
+from workflow.pipeline import (
+    DealNotFound,
+    Decision,
+    Deferral,
+    Disbursement,
+    Repayment,
+    Workflow,
+)
 from workflow.portfolio import figures
 from workflow.states import State
 from workflow.visibility import as_seen_by_bank, exporter_events, holds
@@ -44,6 +53,8 @@ _decision = DecisionSchema()
 _withdraw = WithdrawSchema()
 _cancel = CancelSchema()
 _disbursement = DisbursementSchema()
+_disbursement_check = DisbursementCheckSchema()
+_deferral = DeferralSchema()
 _repayment = RepaymentSchema()
 _notice = NoticeSchema()
 _claim = ClaimSchema()
@@ -234,6 +245,40 @@ def disburse(deal_id: str):
     return jsonify(view(deal))
 
 
+@api.post("/deals/<deal_id>/disbursement/check")
+@require("bank")
+def check_disbursement(deal_id: str):
+    """A checker confirms (or sends back) a disbursement entered at or above the bank's
+    second-approval amount."""
+    body = _disbursement_check.load(json_body())
+    bank_id = current_principal().subject
+    officer = body.get("officer", "api")
+    may_check = current_app.extensions["xinbao_users"].may_check(officer, bank_id)
+    if body["decision"] == "send_back":
+        deal = flow().return_disbursement(
+            known_id(deal_id), bank_id, officer, may_check, body["reason"], body["ref"]
+        )
+    else:
+        deal = flow().confirm_disbursement(
+            known_id(deal_id), bank_id, officer, may_check, body["ref"]
+        )
+    return jsonify(view(deal))
+
+
+@api.post("/deals/<deal_id>/deferrals")
+@require("bank")
+def defer(deal_id: str):
+    body = _deferral.load(json_body())
+    request_ = Deferral(
+        officer=body.get("officer", "api"),
+        new_due_date=body["new_due_date"],
+        reference=body["reference"],
+        note=body.get("note", ""),
+    )
+    deal = flow().defer(known_id(deal_id), current_principal().subject, request_)
+    return jsonify(view(deal))
+
+
 @api.post("/deals/<deal_id>/repayments")
 @require("bank")
 def repay(deal_id: str):
@@ -292,7 +337,8 @@ def record_recovery(deal_id: str):
 @require("bank")
 def portfolio():
     """The bank's portfolio figures, from counters the transitions keep (amounts as strings)."""
-    got = figures(flow().store.redis, current_principal().subject)
+    workflow = flow()
+    got = figures(workflow.store.redis, current_principal().subject, today=workflow.today())
 
     def wire(value: Any) -> Any:
         if isinstance(value, dict):

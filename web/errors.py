@@ -20,6 +20,7 @@ from workflow.gateway import InsurerUnavailable
 from workflow.identifiers import printable
 from workflow.pipeline import (
     DealNotFound,
+    DeferralRefused,
     DuplicateReceivable,
     IdempotencyKeyReused,
     InvalidDecision,
@@ -27,6 +28,7 @@ from workflow.pipeline import (
     WorkflowError,
     WrongState,
 )
+from workflow.reasons import describe
 
 log = logging.getLogger("xinbao.web")
 
@@ -132,6 +134,7 @@ _WORKFLOW_STATUS: list[tuple[type[WorkflowError], int]] = [
     (IdempotencyKeyReused, 409),
     (WrongState, 409),
     (InvalidDecision, 422),
+    (DeferralRefused, 422),
     (MakerCheckerRefused, 403),
 ]
 
@@ -155,6 +158,8 @@ def register_error_handlers(app: Flask) -> None:
             fields = {exc.field: [str(exc)]}
         elif isinstance(exc, DuplicateReceivable):
             fields = {"invoices": [str(exc)]}
+        elif isinstance(exc, DeferralRefused):
+            fields = {"new_due_date": [f"{code}: {describe(code)}" for code in exc.reasons]}
         return error_response(status, exc.code, str(exc), fields)
 
     @app.errorhandler(CSRFError)

@@ -16,6 +16,8 @@ from web.schemas import (
     DealRequestSchema,
     DealSchema,
     DecisionSchema,
+    DeferralSchema,
+    DisbursementCheckSchema,
     DisbursementSchema,
     ErrorSchema,
     EventListSchema,
@@ -152,6 +154,8 @@ def spec_dict() -> dict[str, Any]:
         ("Withdraw", WithdrawSchema),
         ("Cancel", CancelSchema),
         ("Disbursement", DisbursementSchema),
+        ("DisbursementCheck", DisbursementCheckSchema),
+        ("Deferral", DeferralSchema),
         ("Repayment", RepaymentSchema),
         ("Notice", NoticeSchema),
         ("Claim", ClaimSchema),
@@ -286,6 +290,48 @@ def spec_dict() -> dict[str, Any]:
         },
     )
     spec.path(
+        path=f"{one}/disbursement/check",
+        operations={
+            "post": _operation(
+                "Confirm or send back a disbursement another officer of your bank entered at "
+                "or above its second-approval amount (bank token; the officer named must hold "
+                "the checker role and differ from the maker)",
+                "200",
+                _ok("The disbursed deal, or the approved deal without the entry", "Deal"),
+                params=[_DEAL_ID],
+                body="DisbursementCheck",
+                errors={
+                    "403": "SAME_OFFICER or CHECKER_ROLE_REQUIRED",
+                    "404": "No such deal routed to your bank",
+                    "409": "No such entry awaits a check (sent back, or another one now)",
+                    "422": "Invalid fields",
+                },
+            )
+        },
+    )
+    spec.path(
+        path=f"{one}/deferrals",
+        operations={
+            "post": _operation(
+                "Defer a disbursed advance's due date (延期还本付息, bank token): the insurer "
+                "is asked to let its cover follow; granted, the advance is current until the "
+                "new date",
+                "200",
+                _ok("The deal with its new due date and the deferral recorded", "Deal"),
+                params=[_DEAL_ID],
+                body="Deferral",
+                errors={
+                    "404": "No such deal routed to your bank",
+                    "409": "Not disbursed or already claimed, or the reference was used for "
+                    "another date",
+                    "422": "DEFERRAL_REFUSED by the insurer (its reasons under "
+                    "error.fields.new_due_date, recorded on the deal), or invalid fields",
+                    "503": "INSURER_UNAVAILABLE: nothing was changed; try again",
+                },
+            )
+        },
+    )
+    spec.path(
         path=f"{one}/repayments",
         operations={
             "post": _operation(
@@ -310,8 +356,9 @@ def spec_dict() -> dict[str, Any]:
         operations={
             "get": _operation(
                 "Your bank's portfolio (bank token): outstanding principal by currency, buyer "
-                "and country, overdue, indemnity received, borrowers now and first-time "
-                "borrowers, from counters every transition keeps",
+                "and country, overdue and by arrears bucket, deferred advances, claims pending "
+                "(and the loss claimed), paid and rejected, indemnity received, borrowers now "
+                "and first-time borrowers, from counters and indexes every transition keeps",
                 "200",
                 {"description": "The figures; amounts are decimal strings"},
                 errors={},
