@@ -18,6 +18,8 @@ ROUTES = {
     "/api/v1/deals/{deal_id}/withdraw": {"post"},
     "/api/v1/deals/{deal_id}/cancel": {"post"},
     "/api/v1/deals/{deal_id}/disbursement": {"post"},
+    "/api/v1/deals/{deal_id}/disbursement/check": {"post"},
+    "/api/v1/deals/{deal_id}/deferrals": {"post"},
     "/api/v1/deals/{deal_id}/repayments": {"post"},
     "/api/v1/deals/{deal_id}/notice": {"post"},
     "/api/v1/deals/{deal_id}/claim": {"post"},
