@@ -58,11 +58,12 @@ from tests.stress.chaos_stack import (
     submit_all,
     types_of,
 )
+from tests.stress.chaos_sweeps import SWEEP_SCENARIOS, sweeps_under_kills  # noqa: F401
 from tests.support import wait_until
 from workflow import keys
 from workflow.money import to_cents
 from workflow.reference.records import exposure_of
-from workflow.states import State
+from workflow.states import TERMINAL, State
 
 TIGHT_LIMIT_ID = "STRESS-LIM-TIGHT"
 # URI Too Long, Request Header Fields Too Large: gunicorn's limits, answered before the app runs.
@@ -648,17 +649,18 @@ def fuzz(stack: Stack, sizes: Sizes, tally: Tally, seed: int | None = None) -> N
 def ledger(stack: Stack, sizes: Sizes, tally: Tally) -> None:
     """Over every deal of the run: no receivable in two live deals, each live deal holds its
     receivable lock, and each buyer limit's reserved total is the sum of the live deals'
-    reservations and within the limit."""
+    reservations (the invoice total until disbursement, then the principal outstanding) and
+    within the limit."""
     r = stack.r
     ids = r.zrange(keys.by_exporter(ds.EXPORTER), 0, -1)
     live: dict[tuple[str, str], list[str]] = defaultdict(list)
     on_limit: dict[str, dict[str, int]] = defaultdict(dict)
-    ended = {str(State.REJECTED), str(State.UNPLACED), str(State.WITHDRAWN)}
+    ended = {str(s) for s in TERMINAL}  # their receivables and reservations are released
     for part in chunks(ids, 1000):
         pipe = r.pipeline(transaction=False)
         for deal_id in part:
             pipe.hmget(
-                keys.deal(deal_id), "state", "buyer", "invoices", "exposure", "invoice_total"
+                keys.deal(deal_id), "state", "buyer", "invoices", "exposure", "reserved_amount"
             )
         for deal_id, (state, buyer, invoices, limit_id, total) in zip(
             part, pipe.execute(), strict=True
@@ -712,6 +714,7 @@ SCENARIOS: tuple[Callable[..., Tally], ...] = (
     tight_limit,
     same_invoice,
     fuzz,
+    *SWEEP_SCENARIOS,
     ledger,
 )
 

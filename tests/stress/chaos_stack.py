@@ -46,14 +46,17 @@ class Sizes:
     same_invoice: int  # concurrent submissions of one invoice
     fuzz_examples: int  # schemathesis examples per operation, generation mode and token
     settle_seconds: float  # how long deals may take to settle after the last submission
+    sweep_due: int  # disbursed advances past their due date (and grace) for the arrears sweep
+    sweep_kills: int  # the worker is SIGKILLed this many times while the sweeps run
+    lapses: int  # approvals never disbursed whose lapse time has passed
 
     @property
     def invoices(self) -> int:
         return self.deals + self.restart_deals + 2  # + the same-invoice one and a spare
 
 
-FULL = Sizes(2000, 4, 400, 2, 500, 200, 200, 100, 120)
-SHORT = Sizes(150, 2, 60, 1, 60, 20, 30, 6, 60)
+FULL = Sizes(2000, 4, 400, 2, 500, 200, 200, 100, 120, sweep_due=3000, sweep_kills=3, lapses=300)
+SHORT = Sizes(150, 2, 60, 1, 60, 20, 30, 6, 60, sweep_due=100, sweep_kills=2, lapses=20)
 
 
 # --- counts -----------------------------------------------------------------------------------
