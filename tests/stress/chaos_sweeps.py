@@ -42,7 +42,7 @@ from tests.stress.chaos_stack import (
 )
 from tests.support import wait_until
 from workflow import keys
-from workflow.arrears import due_score
+from workflow.business_days import due_score
 from workflow.deal import utcnow
 from workflow.money import to_cents
 from workflow.pipeline import Decision, Disbursement, Workflow
