@@ -33,14 +33,18 @@ test-fast: $(STAMP)
 ## The pipeline against bare Celery and bare Flask on this machine (needs redis-server), with
 ## Redis at appendfsync always as shipped (APPENDFSYNC=everysec make bench for the other policy),
 ## then the officer desk's queue and deal pages at 10, 1,000 and 100,000 pending deals (goal:
-## p95 under 50 ms at 100,000; alone: python -m tests.stress.bench_pages).
+## p95 under 50 ms at 100,000; alone: python -m tests.stress.bench_pages), then the arrears
+## sweep (5,000, then all, of 100,000 open advances due) and the portfolio page and API at
+## 100,000 open advances (alone: python -m tests.stress.bench_sweeps).
 ## Figures and how to read them: docs/performance.md.
 bench: $(STAMP)
 	$(BIN)/python -m tests.stress.bench
 
 ## Chaos runs against a private Redis (AOF, appendfsync always) and real processes: 2,000 deals
 ## while the worker is SIGKILLed, Redis restarts, one buyer limit under 500 concurrent
-## submissions, one invoice submitted 200 times, and the API fuzzed from its OpenAPI document.
+## submissions, one invoice submitted 200 times, the API fuzzed from its OpenAPI document, and
+## the arrears and approval-lapse sweeps over 3,000 past-due advances and 300 lapsed approvals
+## while the worker is SIGKILLed mid-sweep (each step exactly once, counters = the deals).
 ## Fails on any loss; its last line is `chaos: submitted=… accepted=… lost=0 …`.
 chaos: $(STAMP)
 	$(BIN)/python -m tests.stress.chaos

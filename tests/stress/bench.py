@@ -5,7 +5,8 @@ Starts a private redis-server (AOF; ``--appendfsync`` or $APPENDFSYNC picks ``al
 beat, drives deals through HTTP with a concurrent client, and prints throughput, latency at a
 fixed offered load, the baselines and their ratios, Redis memory per deal, and the bank queue's
 response time at 1,000 and 100,000 pending deals, in the API and on the officer desk's pages
-(``bench_pages``: goal p95 < 50 ms at 100,000). The last line is machine-readable.
+(``bench_pages``: goal p95 < 50 ms at 100,000), then the arrears sweep and the portfolio at
+100,000 open advances (``bench_sweeps``). The last line is machine-readable.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 import redis
 import requests
 
-from tests.stress import bare_celery, bench_pages, dataset
+from tests.stress import bare_celery, bench_pages, bench_sweeps, dataset
 from tests.support import (
     BIN,
     ROOT,
@@ -269,6 +270,8 @@ def main() -> int:
                         help="officer desk queue sizes (empty: skip the desk pages)")
     parser.add_argument("--desk-requests", type=int, default=300,
                         help="timed requests per desk page and size")
+    parser.add_argument("--sweep-advances", type=int, default=bench_sweeps.ADVANCES,
+                        help="open advances for the arrears sweep and the portfolio (0: skip)")
     parser.add_argument("--appendfsync", choices=("always", "everysec"),
                         default=os.environ.get("APPENDFSYNC", "always"),
                         help="Redis AOF fsync policy (default $APPENDFSYNC, else always: the "
@@ -432,6 +435,12 @@ def main() -> int:
             print(bench_pages.verdict_line(desk), flush=True)
             if bench_pages.measured_goal(desk):
                 out["desk_p95_ms"], desk_ok = bench_pages.verdict(desk)
+
+        # 8. servicing at 100,000 open advances: the arrears sweep and the portfolio pages
+        if args.sweep_advances:
+            bench_sweeps.run(args.sweep_advances, min(bench_sweeps.DUE_TODAY,
+                                                      args.sweep_advances // 20),
+                             bench_sweeps.BUYERS, args.desk_requests, args.appendfsync, work)
 
     print(f"bench: deals_per_s={out['deals_per_s']:.1f} ratio_vs_bare={out['ratio_vs_bare']:.2f} "
           f"p99_ms={out['p99_ms']:.0f} api_ratio={out['api_ratio']:.2f} "

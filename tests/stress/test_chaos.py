@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.stress import chaos
+from tests.stress import chaos, chaos_sweeps
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +58,12 @@ def test_same_invoice_submitted_concurrently_makes_one_live_deal(stack):
 def test_fuzzed_api_never_answers_5xx_and_every_error_has_the_documented_shape(stack):
     tally = chaos.fuzz(stack, SIZES, seed=20261124)  # fixed: the same requests every run
     check(stack, tally)
+
+
+def test_due_date_sweeps_under_worker_kills_move_each_deal_once(stack):
+    tally = chaos.sweeps_under_kills(stack, SIZES)
+    check(stack, tally)
+    assert tally.accepted == len(chaos_sweeps.plan(SIZES))
 
 
 def test_ledger_balances_after_all_of_it(stack):
