@@ -29,7 +29,7 @@ class Arrears(Steps):
         now = self.clock()
         today = self.today()
         moved = []
-        for deal_id in self.store.due(keys.due_dates(), now):
+        for deal_id in self._due_entries(keys.due_dates(), now):
             deal = self.store.get(deal_id)
             if deal is None or deal.state not in (State.DISBURSED, State.OVERDUE):
                 self.store.prune(keys.due_dates(), deal_id, deal.version if deal else 0)

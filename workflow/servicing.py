@@ -359,7 +359,7 @@ class Servicing(Steps):
         reservation and its invoices like the bank's own cancellation."""
         now = self.clock()
         lapsed = []
-        for deal_id in self.store.due(keys.approval_lapses(), now):
+        for deal_id in self._due_entries(keys.approval_lapses(), now):
             deal = self.store.get(deal_id)
             if deal is None or deal.state != State.APPROVED:
                 self.store.prune(keys.approval_lapses(), deal_id, deal.version if deal else 0)

@@ -133,3 +133,15 @@ def test_business_days_are_shanghai_days(wf):
     assert wf.sweep_arrears() == [deal.id]
     paid = wf.repay(deal.id, BOC, payment("1000.00", DUE + timedelta(days=1), "R1"))
     assert paid.get("repayments")[0]["value_date"] == (DUE + timedelta(days=1)).isoformat()
+
+
+def test_one_sweep_clears_a_backlog_batch_after_batch(wf, monkeypatch):
+    from workflow import steps
+
+    monkeypatch.setattr(steps, "SWEEP_BATCH", 2)
+    deal = disbursed(wf)
+    for n in range(5):  # entries whose deals are gone: each is pruned as the sweep meets it
+        wf.store.redis.zadd(keys.due_dates(), {f"gone-{n}": 1.0})
+    to_day(wf, DUE + timedelta(days=1))
+    assert wf.sweep_arrears() == [deal.id]
+    assert wf.store.redis.zrangebyscore(keys.due_dates(), "-inf", 2.0) == []
