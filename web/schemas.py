@@ -298,6 +298,15 @@ class DealSchema(Schema):
     claim = fields.Dict(allow_none=True)
     claim_decision = fields.Dict(allow_none=True)
     recoveries = fields.List(fields.Dict(), allow_none=True)
+    pending_disbursement = fields.Dict(
+        allow_none=True,
+        metadata={"description": "A disbursement awaiting a checker (the bank holding it only)"},
+    )
+    deferrals = fields.List(
+        fields.Dict(),
+        allow_none=True,
+        metadata={"description": "Each deferral asked: dates, days past due, the insurer's answer"},
+    )
     offered_banks = fields.List(fields.String())
     created_at = fields.String()
     updated_at = fields.String()
@@ -331,7 +340,7 @@ def explained(failure: dict[str, str]) -> dict[str, str]:
     return {**failure, "message": describe(failure.get("reason", ""))}
 
 
-BANK_INTERNALS = frozenset({"officer", "reference"})
+BANK_INTERNALS = frozenset({"officer", "reference", "checker", "checked_ref", "note"})
 
 
 def _without_bank_internals(record: dict[str, Any]) -> dict[str, Any]:
@@ -382,6 +391,7 @@ def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
         ),
         "decision": deal.get("decision"),
         "first_approval": deal.get("first_approval"),
+        "pending_disbursement": deal.get("pending_disbursement"),
         "loan": deal.get("loan"),
         "repayments": deal.get("repayments"),
         "arrears": {
@@ -396,21 +406,24 @@ def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
         "claim": deal.get("claim"),
         "claim_decision": deal.get("claim_decision"),
         "recoveries": deal.get("recoveries"),
+        "deferrals": deal.get("deferrals"),
         "created_at": f.get("created_at"),
         "updated_at": f.get("updated_at"),
     }
     if viewer_role == "exporter":
         view["offered_banks"] = deal.offered_banks
-        view["first_approval"] = None  # the bank's internal maker-checker step
+        view["first_approval"] = None  # the bank's internal maker-checker steps
+        view["pending_disbursement"] = None
         # The bank's own payment references and officers stay with the bank.
         for name in ("loan", "claim"):
             if view[name]:
                 view[name] = _without_bank_internals(view[name])
-        for name in ("repayments", "recoveries"):
+        for name in ("repayments", "recoveries", "deferrals"):
             if view[name]:
                 view[name] = [_without_bank_internals(item) for item in view[name]]
     elif bank_id != viewer_id:
         view["first_approval"] = None
+        view["pending_disbursement"] = None
         view["bank"] = None
         view["amounts"]["eligible"] = view["amounts"]["approved"] = None
     if viewer_role == "bank" and (view["decision"] or {}).get("bank_id") != viewer_id:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Response, render_template
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from web.api import flow
@@ -33,12 +34,19 @@ COUNTED = (
     State.CANCELLED,
 )
 BAR_WIDTH = 320  # the longest bar of a chart, in SVG units
+# A chart shows the largest this many and one bar for the rest (the CSV has every one): a
+# page must not grow with a bank's thousand buyers.
+TOP_BARS = 15
 
 
-def _bars(amounts: dict[str, Decimal]) -> list[dict[str, Any]]:
+def _bars(amounts: dict[str, Decimal], others: str) -> list[dict[str, Any]]:
     """Rows of a horizontal bar chart, largest first, widths relative to the largest."""
-    top = max(amounts.values(), default=Decimal(0))
     rows = sorted(amounts.items(), key=lambda item: (-item[1], item[0]))
+    if len(rows) > TOP_BARS + 1:
+        rest = rows[TOP_BARS:]
+        rest_total = sum((amount for _label, amount in rest), Decimal(0))
+        rows = [*rows[:TOP_BARS], (f"{others} ({len(rest)})", rest_total)]
+    top = max((amount for _label, amount in rows), default=Decimal(0))
     return [
         {"label": label, "amount": amount, "width": int(BAR_WIDTH * amount / top) if top else 0}
         for label, amount in rows
@@ -58,7 +66,9 @@ def portfolio() -> Any:
     """Outstanding by currency, buyer and country, overdue and the share at risk, claims,
     borrowers — with server-rendered SVG bars (no script, no internet)."""
     bank_id = current_user.user.bank_id
-    got = figures(flow().store.redis, bank_id)
+    workflow = flow()
+    got = figures(workflow.store.redis, bank_id, today=workflow.today())
+    others = _("Others")
     currencies = []
     for currency, outstanding in sorted(got["outstanding"].items()):
         overdue = got["overdue"].get(currency, Decimal(0))
@@ -68,8 +78,11 @@ def portfolio() -> Any:
                 "outstanding": outstanding,
                 "overdue": overdue,
                 "at_risk": (overdue / outstanding) if outstanding else Decimal(0),
-                "buyers": _bars(got["by_buyer"].get(currency, {})),
-                "countries": _bars(got["by_country"].get(currency, {})),
+                "buyers": _bars(got["by_buyer"].get(currency, {}), others),
+                "countries": _bars(got["by_country"].get(currency, {}), others),
+                "arrears": got["arrears"].get(currency),
+                "deferred": got["deferred"].get(currency),
+                "claimed": got["claimed"].get(currency),
             }
         )
     return render_template(
@@ -88,13 +101,18 @@ def portfolio() -> Any:
 def portfolio_csv() -> Response:
     """The same figures as rows: figure, currency, breakdown, value."""
     bank_id = current_user.user.bank_id
-    got = figures(flow().store.redis, bank_id)
+    workflow = flow()
+    got = figures(workflow.store.redis, bank_id, today=workflow.today())
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["figure", "currency", "breakdown", "value"])
-    for figure in ("outstanding", "overdue", "indemnity"):
+    for figure in ("outstanding", "overdue", "deferred", "claimed", "indemnity"):
         for currency, amount in sorted(got[figure].items()):
             writer.writerow([figure, currency, "", str(amount)])
+    for currency, buckets in sorted(got["arrears"].items()):
+        for bucket, row in buckets.items():
+            writer.writerow(["overdue_days", currency, bucket, str(row["amount"])])
+            writer.writerow(["overdue_advances", currency, bucket, row["advances"]])
     for figure, group in (
         ("outstanding_by_buyer", "by_buyer"),
         ("outstanding_by_country", "by_country"),
@@ -104,6 +122,9 @@ def portfolio_csv() -> Response:
                 writer.writerow([figure, currency, part, str(amount)])
     writer.writerow(["borrowers", "", "", got["borrowers"]])
     writer.writerow(["first_time_borrowers", "", "", got["first_time_borrowers"]])
+    writer.writerow(["deferred_advances", "", "", got["deferred_deals"]])
+    for outcome, n in got["claims"].items():
+        writer.writerow([f"claims_{outcome}", "", "", n])
     return Response(
         out.getvalue(),
         mimetype="text/csv",
