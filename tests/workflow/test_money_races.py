@@ -17,6 +17,7 @@ from tests.recompute import (
     expected_figures,
     expected_holdings,
     expected_portfolio,
+    expected_schedule_members,
     loan_problems,
     read_deals,
 )
@@ -186,6 +187,9 @@ def test_disbursements_repayments_and_new_deals_racing_on_one_limit(wide_redis, 
     for deal_id, fields in stored.items():
         assert event_log_problems(deal_id, fields, logs[deal_id]) == []
         assert loan_problems(deal_id, fields) == []
+    # The due-date schedule watches the advances still out; no approval is left to lapse.
+    for key, members in expected_schedule_members(stored).items():
+        assert set(real_redis.zrange(key, 0, -1)) == members, key
 
     # The limit holds exactly what the live deals hold, never more than its amount; the
     # latecomers are placed once room came back, refused till then for the limit only.
