@@ -18,7 +18,23 @@ recomputes from the deals alone (``tests/recompute.py``) and compares:
 - the due-date and approval-lapse schedules: exactly the right deals at the right times (and,
   once the day's sweeps ran, nothing left due).
 
-A new action is a small dataclass with a ``run``; a new scenario is a few lines of SCENARIOS.
+A new action is a small dataclass whose ``run`` does its steps through ``tl.step`` (checked
+after each); a new scenario is a few lines of SCENARIOS, for example::
+
+    @dataclass(frozen=True)
+    class Defer(Action):
+        to: date
+
+        def run(self, tl: Timeline, deal: Tracked) -> None:
+            bank = tl.deal(deal).bank_id
+            tl.step(f"{bank} defers {deal}", lambda: tl.wf.defer(deal.id, bank, ...))
+
+    Scenario("deferral granted", haixin("INV-HX-1006", "100000.00", date(2027, 1, 9),
+                                        "80000.00"), {
+        0: [Submit(), Approve(BOC)], 1: [Disburse()],
+        40: [Defer(date(2027, 2, 8))], day(date(2027, 1, 9), 1): [Expect(S.DISBURSED)],
+        day(date(2027, 2, 8)): [Repay()],
+    }, S.REPAID)
 """
 
 from __future__ import annotations
@@ -112,6 +128,7 @@ class Timeline:
         clock.now = START
 
     def add(self, scenario: Scenario) -> Tracked:
+        assert min(scenario.steps) >= 0 and max(scenario.steps) <= DAYS, scenario.name
         tracked = Tracked(scenario)
         self.tracked.append(tracked)
         for when, actions in scenario.steps.items():
