@@ -19,22 +19,7 @@ recomputes from the deals alone (``tests/recompute.py``) and compares:
   once the day's sweeps ran, nothing left due).
 
 A new action is a small dataclass whose ``run`` does its steps through ``tl.step`` (checked
-after each); a new scenario is a few lines of SCENARIOS, for example::
-
-    @dataclass(frozen=True)
-    class Defer(Action):
-        to: date
-
-        def run(self, tl: Timeline, deal: Tracked) -> None:
-            bank = tl.deal(deal).bank_id
-            tl.step(f"{bank} defers {deal}", lambda: tl.wf.defer(deal.id, bank, ...))
-
-    Scenario("deferral granted", haixin("INV-HX-1006", "100000.00", date(2027, 1, 9),
-                                        "80000.00"), {
-        0: [Submit(), Approve(BOC)], 1: [Disburse()],
-        40: [Defer(date(2027, 2, 8))], day(date(2027, 1, 9), 1): [Expect(S.DISBURSED)],
-        day(date(2027, 2, 8)): [Repay()],
-    }, S.REPAID)
+after each; see ``Defer``); a new scenario is a few lines of SCENARIOS.
 """
 
 from __future__ import annotations
@@ -61,13 +46,20 @@ from tests.recompute import (
     read_deals,
 )
 from workflow import keys
+from workflow.business_days import BUSINESS_TZ
 from workflow.deal import Application, Buyer, Deal
 from workflow.interest import accrue
 from workflow.money import to_cents
-from workflow.pipeline import Decision, Disbursement, Repayment, Workflow
+from workflow.pipeline import (
+    Decision,
+    Deferral,
+    DeferralRefused,
+    Disbursement,
+    Repayment,
+    Workflow,
+)
 from workflow.portfolio import figures
 from workflow.states import State
-from workflow.steps import BUSINESS_TZ
 
 S = State
 BOC, ICBC = "BOC-NB", "ICBC-NB"  # BOC: interest up front, 4.20 %; ICBC: at maturity, 4.50 %
@@ -227,7 +219,8 @@ class Timeline:
             held_by = {k: int(v) for k, v in next(read).items()}
             if held_by != borrowers:
                 found.append(f"{bank} borrowers {held_by}, the deals {borrowers}")
-            shown, recomputed = figures(r, bank), expected_figures(deals, bank)
+            today = self.wf.today()
+            shown, recomputed = figures(r, bank, today), expected_figures(deals, bank, today)
             if shown != recomputed:
                 found.append(f"{bank} figures {shown}, the deals {recomputed}")
 
@@ -375,6 +368,34 @@ class Repay(Action):
 
 
 @dataclass(frozen=True)
+class Defer(Action):
+    """The bank asks to move the due date to ``to``; the insurer agrees or (``refused``, with
+    its reasons) does not, and the deal stays as it was."""
+
+    to: date
+    refused: tuple[str, ...] = ()
+
+    def run(self, tl: Timeline, deal: Tracked) -> None:
+        bank = tl.deal(deal).bank_id
+        request = Deferral("officer", self.to, deal.ref("DEF"))
+
+        def defer() -> object:
+            try:
+                return tl.wf.defer(deal.id, bank, request)
+            except DeferralRefused as refusal:
+                return refusal
+
+        answer = tl.step(f"{bank} asks to defer {deal} to {self.to}", defer)
+        if self.refused:
+            assert isinstance(answer, DeferralRefused), f"{deal} deferred to {self.to}"
+            assert tl.deal(deal).get("deferrals")[-1]["reasons"] == list(self.refused)
+        else:
+            assert not isinstance(answer, DeferralRefused), answer
+            assert answer.state == S.DISBURSED and answer.get("loan")["due_date"] == (
+                self.to.isoformat())
+
+
+@dataclass(frozen=True)
 class Notice(Action):
     """The bank sends the insurer its notice of possible loss."""
 
@@ -491,8 +512,26 @@ def _lapsed(deal: Deal) -> None:
     assert not deal.get("loan")
 
 
+def _deferred_once(first_due: date, due: date) -> Callable[[Deal], None]:
+    def check(deal: Deal) -> None:
+        _paid_in_full(deal)
+        loan = deal.get("loan")
+        assert (loan["first_due_date"], loan["due_date"]) == (first_due.isoformat(),
+                                                               due.isoformat())
+        assert deal.fields["deferral_count"] == "1" and not deal.fields.get("overdue_since")
+    return check
+
+
+def _never_deferred(deal: Deal) -> None:
+    _paid_in_full(deal)
+    assert not deal.fields.get("deferral_count")
+    assert [d["granted"] for d in deal.get("deferrals")] == [False, False]
+
+
 E_DUE = date(2026, 12, 15)  # 'claim rejected': claim deadline E_DUE + 120
 G_DUE = date(2027, 1, 20)  # 'late notice': notice deadline G_DUE + 60
+K_DUE, K_LATER = date(2027, 1, 20), date(2027, 3, 9)  # 'deferral granted'
+L_DUE = date(2027, 2, 10)  # 'deferral refused'
 
 SCENARIOS = [
     Scenario("repaid in full", haixin("INV-HX-1001", "100000.00", date(2027, 1, 9), "80000.00"), {
@@ -553,6 +592,22 @@ SCENARIOS = [
         34: [Expect(S.APPROVED)],
         35: [Expect(S.CANCELLED)],
     }, S.CANCELLED, _lapsed),
+    Scenario("deferral granted", haixin("INV-HX-1006", "100000.00", K_DUE, "80000.00"), {
+        10: [Submit(), Approve(BOC)],
+        11: [Disburse()],
+        day(K_DUE, 1): [Expect(S.OVERDUE)],
+        day(K_DUE, 8): [Defer(K_LATER)],  # the insurer agrees: back on a due date to come
+        day(K_LATER): [Expect(S.DISBURSED), Repay()],
+    }, S.REPAID, _deferred_once(K_DUE, K_LATER)),
+    Scenario("deferral refused", haixin("INV-HX-1007", "100000.00", L_DUE, "80000.00"), {
+        # Submitted once the lapsed approval gave its room back.
+        36: [Submit(), Approve(BOC)],
+        37: [Disburse()],
+        day(L_DUE, 2): [Defer(L_DUE + timedelta(days=200), ("DEFERRAL_BEYOND_COVER",))],
+        day(L_DUE, 65): [Defer(L_DUE + timedelta(days=90), ("DEFERRAL_TOO_LATE",)),
+                         Expect(S.OVERDUE)],
+        day(L_DUE, 70): [Repay()],
+    }, S.REPAID, _never_deferred),
     Scenario("recoveries after indemnity", haixin("INV-HX-1005", "100000.00", date(2027, 1, 5),
                                                   "80000.00"), {
         0: [Submit(), Approve(BOC)],
