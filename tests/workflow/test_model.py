@@ -39,8 +39,16 @@ from hypothesis.stateful import (
 )
 
 from tests.conftest import DEMO_FILE, dongfang_application, make_application
+from tests.recompute import (
+    event_log_problems,
+    expected_arrears_index,
+    expected_holdings,
+    expected_portfolio,
+    loan_problems,
+    watched_for_arrears,
+)
 from workflow import intake, keys
-from workflow.deal import Deal, rebuild
+from workflow.deal import Deal
 from workflow.interest import accrue
 from workflow.money import to_cents
 from workflow.pipeline import (
@@ -84,9 +92,6 @@ DF_POOL = ("INV-DF-3001", "INV-DF-3002")
 AMOUNTS = ("100000.00", "150000.00", "250000.00")
 
 NON_TERMINAL = [s for s in State if s not in TERMINAL]
-# States in which a deal holds its buyer-limit reservation (routing on: verified, not ended).
-RESERVING = frozenset({S.ROUTING, S.PENDING_BANK, S.APPROVED, S.DISBURSED, S.OVERDUE,
-                       S.CLAIM_FILED})
 # Where an approval may lead. Written out here, not taken from TRANSITIONS, so that a table
 # that lets an approved deal slip out another way is caught.
 AFTER_APPROVAL = frozenset({S.APPROVED, S.DISBURSED, S.REPAID, S.OVERDUE, S.CLAIM_FILED,
@@ -952,22 +957,14 @@ class DealModel(RuleBasedStateMachine):
                   for i, deal_id in enumerate(ids)}
         holders = dict(zip(recv_keys + idem_keys, second[2 * len(ids):], strict=True))
 
-        expected_reservations: dict[str, dict[str, str]] = {lid: {} for lid in LIMIT_CENTS}
+        expected_reservations = {lid: {} for lid in LIMIT_CENTS} | expected_holdings(deals)
         live_receivables: dict[str, str] = {}
         for deal_id, fields in deals.items():
             log = events[deal_id]
             version, state = int(fields["version"]), S(fields["state"])
             # The event log: versions 1..n, the current state its last `to`, the hash rebuilt.
-            check([e["v"] for e in log] == list(range(1, len(log) + 1)),
-                  lambda d=deal_id, log=log: f"{d}: event versions {[e['v'] for e in log]}")
-            check(version == len(log), f"{deal_id}: version {version}, {len(log)} events")
-            check(log and log[-1]["to"] == state, f"{deal_id}: {state}, last event to another")
-            check([e["from"] for e in log] == [None] + [e["to"] for e in log[:-1]],
-                  f"{deal_id}: events do not chain from state to state")
-            rebuilt = rebuild(log)
-            check(rebuilt == fields, lambda d=deal_id, a=rebuilt, b=fields: (
-                f"{d}: the event log does not rebuild the hash: "
-                f"{sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))}"))
+            problems = event_log_problems(deal_id, fields, log) + loan_problems(deal_id, fields)
+            check(not problems, lambda problems=problems: "; ".join(problems))
             # The version only grows, and nothing changes without it growing.
             last = self.seen.get(deal_id)
             if last:
@@ -1045,8 +1042,7 @@ class DealModel(RuleBasedStateMachine):
                       f"{deal_id} approved at {fields['approved_amount']} by "
                       f"{decision['officer']} with checker {checker}")
 
-            # The buyer limit and the receivables.
-            limit_id = fields.get("exposure")
+            # Maker-checker on large disbursements: paid out by two officers, the second a checker.
             loan = json.loads(fields.get("loan") or "null")
             if loan and threshold and Decimal(loan["principal"]) >= Decimal(threshold):
                 check(
@@ -1056,29 +1052,10 @@ class DealModel(RuleBasedStateMachine):
                     f"{deal_id} paid out {loan['principal']} by {loan['officer']} with "
                     f"checker {loan.get('checker')}",
                 )
-            if state in RESERVING and limit_id:
-                # Reserved: the invoice total until paid out; then the principal outstanding.
-                held = Decimal(loan["outstanding"]) if loan else Decimal(fields["invoice_total"])
-                if held:
-                    expected_reservations[limit_id][deal_id] = str(to_cents(held))
-            if loan:
-                paid = json.loads(fields.get("repayments") or "[]")
-                check(Decimal(loan["outstanding"]) ==
-                      Decimal(loan["principal"]) - sum(Decimal(r["principal"]) for r in paid),
-                      f"{deal_id}: outstanding {loan['outstanding']} against its repayments")
-                check(sum(Decimal(r["amount"]) for r in paid) ==
-                      sum(Decimal(r["interest"]) + Decimal(r["principal"]) for r in paid),
-                      f"{deal_id}: a repayment not split into interest and principal")
-                check(state != S.REPAID or (Decimal(loan["outstanding"]) == 0
-                                            and Decimal(loan["accrued_interest"]) == 0),
-                      f"{deal_id} repaid with {loan['outstanding']} outstanding")
             # The lapse schedule holds exactly the approvals; the due dates the advances out.
             check((deal_id in indexed[keys.approval_lapses()]) == (state == S.APPROVED),
                   f"{deal_id} ({state}) and the approval-lapse schedule")
-            watched = state == S.DISBURSED or (
-                state == S.OVERDUE and "claim" not in json.loads(
-                    fields.get("missed_deadlines") or "[]"))
-            check((deal_id in indexed[keys.due_dates()]) == watched,
+            check((deal_id in indexed[keys.due_dates()]) == watched_for_arrears(fields),
                   f"{deal_id} ({state}) and the due-date schedule")
             if state not in TERMINAL:
                 for recv in receivables(fields):
@@ -1098,43 +1075,13 @@ class DealModel(RuleBasedStateMachine):
 
         # Each bank's portfolio counters equal a recomputation from its deals.
         for bank in BANKS:
-            expected: Counter = Counter()
-            borrowers: Counter = Counter()
-            arrears: dict[str, int] = {}
-            for deal_id, fields in deals.items():
-                loan = json.loads(fields.get("loan") or "null")
-                state = S(fields["state"])
-                if fields.get("bank_id") != bank or not loan:
-                    continue
-                ccy, buyer = fields["currency"], json.loads(fields["buyer"])
-                if state == S.CLAIM_FILED:
-                    claim = json.loads(fields["claim"])
-                    expected[f"claimed:{ccy}"] += to_cents(Decimal(claim["loss_amount"]))
-                if state not in (S.DISBURSED, S.OVERDUE):
-                    continue
-                if int(fields.get("deferral_count") or 0):
-                    expected["deferred_deals"] += 1
-                cents = to_cents(Decimal(loan["outstanding"]))
-                if not cents:
-                    continue
-                expected[f"outstanding:{ccy}"] += cents
-                expected[f"outstanding:{ccy}:buyer:{buyer['code']}"] += cents
-                expected[f"outstanding:{ccy}:country:{buyer['country']}"] += cents
-                if int(fields.get("deferral_count") or 0):
-                    expected[f"deferred:{ccy}"] += cents
-                if state == S.OVERDUE:
-                    expected[f"overdue:{ccy}"] += cents
-                    arrears[f"{ccy}|{loan['due_date']}|{deal_id}"] = cents
-                borrowers[fields["exporter_uscc"]] += 1
-            stored = {
-                k: int(v)
-                for k, v in r.hgetall(keys.portfolio(bank)).items()
-                if k.startswith(("outstanding:", "overdue:", "deferred", "claimed:"))
-            }
-            check(stored == dict(expected), f"{bank} portfolio {stored}, deals say {expected}")
+            expected, borrowers = expected_portfolio(deals, bank)
+            stored = {k: int(v) for k, v in r.hgetall(keys.portfolio(bank)).items()}
+            check(stored == expected, f"{bank} portfolio {stored}, deals say {expected}")
             held_by = {k: int(v) for k, v in r.hgetall(keys.portfolio_borrowers(bank)).items()}
             check(held_by == dict(borrowers), f"{bank} borrowers {held_by}, deals {borrowers}")
             in_arrears = {k: int(v) for k, v in r.hgetall(keys.portfolio_arrears(bank)).items()}
+            arrears = expected_arrears_index(deals, bank)
             check(in_arrears == arrears, f"{bank} arrears index {in_arrears}, deals {arrears}")
 
         for limit_id, (held, total) in limits.items():
