@@ -415,7 +415,7 @@ def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
         view["first_approval"] = None  # the bank's internal maker-checker steps
         view["pending_disbursement"] = None
         # The bank's own payment references and officers stay with the bank.
-        for name in ("loan", "claim"):
+        for name in ("loan", "claim", "decision"):
             if view[name]:
                 view[name] = _without_bank_internals(view[name])
         for name in ("repayments", "recoveries", "deferrals"):

@@ -93,6 +93,12 @@ class Servicing(Steps):
                 f"deal {deal.id} is {deal.state}: only an approved deal is disbursed",
                 state=str(deal.state),
             )
+        if self.clock() >= self._lapses_at(deal, deal.bank_id or ""):
+            # Lapsed, even if the sweep has not run yet: its reservation is no longer promised.
+            raise WrongState(
+                f"the approval of deal {deal.id} has lapsed: it was not paid out in time",
+                state=str(deal.state),
+            )
         approved = deal.decimal("approved_amount") or Decimal(0)
         if payout.amount <= 0 or payout.amount > approved:
             raise InvalidDecision(

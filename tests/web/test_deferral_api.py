@@ -107,4 +107,6 @@ def test_a_large_disbursement_is_checked_through_the_api(app, api, approved):  #
     assert rv.status_code == 200, rv.get_json()
     deal = rv.get_json()
     assert deal["state"] == "disbursed" and deal["loan"]["checker"] == "boc-checker"
-    assert "checker" not in api.get(approved).get_json()["loan"]
+    mine = api.get(approved).get_json()
+    assert "checker" not in mine["loan"] and "officer" not in mine["loan"]
+    assert "officer" not in mine["decision"]  # who approved stays with the bank

@@ -134,3 +134,20 @@ def test_the_exporter_never_sees_the_banks_check(wf, entered):
     assert not {"disbursement_entered", "disbursement_returned"} & {e["type"] for e in seen}
     for event in seen:
         assert not {"pending_disbursement", "returned_disbursement"} & set(event.get("set", {}))
+
+
+def test_no_payout_once_the_approval_has_lapsed_even_before_the_sweep(wf):
+    deal = approved(wf)
+    wf.clock.advance(days=30, seconds=1)  # the lapse sweep has not run yet
+    with pytest.raises(WrongState):
+        wf.disburse(deal.id, BOC, payout())
+    assert wf.store.get(deal.id).state == State.APPROVED
+    assert wf.lapse_approvals() == [deal.id]
+
+
+def test_a_checker_cannot_confirm_after_the_approval_lapsed(wf, entered):
+    wf.clock.advance(days=30, seconds=1)
+    with pytest.raises(WrongState):
+        wf.confirm_disbursement(
+            entered.id, BOC, "li", True, entered.get("pending_disbursement")["ref"]
+        )
