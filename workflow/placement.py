@@ -11,12 +11,10 @@ from workflow import keys
 from workflow.checks import cover_still_in_force
 from workflow.deal import Deal
 from workflow.errors import (
-    CHECKER_ROLE_REQUIRED,
     AlreadyApproved,
     CoverLapsed,
     DealNotFound,
     InvalidDecision,
-    MakerCheckerRefused,
     WrongState,
 )
 from workflow.money import quantize
@@ -286,37 +284,19 @@ class Placement(Steps):
         stays pending at the bank for a new decision. ``first_ref`` names the first approval
         the officer saw; another one is not sent back."""
         deal = self._pending_at(deal_id, bank_id)
-        first = deal.get("first_approval")
-        if first is None or (first_ref is not None and first.get("ref") != first_ref):
-            raise WrongState(
-                f"deal {deal_id} has no approval awaiting a check", state=str(deal.state)
-            )
-        if officer_id(officer) != first["officer"] and not may_check:
-            raise MakerCheckerRefused(
-                CHECKER_ROLE_REQUIRED,
-                "only the officer who approved first or a checker can send an approval back",
-            )
         deadline = datetime.fromisoformat(deal.fields["deadline"])
-        ops = Ops()
-        ops.zrem(keys.awaiting_check(bank_id), deal.id)
-        ops.zrem(keys.first_approvals_by(bank_id, first["officer"]), deal.id)
-        try:
-            return self._move(
-                deal,
-                State.PENDING_BANK,
-                actor=f"bank:{bank_id}:{officer}",
-                event="first_approval_returned",
-                due=deadline,
-                ops=ops,
-                changes={
-                    "first_approval": None,
-                    "returned_approval": {**first, "returned_by": officer, "reason": reason},
-                },
-            )
-        except VersionConflict as exc:
-            raise WrongState(
-                f"deal {deal_id} changed meanwhile; reload it", state=exc.state
-            ) from exc
+        return self._send_back(
+            deal,
+            bank_id,
+            officer,
+            may_check,
+            reason,
+            first_ref,
+            "first_approval",
+            "returned_approval",
+            "first_approval_returned",
+            due=deadline,
+        )
 
     def _pending_at(self, deal_id: str, bank_id: str) -> Deal:
         """The deal if it is pending ``bank_id``'s decision with its deadline not passed."""

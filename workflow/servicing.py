@@ -16,7 +16,7 @@ from decimal import Decimal
 from workflow import keys
 from workflow.business_days import business_date, due_score
 from workflow.deal import Deal
-from workflow.errors import CHECKER_ROLE_REQUIRED, InvalidDecision, MakerCheckerRefused, WrongState
+from workflow.errors import InvalidDecision, WrongState
 from workflow.interest import UPFRONT, accrue, basis_for
 from workflow.money import fmt, quantize, to_cents
 from workflow.officers import check_officers, officer_id
@@ -235,35 +235,19 @@ class Servicing(Steps):
         """The maker recalls a disbursement awaiting its check, or a checker sends it back;
         the deal stays approved, to be disbursed anew."""
         deal = self._held_by(deal_id, bank_id)
-        pending = deal.get("pending_disbursement")
-        if pending is None or pending["ref"] != ref:
-            raise WrongState(
-                f"deal {deal_id} has no such disbursement awaiting a check", state=str(deal.state)
-            )
-        if officer_id(officer) != pending["officer"] and not may_check:
-            raise MakerCheckerRefused(
-                CHECKER_ROLE_REQUIRED,
-                "only the officer who entered it or a checker can send a disbursement back",
-            )
-        ops = Ops()
-        ops.zrem(keys.awaiting_check(bank_id), deal.id)
-        ops.zrem(keys.first_approvals_by(bank_id, pending["officer"]), deal.id)
-        try:
-            return self._move(
-                deal,
-                State.APPROVED,
-                actor=f"bank:{bank_id}:{officer}",
-                event="disbursement_returned",
-                ops=ops,
-                changes={
-                    "pending_disbursement": None,
-                    "returned_disbursement": {**pending, "returned_by": officer, "reason": reason},
-                },
-            )
-        except VersionConflict as exc:
-            raise WrongState(
-                f"deal {deal_id} changed meanwhile; reload it", state=exc.state
-            ) from exc
+        if deal.state != State.APPROVED:
+            raise WrongState(f"deal {deal_id} is {deal.state}", state=str(deal.state))
+        return self._send_back(
+            deal,
+            bank_id,
+            officer,
+            may_check,
+            reason,
+            ref,
+            "pending_disbursement",
+            "returned_disbursement",
+            "disbursement_returned",
+        )
 
     def _lapses_at(self, deal: Deal, bank_id: str) -> datetime:
         bank = self.reference.bank(bank_id)

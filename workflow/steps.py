@@ -9,8 +9,9 @@ from datetime import date, datetime, timedelta
 from workflow import keys
 from workflow.business_days import business_date
 from workflow.deal import Deal
-from workflow.errors import DealNotFound, WrongState
+from workflow.errors import CHECKER_ROLE_REQUIRED, DealNotFound, MakerCheckerRefused, WrongState
 from workflow.gateway import InsurerGateway
+from workflow.officers import officer_id
 from workflow.portfolio import portfolio_ops
 from workflow.reference import ReferenceRepository
 from workflow.settings import Settings
@@ -18,6 +19,7 @@ from workflow.states import TERMINAL, WORKER_OWNED, State
 from workflow.store import (
     DealStore,
     Ops,
+    VersionConflict,
     epoch_seconds,
     index_ops,
 )
@@ -69,6 +71,54 @@ class Steps:
             # the answer is the same whatever happened since.
             raise WrongState(f"deal {deal_id} is no longer with your bank")
         return deal
+
+    def _send_back(
+        self,
+        deal: Deal,
+        bank_id: str,
+        officer: str,
+        may_check: bool,
+        reason: str,
+        ref: str | None,
+        entry: str,
+        returned: str,
+        event: str,
+        due: datetime | None = None,
+    ) -> Deal:
+        """Undo a maker's step awaiting a check (the deal's ``entry``: a first approval or a
+        disbursement): its maker recalls it or a checker sends it back; the deal stays where
+        it is, the entry kept as ``returned``. ``ref`` names the entry the officer saw (None:
+        whichever there is)."""
+        pending = deal.get(entry)
+        if pending is None or (ref is not None and pending.get("ref") != ref):
+            raise WrongState(
+                f"deal {deal.id} has no such step awaiting a check", state=str(deal.state)
+            )
+        if officer_id(officer) != pending["officer"] and not may_check:
+            raise MakerCheckerRefused(
+                CHECKER_ROLE_REQUIRED,
+                "only the officer who made it or a checker can send it back",
+            )
+        ops = Ops()
+        ops.zrem(keys.awaiting_check(bank_id), deal.id)
+        ops.zrem(keys.first_approvals_by(bank_id, pending["officer"]), deal.id)
+        try:
+            return self._move(
+                deal,
+                deal.state,
+                actor=f"bank:{bank_id}:{officer}",
+                event=event,
+                due=due,
+                ops=ops,
+                changes={
+                    entry: None,
+                    returned: {**pending, "returned_by": officer, "reason": reason},
+                },
+            )
+        except VersionConflict as exc:
+            raise WrongState(
+                f"deal {deal.id} changed meanwhile; reload it", state=exc.state
+            ) from exc
 
     # --- index bookkeeping that goes with every transition ------------------------------------
 
