@@ -39,6 +39,12 @@ class Arrears(Steps):
             policy = self.reference.policy(deal.fields["policy_no"])
             notice_by = due + timedelta(days=policy.notice_days if policy else 60)
             claim_by = due + timedelta(days=policy.claim_days if policy else 120)
+            late_from = day_after(due + timedelta(days=policy.grace_days if policy else 0))
+            if deal.state == State.DISBURSED and now < late_from:
+                # The schedule was read before a deferral moved the due date on: the deal, not
+                # the stale entry, says whether it is late (its entry follows it if need be).
+                self.store.defer(keys.due_dates(), deal_id, deal.version, late_from, if_due_by=now)
+                continue
             try:
                 if deal.state == State.DISBURSED:
                     self._overdue(deal, due, notice_by, claim_by, due_score(notice_by))
