@@ -28,6 +28,7 @@ from workflow.identifiers import (
 )
 from workflow.money import MoneyFormatError, parse_amount
 from workflow.reasons import describe
+from workflow.visibility import BANK_RECORD_FIELDS
 
 MAX_INVOICES = 50
 RATE_RE = re.compile(r"0(?:\.[0-9]{1,6})?|1(?:\.0{1,6})?")
@@ -340,7 +341,8 @@ def explained(failure: dict[str, str]) -> dict[str, str]:
     return {**failure, "message": describe(failure.get("reason", ""))}
 
 
-BANK_INTERNALS = frozenset({"officer", "reference", "checker", "checked_ref", "note"})
+# The same fields the exporter's event log leaves out of these records.
+BANK_INTERNALS = BANK_RECORD_FIELDS
 
 
 def _without_bank_internals(record: dict[str, Any]) -> dict[str, Any]:

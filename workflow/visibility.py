@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from workflow.deal import Deal, rebuild
+from workflow.deal import Deal, encode_fields, rebuild
 from workflow.states import State
 
 # Stored for the workflow's own use (idempotent replays, reservation buckets), never shown.
@@ -16,6 +17,31 @@ BANK_INTERNAL_FIELDS = frozenset(
 BANK_INTERNAL_EVENTS = frozenset(
     {"first_approval", "first_approval_returned", "disbursement_entered", "disbursement_returned"}
 )
+
+
+# In the records the exporter reads (the decision, the loan, repayments, the claim, recoveries,
+# deferrals): the bank's officers, its own references, its check of a payout and its notes.
+BANK_RECORD_FIELDS = frozenset({"officer", "reference", "checker", "checked_ref", "note"})
+BANK_RECORDS = frozenset({"decision", "loan", "repayments", "claim", "recoveries", "deferrals"})
+
+
+def without_bank_fields(record: Any) -> Any:
+    """A record (or a list of them) without the bank's own fields."""
+    if isinstance(record, list):
+        return [without_bank_fields(item) for item in record]
+    if isinstance(record, dict):
+        return {k: v for k, v in record.items() if k not in BANK_RECORD_FIELDS}
+    return record
+
+
+def _exporter_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """An event's changes as the exporter reads them: its records without the bank's fields
+    (the values are stored JSON)."""
+    out = dict(changes)
+    for name in BANK_RECORDS & changes.keys():
+        if changes[name]:
+            out[name] = encode_fields({name: without_bank_fields(json.loads(changes[name]))})[name]
+    return out
 
 
 def public_event(event: dict[str, Any]) -> dict[str, Any]:
@@ -30,7 +56,15 @@ def public_event(event: dict[str, Any]) -> dict[str, Any]:
 def exporter_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The log as the exporter reads it: without the banks' internal maker-checker steps
     (its versions then skip those) and without internal fields."""
-    return [public_event(e) for e in events if e.get("type") not in BANK_INTERNAL_EVENTS]
+    seen = []
+    for event in events:
+        if event.get("type") in BANK_INTERNAL_EVENTS:
+            continue
+        event = public_event(event)
+        if event.get("set"):
+            event = {**event, "set": _exporter_changes(event["set"])}
+        seen.append(event)
+    return seen
 
 
 def _own_or_public(event: dict[str, Any], bank_id: str) -> bool:
@@ -85,6 +119,7 @@ def holds(deal: Deal, bank_id: str) -> bool:
 
 __all__ = [
     "BANK_INTERNAL_EVENTS",
+    "BANK_RECORD_FIELDS",
     "INTERNAL_FIELDS",
     "as_seen_by_bank",
     "bank_event",
@@ -92,4 +127,5 @@ __all__ = [
     "holds",
     "offer_cut",
     "public_event",
+    "without_bank_fields",
 ]
