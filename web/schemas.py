@@ -187,7 +187,7 @@ class DisbursementCheckSchema(Schema):
     terms or send it back; ``ref`` names the entry the checker saw."""
 
     decision = fields.String(required=True, validate=validate.OneOf(["confirm", "send_back"]))
-    ref = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{16}$"))
+    ref = fields.String(required=True, validate=validate.Regexp(r"\A[0-9a-f]{16}\Z"))
     reason = fields.String(validate=[validate.Length(min=1, max=500), validate_paragraphs])
     officer = fields.String(validate=[validate.Length(min=1, max=64), validate_text])
 
