@@ -1,13 +1,12 @@
 """Found in review: maker-checker on large disbursements and deferrals through the API.
 
-- The bank's API view of a deal carries no ``pending_disbursement``: an API checker cannot
-  learn the ``ref`` POST /disbursement/check needs (the bank's events have no ``set``), so a
-  large payout entered through the API can only be checked by reading Redis.
-- The exporter's API view of the loan carries the bank's checker and check ref (``checker``,
-  ``checked_ref``), and the exporter's event log carries, in each event's ``set``, the bank's
-  officers, payment references and the check ref in the loan (and repayments, claim,
-  recoveries), and the officer, reference and internal note of every deferral: what the deal
-  view deliberately leaves out.
+- The bank's API view of a deal carried no ``pending_disbursement``: an API checker could not
+  learn the ``ref`` POST /disbursement/check needs (main's 468b9fc added it meanwhile).
+- The exporter's API view of the loan carried the bank's checker and check ref (main's
+  468b9fc/06a561a hide them meanwhile), and the exporter's event log still carries, in each
+  event's ``set``, the officers in the decision, the bank's officers, payment references and
+  check ref in the loan (and repayments, claim, recoveries), and the officer, reference and
+  internal note of every deferral: what the deal view deliberately leaves out.
 """
 
 from __future__ import annotations
