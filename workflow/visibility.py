@@ -55,7 +55,8 @@ def public_event(event: dict[str, Any]) -> dict[str, Any]:
 
 def exporter_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The log as the exporter reads it: without the banks' internal maker-checker steps
-    (its versions then skip those) and without internal fields."""
+    (its versions then skip those), without internal fields, and with each bank's steps
+    signed by the bank (``bank:BOC-NB``), not by its officer."""
     seen = []
     for event in events:
         if event.get("type") in BANK_INTERNAL_EVENTS:
@@ -63,6 +64,10 @@ def exporter_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         event = public_event(event)
         if event.get("set"):
             event = {**event, "set": _exporter_changes(event["set"])}
+        who = str(event.get("by", ""))
+        if who.startswith("bank:") and who.count(":") > 1:
+            # The bank, not its officer: who decided inside a bank stays with the bank.
+            event = {**event, "by": who.rsplit(":", who.count(":") - 1)[0]}
         seen.append(event)
     return seen
 

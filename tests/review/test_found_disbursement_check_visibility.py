@@ -86,10 +86,6 @@ def test_the_exporters_event_records_carry_no_officer_reference_or_note(api, app
         deferred["set"]["due_date"])
 
 
-@pytest.mark.xfail(strict=True, reason="the exporter reads the bank's officers in each "
-                   "event's `by` (bank:BOC-NB:boc-checker), while its deal view and portal "
-                   "page name none; tests/web/test_read.py and test_readme_example.py assert "
-                   "that it does, so hiding them is the lead's call")
 def test_the_exporter_reads_no_officer_in_the_events_actors(api, app, entered):
     _confirmed_and_deferred(api, app, entered)
     events = api.events(entered).get_json()["events"]
