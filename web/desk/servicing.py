@@ -131,7 +131,11 @@ def _service(deal_id: str, action: str) -> Any:
     except WrongState:
         return _service_refused(deal_id, action, form, _stale_words(deal_id, action, form), 409)
     currency = deal.fields.get("currency", "")
-    if repeat:
+    entered = deal.get("pending_disbursement") if action == "disburse" else None
+    if entered:
+        # At or above the bank's second-approval amount nothing is paid out yet.
+        flash(*_entered_words(deal, entered, before))
+    elif repeat:
         flash(_("This payment was already recorded (reference %(ref)s).", ref=reference), "info")
     elif action == "disburse":
         flash(
@@ -161,6 +165,22 @@ def _service(deal_id: str, action: str) -> Any:
 SERVICING_FIELDS = ("amount", "value_date", "reference")
 
 
+def _entered_words(deal: Deal, entered: dict[str, Any], before: Deal) -> tuple[str, str]:
+    """The flash after a disbursement a checker must confirm: entered now, or before."""
+    amount = money(entered["amount"], deal.fields.get("currency", ""))
+    if before.get("pending_disbursement"):
+        return _(
+            "This disbursement was already entered (reference %(ref)s): it awaits a checker.",
+            ref=entered["reference"],
+        ), "info"
+    return _(
+        "Disbursement of %(amount)s entered on deal %(id)s: nothing is paid out yet. At this"
+        " amount a second officer with the checker role must confirm it.",
+        amount=amount,
+        id=deal.id,
+    ), "success"
+
+
 def _stale_words(deal_id: str, action: str, form: Any) -> str:
     """Why a servicing form no longer fits: a reference used before, or the deal moved on."""
     deal, _events = _seen(deal_id, officer_bank())
@@ -175,6 +195,15 @@ def _stale_words(deal_id: str, action: str, form: Any) -> str:
             amount=money(known[0]["amount"], currency),
         )
     loan = deal.get("loan")
+    pending = deal.get("pending_disbursement")
+    if action == "disburse" and pending:
+        return _(
+            "Nothing was recorded: a disbursement of %(amount)s (reference %(ref)s) entered by"
+            " %(officer)s awaits a checker. It must be confirmed or sent back first.",
+            amount=money(pending["amount"], currency),
+            ref=pending["reference"],
+            officer=pending["officer"],
+        )
     if action == "disburse" and loan:
         return _(
             "Nothing was recorded: this deal was already disbursed (%(amount)s, reference"
@@ -191,7 +220,9 @@ def _service_refused(deal_id: str, action: str, form: Any, problem: str | None, 
     after a stale post the page offers what the deal allows now, with what was entered."""
     deal, _events = _seen(deal_id, officer_bank())
     still = holds(deal, officer_bank()) and (
-        deal.state == State.APPROVED if action == "disburse" else deal.state in SERVICED
+        deal.state == State.APPROVED and not deal.get("pending_disbursement")
+        if action == "disburse"
+        else deal.state in SERVICED
     )
     entered: list[tuple[str, str]] = []
     forms: dict[str, Any] = {action: form} if still else {}

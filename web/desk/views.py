@@ -24,6 +24,8 @@ from web.desk.forms import (
     RepayForm,
     SendBackForm,
 )
+from web.desk.loan_page import add_forms as add_loan_forms
+from web.desk.loan_page import awaits, loan_parts, pending_payout
 from web.formatting import money, time_left, to_datetime
 from web.loan import MODE_WORDS, repayments, schedule
 from web.loan import today as loan_today
@@ -86,6 +88,8 @@ def status_words(deal: Deal, bank_id: str) -> str:
                 officer=first["officer"],
             )
         return _("Pending your decision")
+    if holds(deal, bank_id) and pending_payout(deal):
+        return _("Approved; a disbursement awaits a checker")
     if holds(deal, bank_id) or deal.state != State.ROUTING:
         return bank_state_words(deal.state)
     decision = deal.get("decision") or {}
@@ -161,7 +165,7 @@ def index() -> Any:
                 "buyer": deal.get("buyer") or {},
                 "exporter": names.get(f.get("exporter_uscc", ""), ""),
                 "status": status_words(deal, bank_id),
-                "first": (deal.get("first_approval") or None) if held else None,
+                "awaits": awaits(deal) if held else None,
                 "updated_at": f.get("updated_at"),
             }
         )
@@ -295,7 +299,7 @@ def render_deal(
             if user.checker or first["officer"] == user.username:
                 forms.setdefault("send_back", SendBackForm(formdata=None, first_ref=first["ref"]))
         forms.setdefault("decline", DeclineForm(formdata=None))
-    if held and deal.state == State.APPROVED:
+    if held and deal.state == State.APPROVED and not pending_payout(deal):
         forms.setdefault(
             "disburse",
             DisburseForm(
@@ -308,6 +312,7 @@ def render_deal(
         forms.setdefault("repay", RepayForm(formdata=None, value_date=loan_today().isoformat()))
     if held:
         add_forms(deal, forms)
+        add_loan_forms(deal, user, forms)
     return render_template(
         "desk/deal.html",
         deal=deal,
@@ -332,6 +337,7 @@ def render_deal(
         arrears=arrears(deal, view) if held else None,
         disbursal_terms=_disbursal_terms(deal, bank) if "disburse" in forms else None,
         repayments=repayments(deal) if held else [],
+        around=loan_parts(deal, user) if held else None,
         forms=forms,
         problem=problem,
         entered=entered or [],
