@@ -154,7 +154,7 @@ def test_queue_views_awaiting_my_check_and_mine(app, api, large):
     maker = first_approval(app, api, large)
     html = page(maker, "/bank/?show=mine")
     assert deal_ids(html) == [large]
-    assert "1 awaiting a second approval" in re.sub(r"<[^>]+>", "", html)
+    assert "1 awaiting a checker" in re.sub(r"<[^>]+>", "", html)
     checker = signed_in(app, "boc-checker")
     html = page(checker, "/bank/?show=check")
     assert deal_ids(html) == [large]

@@ -6,4 +6,4 @@ from flask import Blueprint
 
 desk = Blueprint("desk", __name__, url_prefix="/bank", template_folder="templates")
 
-from web.desk import claims, portfolio, views  # noqa: E402,F401  (register the routes on the blueprint)
+from web.desk import claims, deferrals, payout_check, portfolio, servicing, views  # noqa: E402,F401  (register the routes on the blueprint)

@@ -171,3 +171,53 @@ class RepayForm(FlaskForm):
     value_date = _value_date_field()
     reference = _reference_field()
     repay = SubmitField(_l("Record the repayment"))
+
+
+class ConfirmPayoutForm(FlaskForm):
+    """A checker confirms the disbursement shown on the page (``payout_ref`` names it)."""
+
+    payout_ref = HiddenField()
+    confirm_payout = SubmitField(_l("Confirm the disbursement"))
+
+
+class ReturnPayoutForm(FlaskForm):
+    """A checker sends the entered disbursement back; its maker recalls it."""
+
+    payout_ref = HiddenField()
+    reason = _reason(_l("Why it goes back"), _l("Say why the disbursement goes back."))
+    send_back_payout = SubmitField(_l("Send the disbursement back"))
+
+
+def _note(form: FlaskForm, field: Any) -> None:
+    if not field.data:
+        return
+    try:
+        validate_paragraphs(field.data)
+    except ValidationError as exc:
+        raise StopValidation(
+            _l("Write the note as plain text, with no control characters.")
+        ) from exc
+
+
+class DeferForm(FlaskForm):
+    """The bank asks the insurer to let its cover follow a later due date (延期还本付息)."""
+
+    new_due_date = StringField(
+        _l("New due date"),
+        filters=[_strip],
+        validators=[DataRequired(message=_l("Enter the new due date.")), _iso_date],
+        render_kw={"type": "date", "autocomplete": "off"},
+    )
+    reference = StringField(
+        _l("Your bank's reference for this deferral"),
+        filters=[_strip],
+        validators=[DataRequired(message=_l("Enter your bank's reference.")), _reference],
+        render_kw={"autocomplete": "off", "maxlength": 64},
+    )
+    note = TextAreaField(
+        _l("Note (optional)"),
+        filters=[_lines, _strip],
+        validators=[Length(max=REASON_MAX), _note],
+        render_kw={"rows": 2},
+    )
+    defer = SubmitField(_l("Ask the insurer and defer"))

@@ -23,6 +23,7 @@ from web.paging import PER_PAGE, page_number
 from web.paging import last_page as pages_for
 from web.portal import portal
 from web.portal.claims import after_due
+from web.portal.deferrals import exporter_deferrals
 from web.portal.forms import LINE_FIELDS, LINES_STEP, ApplicationForm, WithdrawForm
 from web.schemas import MAX_INVOICES, DealRequestSchema, WithdrawSchema, deal_view
 from web.words import (
@@ -552,6 +553,7 @@ def render_deal(
             for r in repayments(deal)
         ],
         after_due=after_due(deal.state, view),
+        deferrals=exporter_deferrals(deal),
         problem=problem,
         refresh=REFRESH_SECONDS if moving else None,
     ), status
