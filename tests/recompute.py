@@ -171,15 +171,16 @@ def expected_portfolio(deals: dict[str, Fields], bank: str) -> tuple[dict[str, i
 
 
 def expected_arrears_index(deals: dict[str, Fields], bank: str) -> dict[str, int]:
-    """The bank's arrears index: ``{ccy}|{due date}|{deal}`` -> cents, per overdue advance."""
-    index = {}
-    for deal_id, fields in deals.items():
+    """The bank's arrears index: ``{ccy}|{due date}`` -> overdue cents and ``...|n`` -> how
+    many advances, over its overdue advances."""
+    index: Counter = Counter()
+    for fields in deals.values():
         loan = _json(fields, "loan")
         if fields.get("bank_id") == bank and fields["state"] == S.OVERDUE and loan:
-            cents = to_cents(Decimal(loan["outstanding"]))
-            if cents:
-                index[f"{fields['currency']}|{loan['due_date']}|{deal_id}"] = cents
-    return index
+            due = f"{fields['currency']}|{loan['due_date']}"
+            index[due] += to_cents(Decimal(loan["outstanding"]))
+            index[f"{due}|n"] += 1
+    return {k: v for k, v in index.items() if v}
 
 
 # Arrears buckets by days past the due date, as banks report them (docs/lifecycle.md).

@@ -63,8 +63,9 @@ def portfolio(bank_id: str) -> str:
 
 
 def portfolio_arrears(bank_id: str) -> str:
-    """Hash: ``{ccy}|{due date}|{deal id}`` -> overdue principal in cents, one field per
-    overdue advance of the bank: the arrears buckets are read from it without a deal."""
+    """Hash of the bank's overdue advances by currency and due date: ``{ccy}|{due date}`` ->
+    their overdue principal in cents, ``{ccy}|{due date}|n`` -> how many; the arrears buckets
+    are read from it as of any day, without a deal."""
     return f"{P}portfolio:{bank_id}:arrears"
 
 

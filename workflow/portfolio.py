@@ -57,14 +57,19 @@ def portfolio_ops(deal: Deal, new: State, changes: dict[str, Any] | None, ops: O
         ops.hincr(key, f"outstanding:{currency}:country:{buyer.get('country', '')}", delta)
     overdue_before = before if deal.state == State.OVERDUE else 0
     overdue_after = after if new == State.OVERDUE else 0
+    # The arrears index aggregates the overdue advances by currency and due date (a due date
+    # does not move while an advance is overdue: a deferral takes it out of overdue first).
+    arrears_due = ""
+    if State.OVERDUE in (deal.state, new):
+        loan = (changes.get("loan") if new == State.OVERDUE else None) or deal.get("loan") or {}
+        arrears_due = f"{currency}|{loan.get('due_date', '')}"
     if overdue_after != overdue_before:
         delta = overdue_after - overdue_before
         ops.hincr(key, f"overdue:{currency}", delta)
-        # The due date an overdue advance is bucketed by does not move while it is overdue
-        # (a deferral takes it out of overdue first).
-        loan = (changes.get("loan") if new == State.OVERDUE else None) or deal.get("loan") or {}
-        field = f"{currency}|{loan.get('due_date', '')}|{deal.id}"
-        ops.hincr(keys.portfolio_arrears(bank_id), field, delta)
+        ops.hincr(keys.portfolio_arrears(bank_id), arrears_due, delta)
+    if (deal.state == State.OVERDUE) != (new == State.OVERDUE):
+        entering = new == State.OVERDUE
+        ops.hincr(keys.portfolio_arrears(bank_id), f"{arrears_due}|n", 1 if entering else -1)
     was_deferred = deal.state in OPEN and int(deal.fields.get("deferral_count") or 0) > 0
     is_deferred = (
         new in OPEN
@@ -135,20 +140,24 @@ def figures(redis: Any, bank_id: str, today: date | None = None) -> dict[str, An
 
 
 def _buckets(raw: dict, today: date) -> dict[str, dict[str, dict[str, Any]]]:
-    """Overdue principal and advances by currency and arrears bucket, as of ``today``."""
+    """Overdue principal and advances by currency and arrears bucket, as of ``today``, from
+    the index's figures per currency and due date (a few hundred fields, not one a deal)."""
     cents: dict[str, dict[str, int]] = {}
     counts: dict[str, dict[str, int]] = {}
     for name, value in raw.items():
-        currency, due, _ = as_text(name).split("|", 2)
+        currency, due, *count = as_text(name).split("|")
         bucket = arrears_bucket(days_past_due(date.fromisoformat(due), today)) or BUCKET_NAMES[0]
-        cents.setdefault(currency, dict.fromkeys(BUCKET_NAMES, 0))[bucket] += int(value)
-        counts.setdefault(currency, dict.fromkeys(BUCKET_NAMES, 0))[bucket] += 1
+        into = counts if count else cents
+        into.setdefault(currency, dict.fromkeys(BUCKET_NAMES, 0))[bucket] += int(value)
     return {
         currency: {
-            bucket: {"amount": from_cents(amount), "advances": counts[currency][bucket]}
-            for bucket, amount in by_bucket.items()
+            bucket: {
+                "amount": from_cents(cents.get(currency, {}).get(bucket, 0)),
+                "advances": counts[currency][bucket],
+            }
+            for bucket in BUCKET_NAMES
         }
-        for currency, by_bucket in cents.items()
+        for currency in counts
     }
 
 
