@@ -20,6 +20,7 @@ class DeferralRequest:
     """What the insurer is asked: move the cover of this advance to a later due date."""
 
     deal_id: str
+    reference: str  # the bank's, unique on the deal
     policy_no: str
     buyer_code: str
     currency: str
@@ -52,7 +53,7 @@ class LocalDeferralRules:
     """
 
     def decide(self, request: DeferralRequest, policy: Policy | None) -> DeferralConsent:
-        reference = f"DEF-{request.deal_id}-{request.deferrals_before + 1}"
+        reference = f"DEF-{request.deal_id}-{request.reference}"
         if policy is None or not policy.in_force_on(request.asked_on):
             return DeferralConsent(False, reference, (str(Reason.POLICY_INACTIVE),))
         longest = policy.max_deferral_days
