@@ -73,7 +73,7 @@ class Deferrals(Steps):
         consent = self.insurer.consent_to_deferral(
             DeferralRequest(
                 deal_id=deal.id,
-                reference=request.reference,
+                request_number=len(history) + 1,
                 policy_no=deal.fields["policy_no"],
                 buyer_code=deal.application.buyer.code,
                 currency=deal.fields["currency"],

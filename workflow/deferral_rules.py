@@ -20,7 +20,7 @@ class DeferralRequest:
     """What the insurer is asked: move the cover of this advance to a later due date."""
 
     deal_id: str
-    reference: str  # the bank's, unique on the deal
+    request_number: int  # 1 for the deal's first request, granted or not
     policy_no: str
     buyer_code: str
     currency: str
@@ -53,7 +53,7 @@ class LocalDeferralRules:
     """
 
     def decide(self, request: DeferralRequest, policy: Policy | None) -> DeferralConsent:
-        reference = f"DEF-{request.deal_id}-{request.reference}"
+        reference = f"DEF-{request.deal_id}-{request.request_number}"
         if policy is None or not policy.in_force_on(request.asked_on):
             return DeferralConsent(False, reference, (str(Reason.POLICY_INACTIVE),))
         longest = policy.max_deferral_days
