@@ -182,9 +182,9 @@ class Sweep:
         total = sum(self.runs)
         per = sorted(self.runs)[len(self.runs) // 2] * 1000 if self.runs else float("nan")
         return (f"arrears sweep, {self.label}: {self.moved} of {self.due} due moved overdue in "
-                f"{total:.1f} s = {self.moved / total:.0f} deals/s ({len(self.runs)} sweeps of "
-                f"<= 500, median {per:.0f} ms each; bench cpu {self.cpu * 1000 / self.moved:.2f} "
-                f"ms per deal)")
+                f"{total:.1f} s = {self.moved / total:.0f} deals/s ({len(self.runs)} sweep runs "
+                f"of batches of 500, median {per:.0f} ms each; bench cpu "
+                f"{self.cpu * 1000 / self.moved:.2f} ms per deal)")
 
 
 def sweep_until_done(flow: Workflow, label: str, due: int) -> Sweep:
