@@ -93,7 +93,7 @@ class Servicing(Steps):
                 f"deal {deal.id} is {deal.state}: only an approved deal is disbursed",
                 state=str(deal.state),
             )
-        if self.clock() >= self._lapses_at(deal, deal.bank_id or ""):
+        if self.clock() >= self.lapses_at(deal, deal.bank_id or ""):
             # Lapsed, even if the sweep has not run yet: its reservation is no longer promised.
             raise WrongState(
                 f"the approval of deal {deal.id} has lapsed: it was not paid out in time",
@@ -175,7 +175,7 @@ class Servicing(Steps):
         """Record the maker's disbursement at or above the bank's second-approval amount; the
         money goes out when a different officer with the checker role confirms it."""
         maker = officer_id(payout.officer)
-        score = epoch_seconds(self._lapses_at(deal, bank_id))
+        score = epoch_seconds(self.lapses_at(deal, bank_id))
         ops = Ops()
         ops.zadd(keys.awaiting_check(bank_id), score, deal.id)
         ops.zadd(keys.first_approvals_by(bank_id, maker), score, deal.id)
@@ -249,7 +249,9 @@ class Servicing(Steps):
             "disbursement_returned",
         )
 
-    def _lapses_at(self, deal: Deal, bank_id: str) -> datetime:
+    def lapses_at(self, deal: Deal, bank_id: str) -> datetime:
+        """When an approval given by ``bank_id`` lapses if it is not paid out: the time a
+        disbursement awaiting a check must be confirmed by."""
         bank = self.reference.bank(bank_id)
         days = (bank.approval_lapse_days if bank else None) or self.settings.approval_lapse_days
         approved_at = deal.fields.get("approved_at") or deal.fields["updated_at"]

@@ -230,6 +230,8 @@ def test_the_queue_rows_say_a_disbursement_awaits(app, entered):
     words = text(html)
     assert "Disbursement to check: USD 80,000.00, by boc-officer" in words
     assert "1st approval" not in words
+    # Its time left runs to the approval's lapse, 30 days after it was given.
+    assert "30 d 0 h by 2026-12-24 17:00" in words, words
     maker = signed_in(app, "boc-officer")
     html = page(maker, "/bank/?show=mine")
     assert deal_ids(html) == [entered]

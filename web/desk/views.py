@@ -153,12 +153,16 @@ def index() -> Any:
     for deal in deals:
         f = deal.fields
         held = holds(deal, bank_id)
+        due = f.get("deadline")
+        if held and deal.get("pending_disbursement"):
+            # A payout awaiting its check must be confirmed before the approval lapses.
+            due = flow().lapses_at(deal, bank_id).isoformat()
         rows.append(
             {
                 "id": deal.id,
-                "deadline": f.get("deadline") if held else None,
-                "time_left": time_left(f.get("deadline"), now) if held else "",
-                "urgent": held and _due_soon(f.get("deadline"), now),
+                "deadline": due if held else None,
+                "time_left": time_left(due, now) if held else "",
+                "urgent": held and _due_soon(due, now),
                 "eligible": f.get("eligible_amount") if held else None,
                 "requested": f.get("requested_amount"),
                 "currency": f.get("currency", ""),
