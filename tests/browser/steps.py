@@ -223,6 +223,11 @@ def disburse_on_desk(page: Any, base: str, deal_id: str, reference: str, **value
     _submit_on_desk(page, base, deal_id, "disburse", {**values, "reference": reference})
 
 
+def confirm_payout_on_desk(page: Any, base: str, deal_id: str) -> None:
+    """A checker confirms the disbursement another officer entered, through the deal page."""
+    _submit_on_desk(page, base, deal_id, "confirm_payout", {})
+
+
 def repay_on_desk(
     page: Any, base: str, deal_id: str, amount: str, reference: str, **values: str
 ) -> None:

@@ -3,8 +3,9 @@ worker and beat): the exporter signs in (Chinese by default) and submits a deal 
 lines through the portal's form; the real worker routes it to BOC-NB; an officer finds it in the
 queue and approves it above BOC-NB's second-approval amount; a second officer, a checker,
 finds it under "awaiting my check" and confirms it; the exporter's deal page shows it approved,
-in Chinese and, after the language switch, in English; the checker records the disbursement and
-a full repayment through the desk's forms, and the exporter's page shows the deal repaid (which
+in Chinese and, after the language switch, in English; the officer enters the disbursement, the
+checker confirms it (maker-checker on a large payout) and records a full repayment through the
+desk's forms, and the exporter's page shows the deal repaid (which
 frees the buyer limit it used). Screenshots of each step go to the folder the test run prints."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tests.browser.conftest import LiveStack
 from tests.browser.steps import (
     approve_on_desk,
     confirm_on_desk,
+    confirm_payout_on_desk,
     disburse_on_desk,
     haixin_application,
     login,
@@ -96,7 +98,10 @@ def test_a_deal_from_the_portal_form_to_a_checked_approval(
     # The exporter's deal page shows it approved, in Chinese, then in English after the switch.
     approved = wait_for_state(base, deal_id, "approved", timeout=10)
     assert Decimal(approved["amounts"]["approved"]) == Decimal("160000.00")
-    assert (approved["decision"]["officer"], approved["decision"]["checker"]) == (
+    # The bank reads who made and who checked the approval; the exporter reads neither.
+    assert not {"officer", "checker"} & approved["decision"].keys()
+    at_bank = wait_for_state(base, deal_id, "approved", token="demo-bank-boc-nb-0001")
+    assert (at_bank["decision"]["officer"], at_bank["decision"]["checker"]) == (
         "boc-officer", "boc-checker")
     exporter.goto(f"{base}/exporter/deals/{deal_id}")
     text = exporter.locator("main").inner_text()
@@ -112,30 +117,38 @@ def test_a_deal_from_the_portal_form_to_a_checked_approval(
     exporter.goto(f"{base}/exporter/")
     assert exporter.locator("html").get_attribute("lang").startswith("en")
 
-    # The checker records the advance BOC-NB paid out: the approved amount and today by
-    # default; BOC-NB deducts the interest up front, so the principal is what is owed.
-    disburse_on_desk(checker, base, deal_id, "BOC-E2E-PAY-0001")
+    # The officer records the advance BOC-NB paid out: the approved amount and today by
+    # default. At 160,000 it is entered for a check; the checker confirms it. BOC-NB deducts
+    # the interest up front, so the principal is what is owed.
+    officer.goto(f"{base}/bank/deals/{deal_id}")  # the page as it is now: approved
+    disburse_on_desk(officer, base, deal_id, "BOC-E2E-PAY-0001")
+    text = officer.locator("main").inner_text()
+    assert "Disbursement awaiting a checker" in text and "nothing is paid out yet" in text
+    assert officer.locator("form:has([name=confirm_payout])").count() == 0  # not the maker's
+    screenshot(officer, screenshots, "e2e-10-officer-disbursement-entered")
+    checker.goto(f"{base}/bank/deals/{deal_id}")  # now showing the entry to check
+    confirm_payout_on_desk(checker, base, deal_id)
     assert checker.url.endswith(f"/bank/deals/{deal_id}")
     text = checker.locator("main").inner_text()
     assert "Disbursed, awaiting repayment" in text and "BOC-E2E-PAY-0001" in text
     assert "Deducted up front" in text
-    screenshot(checker, screenshots, "e2e-10-checker-disbursed")
+    screenshot(checker, screenshots, "e2e-11-checker-disbursed")
     disbursed = wait_for_state(base, deal_id, "disbursed", timeout=10)
     assert disbursed["amounts"]["reserved_on_limit"] == "160000.00"  # the principal used
     exporter.goto(f"{base}/exporter/deals/{deal_id}")
     text = exporter.locator("main").inner_text()
     assert "Your financing" in text and "Advance paid out" in text
-    screenshot(exporter, screenshots, "e2e-11-exporter-deal-disbursed")
+    screenshot(exporter, screenshots, "e2e-12-exporter-deal-disbursed")
 
     # ...and the buyer's payment: the whole principal, the deal repaid.
     repay_on_desk(checker, base, deal_id, "160000.00", "BOC-E2E-IN-0001")
     text = checker.locator("main").inner_text()
     assert "is repaid in full" in text and "BOC-E2E-IN-0001" in text
     assert checker.locator("form:has([name=repay])").count() == 0
-    screenshot(checker, screenshots, "e2e-12-checker-repaid")
+    screenshot(checker, screenshots, "e2e-13-checker-repaid")
     wait_for_state(base, deal_id, "repaid", timeout=10)
     exporter.goto(f"{base}/exporter/deals/{deal_id}")
     text = exporter.locator("main").inner_text()
     assert "Repaid" in text and "Repaid in full: principal and interest are settled." in text
     assert "BOC-E2E" not in text  # the bank's own references stay the bank's
-    screenshot(exporter, screenshots, "e2e-13-exporter-deal-repaid")
+    screenshot(exporter, screenshots, "e2e-14-exporter-deal-repaid")
