@@ -144,7 +144,14 @@ class Claims(Steps):
                     state=str(deal.state),
                 )
             recoveries = list(deal.get("recoveries", []))
-            if any(r["reference"] == reference for r in recoveries):
+            known = [r for r in recoveries if r["reference"] == reference]
+            if known:
+                if Decimal(known[0]["amount"]) != amount:
+                    # Like repayments: the same reference is the same money, or a mistake.
+                    raise WrongState(
+                        f"recovery {reference} was recorded with another amount",
+                        state=str(deal.state),
+                    )
                 return deal
             decided = deal.get("claim_decision")
             covered, indemnity = Decimal(decided["covered_loss"]), Decimal(decided["indemnity"])

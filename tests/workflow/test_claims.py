@@ -88,6 +88,9 @@ def test_recoveries_are_shared_in_proportion_to_the_loss_each_bore(wf):
     assert (share["to_insurer"], share["to_bank"]) == ("18000.00", "2000.00")
     again = wf.record_recovery(deal.id, BOC, "wang", Decimal("20000.00"), "REC-1")
     assert again.version == after.version
+    with pytest.raises(WrongState):  # the same reference for another amount is a mistake
+        wf.record_recovery(deal.id, BOC, "wang", Decimal("5000.00"), "REC-1")
+    assert wf.store.get(deal.id).version == after.version
     with pytest.raises(InvalidDecision):
         wf.record_recovery(deal.id, BOC, "wang", Decimal("80000.01"), "REC-2")
 
