@@ -10,7 +10,7 @@ import click
 import redis
 from flask.cli import with_appcontext
 
-from workflow import keys, tokens, users
+from workflow import keys, tokens, user_files, users
 from workflow.demo import expand_relative_dates_json
 from workflow.identifiers import printable, uscc_problem
 from workflow.logs import configure_logging
@@ -46,7 +46,7 @@ def load_file(
     data = read_reference_file(path)
     refuse_demo = production and not allow_demo
     problems = tokens.file_token_problems(data.tokens, refuse_demo=refuse_demo)
-    problems += users.file_user_problems(data.users, refuse_demo=refuse_demo)
+    problems += user_files.file_user_problems(data.users, refuse_demo=refuse_demo)
     if problems:
         raise ReferenceFileError(problems)
     for warning in tokens.revoked_in_file(client, data.tokens):

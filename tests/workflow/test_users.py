@@ -13,15 +13,14 @@ from argon2 import PasswordHasher
 from tests.conftest import DEMO_NOW, HAIXIN, Clock, demo_text
 from workflow import keys
 from workflow.reference import ReferenceFileError, parse_reference_json, store_reference
+from workflow.user_files import file_user_problems, is_demo_hash
 from workflow.users import (
     DEMO_PASSWORD,
     LOGIN_ATTEMPTS,
     UserError,
     Users,
     UserSpec,
-    file_user_problems,
     hash_problem,
-    is_demo_hash,
 )
 
 # Cheap parameters: these tests check the logic, not the cost.

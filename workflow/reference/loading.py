@@ -20,7 +20,8 @@ from workflow.tokens import (
     stage_tokens,
     token_digest,
 )
-from workflow.users import UserSpec, cli_user_conflicts, stage_file_users, stored_sources
+from workflow.user_files import cli_user_conflicts, stage_file_users, stored_sources
+from workflow.users import UserSpec
 
 
 def _encode(record: Any) -> str:
