@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import redis
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -207,3 +208,55 @@ def supervised(server: RedisServer, procs: Processes) -> Iterator[None]:
     finally:
         procs.stop_all()
         server.stop()
+
+
+class InsurerSim:
+    """``xinbao insurer-sim`` as a real process on a free port, with its admin endpoints."""
+
+    def __init__(self, logdir: Path, *args: str, today: str | None = None):
+        self.port = free_port()
+        self.logdir = logdir
+        self.args = list(args) + (["--today", today] if today else [])
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> InsurerSim:
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        log = open(self.logdir / f"insurer-sim-{self.port}.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [str(BIN / "xinbao"), "insurer-sim", "--port", str(self.port), *self.args],
+            cwd=ROOT, stdout=log, stderr=log, start_new_session=True,
+        )
+        wait_until(self._healthy, 30, what=f"insurer simulator on port {self.port}")
+        return self
+
+    def _healthy(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"insurer simulator exited: {self.process.returncode}")
+        try:
+            return requests.get(f"{self.url}/health", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    def faults(self, **changes: Any) -> dict:
+        answer = requests.post(f"{self.url}/admin/faults", json=changes, timeout=5)
+        answer.raise_for_status()
+        return answer.json()
+
+    def reset(self) -> None:
+        requests.post(f"{self.url}/admin/reset", timeout=5).raise_for_status()
+
+    def stats(self) -> dict[str, int]:
+        return requests.get(f"{self.url}/admin/stats", timeout=5).json()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

@@ -12,7 +12,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from tasks.celery_app import celery_config, celery_init_app
-from workflow.gateway import ReferenceDataInsurer
+from workflow.insurer_http import build_insurer
 from workflow.logs import configure_logging
 from workflow.pipeline import Workflow
 from workflow.reference import ReferenceRepository
@@ -26,7 +26,7 @@ DEV_SECRET_KEY = "dev-only-not-secret"
 
 def build_workflow(client: Any, settings: Settings) -> Workflow:
     reference = ReferenceRepository(client)
-    return Workflow(DealStore(client), reference, ReferenceDataInsurer(reference), settings)
+    return Workflow(DealStore(client), reference, build_insurer(settings, reference), settings)
 
 
 def create_app(

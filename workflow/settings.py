@@ -77,6 +77,18 @@ class Settings:
     # The latest due date a deferral (延期还本付息) may set: the end of the relief programme
     # the banks apply. None = no date of Xinbao's own (the insurer's consent still bounds it).
     deferral_latest_date: date | None = None
+    # The insurer gateway: "local" (the loaded reference data), "http" (an insurer API at
+    # insurer_url with insurer_api_key) or "sim" (http to `xinbao insurer-sim`, its defaults).
+    insurer: str = "local"
+    insurer_url: str = ""
+    insurer_api_key: str = ""
+    # Each insurer request's timeout, tries per request, longest wait for a job, and the circuit
+    # breaker's failures before it opens and its pause before it lets one call through.
+    insurer_timeout_seconds: float = 5.0
+    insurer_attempts: int = 3
+    insurer_job_wait_seconds: float = 10.0
+    insurer_breaker_failures: int = 5
+    insurer_breaker_reset_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         _environment(self.env)
@@ -84,6 +96,36 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+
+INSURERS = ("local", "http", "sim")
+# Where `xinbao insurer-sim` listens and the key it accepts when started without options.
+SIM_URL = "http://127.0.0.1:5100"
+SIM_API_KEY = "sim-dev-api-key"
+
+
+def _insurer_settings() -> dict:
+    kind = (os.environ.get("XINBAO_INSURER") or "local").strip().lower()
+    if kind not in INSURERS:
+        raise SettingsError(f"XINBAO_INSURER={kind!r} is not one of {', '.join(INSURERS)}")
+    url = (os.environ.get("XINBAO_INSURER_URL") or "").strip()
+    key = os.environ.get("XINBAO_INSURER_API_KEY") or ""
+    if kind == "sim":
+        url, key = url or SIM_URL, key or SIM_API_KEY
+    if kind == "http" and not (url and key):
+        raise SettingsError(
+            "XINBAO_INSURER=http needs XINBAO_INSURER_URL and XINBAO_INSURER_API_KEY"
+        )
+    return {
+        "insurer": kind,
+        "insurer_url": url,
+        "insurer_api_key": key,
+        "insurer_timeout_seconds": _float("XINBAO_INSURER_TIMEOUT_SECONDS", 5.0),
+        "insurer_attempts": _int("XINBAO_INSURER_ATTEMPTS", 3),
+        "insurer_job_wait_seconds": _float("XINBAO_INSURER_JOB_WAIT_SECONDS", 10.0),
+        "insurer_breaker_failures": _int("XINBAO_INSURER_BREAKER_FAILURES", 5),
+        "insurer_breaker_reset_seconds": _float("XINBAO_INSURER_BREAKER_RESET_SECONDS", 30.0),
+    }
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -110,6 +152,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             fresh_login_seconds=_int("XINBAO_FRESH_LOGIN_SECONDS", 600),
             approval_lapse_days=_int("XINBAO_APPROVAL_LAPSE_DAYS", 30),
             deferral_latest_date=_date("XINBAO_DEFERRAL_LATEST_DATE"),
+            **_insurer_settings(),
         )
     finally:
         if env is not None:
