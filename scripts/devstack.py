@@ -401,12 +401,36 @@ def own_file_command(url: str) -> list[str]:
     return lines
 
 
+def start_insurer_sim(children: list[subprocess.Popen], lock_fd: int, env: dict) -> None:
+    """With XINBAO_INSURER=sim, run `xinbao insurer-sim` (demo data) where the stack's insurer
+    URL points, or on a free port that ``env`` then names for the web app and the workers."""
+    settings = load_settings()
+    if settings.insurer != "sim":
+        return
+    url = os.environ.get("XINBAO_INSURER_URL") or f"http://127.0.0.1:{free_port()}"
+    parts = urlsplit(url)
+    env["XINBAO_INSURER_URL"] = url
+    command = [
+        str(BIN / "xinbao"),
+        "insurer-sim",
+        "--host",
+        parts.hostname or "127.0.0.1",
+        "--port",
+        str(parts.port or 80),
+        "--api-key",
+        settings.insurer_api_key,
+    ]
+    say(f"starting the insurer simulator on {url}")
+    children.append(subprocess.Popen(command, env=env, cwd=ROOT, pass_fds=(lock_fd,)))
+
+
 def _run(children: list[subprocess.Popen], lock_fd: int, stopping: Callable[[], bool]) -> int:
     """Start everything and watch it until Ctrl-C or a process exits."""
     url = start_redis(children, lock_fd)
     env = {**os.environ, "REDIS_URL": url}
     env.setdefault("XINBAO_SWEEP_INTERVAL_SECONDS", "5")
     load_demo(env)
+    start_insurer_sim(children, lock_fd, env)
     port = os.environ.get("PORT", "5000")
     commands = {
         "web": [
