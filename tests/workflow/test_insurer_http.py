@@ -163,7 +163,7 @@ def test_claim_decisions_follow_the_insurer(clean_sim, overrides, paid, reasons)
     assert decision.paid is paid and decision.reasons == reasons
 
 
-def test_a_claim_under_review_is_none_until_decided(slow_sim) -> None:
+def test_a_claim_job_pending_too_long_is_unavailable(slow_sim) -> None:
     # The claim job itself is pending an hour on this simulator: the bounded wait gives up.
     with pytest.raises(InsurerUnavailable, match="pending"):
         adapter(slow_sim, job_wait_s=0.2).decide_claim(_filing())
