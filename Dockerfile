@@ -8,7 +8,6 @@ COPY workflow ./workflow
 COPY web ./web
 COPY tasks ./tasks
 COPY insurer_sim ./insurer_sim
-COPY data ./data
 # No data/: the demo file and its public tokens stay out of the production image.
 RUN pip install . && useradd --system --home /app xinbao
 USER xinbao
