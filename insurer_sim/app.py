@@ -217,7 +217,15 @@ def _register(app: Flask, state: SimState) -> None:  # noqa: C901 - the routes, 
                 return _accepted(state.by_key[key])
             claim_id = f"CLM-{state.boot}-{next(state.counter):06d}"
             state.claims[claim_id] = Claim(claim_id, filing, monotonic() + state.claim_review_s)
-            return _job(state, "claim", {"claimId": claim_id})
+            answer = _job(state, "claim", {"claimId": claim_id})
+        # The insurer tells when it has decided (the job above only acknowledged the filing).
+        faults = state.faults
+        state.callbacks.send(
+            {"type": "claim_decided", "claimId": claim_id, "dealId": filing.deal_id},
+            delay_s=state.claim_review_s + faults.late_callbacks_ms / 1000,
+            copies=2 if faults.duplicate_callbacks else 1,
+        )
+        return answer
 
     @app.get("/v1/claims/<code:claim_id>")
     def claim_status(claim_id: str) -> Any:
@@ -345,7 +353,7 @@ def _job(state: SimState, kind: str, result: dict[str, Any]) -> Any:
         if key:
             state.by_key[key] = job_id
     faults = state.faults
-    payload = {"jobId": job_id, "status": "processed", "result": result}
+    payload = {"type": "job_processed", "jobId": job_id, "status": "processed", "result": result}
     delay = state.job_delay_s + faults.late_callbacks_ms / 1000
     state.callbacks.send(payload, delay_s=delay, copies=2 if faults.duplicate_callbacks else 1)
     return _accepted(job_id)

@@ -106,13 +106,16 @@ def register_blueprints(app: Flask) -> None:
     from web.errors import register_error_handlers
     from web.extensions import csrf
     from web.health import health
+    from web.insurer_callbacks import insurer_callbacks
     from web.portal import portal
 
     # The JSON API authenticates each request by bearer token, never by cookie, so a
     # cross-site form cannot act for anyone there: no CSRF token is needed (or sent).
     csrf.exempt(api)
     csrf.exempt(health)
+    csrf.exempt(insurer_callbacks)  # signed by the insurer (HMAC), never sent by a browser
     app.register_blueprint(api)
+    app.register_blueprint(insurer_callbacks)
     app.register_blueprint(health)
     app.register_blueprint(auth)
     app.register_blueprint(desk)

@@ -252,3 +252,9 @@ def users() -> str:
 def file_users() -> str:
     """Set of the usernames the last reference load wrote (the file's users section)."""
     return f"{P}ref:users"
+
+
+def insurer_callback(kind: str, callback_id: str) -> str:
+    """Set when an insurer callback was first taken (it expires after a week): a callback
+    delivered twice, or late, changes nothing twice."""
+    return f"{P}insurer-callback:{kind}:{callback_id}"

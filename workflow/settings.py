@@ -89,6 +89,8 @@ class Settings:
     insurer_job_wait_seconds: float = 10.0
     insurer_breaker_failures: int = 5
     insurer_breaker_reset_seconds: float = 30.0
+    # The secret the insurer signs its webhook callbacks with ("" = callbacks refused).
+    insurer_callback_secret: str = ""
 
     def __post_init__(self) -> None:
         _environment(self.env)
@@ -125,6 +127,7 @@ def _insurer_settings() -> dict:
         "insurer_job_wait_seconds": _float("XINBAO_INSURER_JOB_WAIT_SECONDS", 10.0),
         "insurer_breaker_failures": _int("XINBAO_INSURER_BREAKER_FAILURES", 5),
         "insurer_breaker_reset_seconds": _float("XINBAO_INSURER_BREAKER_RESET_SECONDS", 30.0),
+        "insurer_callback_secret": os.environ.get("XINBAO_INSURER_CALLBACK_SECRET") or "",
     }
 
 
