@@ -257,6 +257,14 @@ def customs_amount_matches(ctx: Context, inv: Invoice) -> Reason | None:
     return None
 
 
+CUSTOMS_CHECKS: tuple[Check, ...] = (
+    customs_record_found,
+    customs_exporter_matches,
+    customs_destination_matches,
+    customs_currency_matches,
+    customs_amount_matches,
+)
+
 # The order in which checks run and are reported.
 INVOICE_CHECKS: tuple[Check, ...] = (
     policy_found,
@@ -274,11 +282,7 @@ INVOICE_CHECKS: tuple[Check, ...] = (
     declared_shipment_matches,
     receivable_not_matured,
     buyer_not_overdue,
-    customs_record_found,
-    customs_exporter_matches,
-    customs_destination_matches,
-    customs_currency_matches,
-    customs_amount_matches,
+    *CUSTOMS_CHECKS,
 )
 
 
@@ -344,6 +348,13 @@ def check_results(deal: Deal) -> dict[str, str]:
         return {}  # not verified yet
     failures = deal.get("failures", [])
     results = invoice_check_table(failures)
+    if not any(inv.get("customs_declaration") for inv in deal.get("invoices", [])):
+        # No declaration named: the customs checks had nothing to look at.
+        for check in CUSTOMS_CHECKS:
+            results.pop(check.__name__, None)
+    elif deal.fields.get("customs_unchecked"):
+        # The customs feed was not in use (settings.customs_check): nothing was looked up.
+        results[customs_record_found.__name__] = "not_run"
     room = [f["reason"] for f in failures if f["check"] == LIMIT_ROOM_CHECK]
     failed_on_cover = any(v != "ok" for v in results.values())
     results[LIMIT_ROOM_CHECK] = room[0] if room else ("not_run" if failed_on_cover else "ok")

@@ -152,10 +152,13 @@ class Intake(Steps):
         app = deal.application
         today = self.clock().date()
         facts = self.insurer.cover_facts(app)
-        verdict = verify_cover(app, facts, today, self._customs_facts(app))
+        customs = self._customs_facts(app)
+        verdict = verify_cover(app, facts, today, customs)
         whitelist = whitelist_status(self.reference.whitelists_of(app.exporter_uscc), today)
         # Only failures are stored; check_results() derives the full table from them.
         changes = {"failures": verdict.failures, "whitelist": whitelist.to_wire()}
+        if not customs.required and any(i.customs_declaration for i in app.invoices):
+            changes["customs_unchecked"] = "1"  # the feed is not in use: shown "not run"
         if verdict.warnings:
             changes["warnings"] = verdict.warnings
         if not verdict.passed:
