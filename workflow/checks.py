@@ -348,15 +348,15 @@ def check_results(deal: Deal) -> dict[str, str]:
         return {}  # not verified yet
     failures = deal.get("failures", [])
     results = invoice_check_table(failures)
+    room = [f["reason"] for f in failures if f["check"] == LIMIT_ROOM_CHECK]
+    failed_on_cover = any(v != "ok" for v in results.values())
     if not any(inv.get("customs_declaration") for inv in deal.get("invoices", [])):
         # No declaration named: the customs checks had nothing to look at.
         for check in CUSTOMS_CHECKS:
             results.pop(check.__name__, None)
     elif deal.fields.get("customs_unchecked"):
-        # The customs feed was not in use (settings.customs_check): nothing was looked up.
-        results[customs_record_found.__name__] = "not_run"
-    room = [f["reason"] for f in failures if f["check"] == LIMIT_ROOM_CHECK]
-    failed_on_cover = any(v != "ok" for v in results.values())
+        # The customs feed was not in use (settings.customs_check): nothing was compared.
+        results.update(dict.fromkeys((c.__name__ for c in CUSTOMS_CHECKS), "not_run"))
     results[LIMIT_ROOM_CHECK] = room[0] if room else ("not_run" if failed_on_cover else "ok")
     results[WHITELIST_CHECK] = whitelist.get("reason") or "ok"
     return results

@@ -231,7 +231,15 @@ def test_a_declaration_customs_never_saw_is_refused_once_the_feed_is_in_use(wf):
 def test_without_a_customs_feed_a_declaration_is_not_looked_up(wf):
     deal = verified(wf, with_docs())
     assert deal.state == State.PENDING_BANK
-    assert check_results(deal)["customs_record_found"] == "not_run"
+    results = check_results(deal)
+    assert {k: v for k, v in results.items() if k.startswith("customs_")} == {
+        "customs_record_found": "not_run",
+        "customs_exporter_matches": "not_run",
+        "customs_destination_matches": "not_run",
+        "customs_currency_matches": "not_run",
+        "customs_amount_matches": "not_run",
+    }
+    assert results["limit_has_room"] == "ok"  # the limit was reserved as for any deal
 
 
 def test_no_declaration_named_leaves_the_customs_checks_out(wf):
