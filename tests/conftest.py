@@ -79,7 +79,8 @@ class Clock:
 
 # --- application builders -----------------------------------------------------------------------
 
-_INVOICE_FIELDS = ("number", "amount", "currency", "issue_date", "shipment_date", "due_date")
+_INVOICE_FIELDS = ("number", "amount", "currency", "issue_date", "shipment_date", "due_date",
+                   "bill_of_lading", "customs_declaration")
 
 
 def _as_date(value: date | str) -> date:
@@ -98,6 +99,8 @@ def make_invoice(**overrides: Any) -> Invoice:
         "issue_date": "2026-11-01",
         "shipment_date": "2026-11-10",
         "due_date": "2027-01-09",
+        "bill_of_lading": None,
+        "customs_declaration": None,
     }
     unknown = set(overrides) - set(raw)
     if unknown:
@@ -110,6 +113,8 @@ def make_invoice(**overrides: Any) -> Invoice:
         issue_date=_as_date(raw["issue_date"]),
         shipment_date=_as_date(raw["shipment_date"]),
         due_date=_as_date(raw["due_date"]),
+        bill_of_lading=raw["bill_of_lading"],
+        customs_declaration=raw["customs_declaration"],
     )
 
 

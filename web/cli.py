@@ -506,5 +506,11 @@ def insurer_sim(
         server.serve_forever()
 
 
+# Feed imports live in their own modules, registered here.
+from web.customs_cli import customs  # noqa: E402
+
+main.add_command(customs)
+
+
 if __name__ == "__main__":
     main()

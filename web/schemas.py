@@ -11,6 +11,12 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from workflow.checks import check_results
 from workflow.deal import Application, Buyer, Deal, Invoice
 from workflow.identifiers import (
+    validate_bill_of_lading,
+    validate_customs_declaration,
+    validate_paragraphs,
+    validate_text,
+)
+from workflow.identifiers import (
     validate_code as _code,
 )
 from workflow.identifiers import (
@@ -18,10 +24,6 @@ from workflow.identifiers import (
 )
 from workflow.identifiers import (
     validate_currency as _currency,
-)
-from workflow.identifiers import (
-    validate_paragraphs,
-    validate_text,
 )
 from workflow.identifiers import (
     validate_uscc as _uscc,
@@ -67,6 +69,19 @@ class BuyerSchema(Schema):
     country = fields.String(required=True, validate=_country)
 
 
+class TrimmedString(fields.String):
+    """A string with surrounding whitespace removed before it is validated; ``upper`` also
+    upper-cases it (a bill of lading number is the same document in any case)."""
+
+    def __init__(self, *args: Any, upper: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.upper = upper
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        return text.upper() if self.upper else text
+
+
 class InvoiceSchema(Schema):
     number = fields.String(required=True, validate=_code)
     amount = Money(required=True)
@@ -74,6 +89,13 @@ class InvoiceSchema(Schema):
     issue_date = fields.Date(required=True)
     shipment_date = fields.Date(required=True)
     due_date = fields.Date(required=True)
+    # Trade documents (四流合一): optional unless the bank requires them; null = not given.
+    bill_of_lading = TrimmedString(
+        load_default=None, allow_none=True, upper=True, validate=validate_bill_of_lading
+    )
+    customs_declaration = TrimmedString(
+        load_default=None, allow_none=True, validate=validate_customs_declaration
+    )
 
     @validates_schema(skip_on_field_errors=False)
     def _dates(self, data: dict, **_: Any) -> None:

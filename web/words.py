@@ -60,7 +60,10 @@ REASON_WORDS: dict[Reason, LazyString] = {
         "The exporter is on no active unified-insurance whitelist."
     ),
     Reason.WHITELIST_EXPIRED: _l("The exporter's unified-insurance whitelist has expired."),
-    Reason.DUPLICATE_RECEIVABLE: _l("An invoice is already in another live financing deal."),
+    Reason.DUPLICATE_RECEIVABLE: _l(
+        "An invoice, bill of lading or customs declaration is already in another live"
+        " financing deal."
+    ),
     Reason.NO_ELIGIBLE_BANK: _l("No bank is left that can finance this deal."),
     Reason.BUYER_MISMATCH: _l("The buyer's code or country differs from the insurer's record."),
     Reason.SHIPMENT_DATE_MISMATCH: _l(
@@ -81,6 +84,14 @@ REASON_WORDS: dict[Reason, LazyString] = {
     Reason.DEFERRAL_BEYOND_COVER: _l("The insurer's cover cannot follow the due date that far."),
     Reason.DEFERRAL_TOO_LATE: _l("The deferral was asked after the notice-of-loss deadline."),
     Reason.BUYER_NAME_MISMATCH: _l("The buyer's stated name differs from the insurer's record."),
+    Reason.BANK_TRADE_DOCUMENTS_REQUIRED: _l(
+        "The bank requires a bill of lading and a customs declaration on every invoice."
+    ),
+    Reason.CUSTOMS_RECORD_NOT_FOUND: _l("Customs has no export record of the declaration number."),
+    Reason.TRADE_DOCUMENTS_MISMATCH: _l(
+        "The customs export record does not match the exporter, buyer's country, currency or"
+        " amount."
+    ),
 }
 
 # Every check the workflow runs (workflow.checks), by its name.
@@ -100,6 +111,11 @@ CHECK_WORDS: dict[str, LazyString] = {
     "declared_shipment_matches": _l("Declared shipment date matches"),
     "receivable_not_matured": _l("Invoice not yet due"),
     "buyer_not_overdue": _l("No overdue reported on the buyer"),
+    "customs_record_found": _l("Customs record of the declaration found (if one is given)"),
+    "customs_exporter_matches": _l("Declaration is the exporter's own"),
+    "customs_destination_matches": _l("Goods exported to the buyer's country"),
+    "customs_currency_matches": _l("Declared currency is the invoice's"),
+    "customs_amount_matches": _l("Invoiced amount matches the declared value"),
     LIMIT_ROOM_CHECK: _l("Buyer limit has room"),
     WHITELIST_CHECK: _l("Exporter on a whitelist (统保名单)"),
 }

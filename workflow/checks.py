@@ -1,4 +1,5 @@
-"""The insurer-cover checks a bank needs before it advances money, each a small named rule.
+"""The insurer-cover and trade-document checks a bank needs before it advances money, each a
+small named rule.
 
 Every check takes the verification context and one invoice and returns a reason code when the
 invoice fails it, or None. A check whose input is missing (no policy, no limit) returns None:
@@ -16,7 +17,21 @@ from decimal import Decimal
 from workflow.deal import Application, Deal, Invoice
 from workflow.reasons import Reason
 from workflow.reference import BuyerLimit, CoverFacts, Policy, Whitelist
-from workflow.reference.records import ACTIVE
+from workflow.reference.records import ACTIVE, CustomsRecord
+
+
+@dataclass(frozen=True)
+class CustomsFacts:
+    """What the customs feed says about the declarations an application names."""
+
+    records: dict[str, CustomsRecord | None]  # by declaration number
+    # A declaration number without a record is refused (the feed is in use: settings).
+    required: bool = False
+    # How far an invoice amount may differ from the declared one, as a share of the latter.
+    tolerance: Decimal = Decimal("0.05")
+
+
+NO_CUSTOMS = CustomsFacts({})
 
 
 @dataclass(frozen=True)
@@ -25,6 +40,7 @@ class Context:
     facts: CoverFacts
     today: date
     limit: BuyerLimit | None = field(default=None)
+    customs: CustomsFacts = field(default=NO_CUSTOMS)
 
 
 def choose_limit(app: Application, limits: list[BuyerLimit], today: date) -> BuyerLimit | None:
@@ -185,6 +201,70 @@ def buyer_not_overdue(ctx: Context, inv: Invoice) -> Reason | None:
     return None
 
 
+def customs_record_found(ctx: Context, inv: Invoice) -> Reason | None:
+    # An invoice without a declaration number has nothing to look up (a bank that wants one
+    # requires trade documents in routing).
+    number = inv.customs_declaration
+    if number and ctx.customs.required and ctx.customs.records.get(number) is None:
+        return Reason.CUSTOMS_RECORD_NOT_FOUND
+    return None
+
+
+def _customs_record(ctx: Context, inv: Invoice) -> CustomsRecord | None:
+    number = inv.customs_declaration
+    return ctx.customs.records.get(number) if number else None
+
+
+def customs_exporter_matches(ctx: Context, inv: Invoice) -> Reason | None:
+    # Another exporter's declaration: goods someone else exported, borrowed as a document.
+    record = _customs_record(ctx, inv)
+    if record and record.exporter_uscc != ctx.application.exporter_uscc:
+        return Reason.TRADE_DOCUMENTS_MISMATCH
+    return None
+
+
+def customs_destination_matches(ctx: Context, inv: Invoice) -> Reason | None:
+    # Goods that went to another country than the buyer's were not sold to this buyer.
+    record = _customs_record(ctx, inv)
+    if record and record.destination_country != ctx.application.buyer.country:
+        return Reason.TRADE_DOCUMENTS_MISMATCH
+    return None
+
+
+def customs_currency_matches(ctx: Context, inv: Invoice) -> Reason | None:
+    record = _customs_record(ctx, inv)
+    if record and record.currency != inv.currency:
+        return Reason.TRADE_DOCUMENTS_MISMATCH
+    return None
+
+
+def customs_amount_matches(ctx: Context, inv: Invoice) -> Reason | None:
+    """The invoices naming one declaration add up to its declared amount, within the
+    tolerance (a share of the declared amount; exactly at it still matches)."""
+    record = _customs_record(ctx, inv)
+    if record is None or record.currency != inv.currency:
+        return None  # another currency is customs_currency_matches' to report
+    invoiced = sum(
+        (
+            i.amount
+            for i in ctx.application.invoices
+            if i.customs_declaration == record.declaration_number
+        ),
+        Decimal(0),
+    )
+    if abs(invoiced - record.amount) > record.amount * ctx.customs.tolerance:
+        return Reason.TRADE_DOCUMENTS_MISMATCH
+    return None
+
+
+CUSTOMS_CHECKS: tuple[Check, ...] = (
+    customs_record_found,
+    customs_exporter_matches,
+    customs_destination_matches,
+    customs_currency_matches,
+    customs_amount_matches,
+)
+
 # The order in which checks run and are reported.
 INVOICE_CHECKS: tuple[Check, ...] = (
     policy_found,
@@ -202,6 +282,7 @@ INVOICE_CHECKS: tuple[Check, ...] = (
     declared_shipment_matches,
     receivable_not_matured,
     buyer_not_overdue,
+    *CUSTOMS_CHECKS,
 )
 
 
@@ -231,10 +312,12 @@ class Verdict:
         return not self.failures
 
 
-def verify_cover(app: Application, facts: CoverFacts, today: date) -> Verdict:
+def verify_cover(
+    app: Application, facts: CoverFacts, today: date, customs: CustomsFacts = NO_CUSTOMS
+) -> Verdict:
     """Run every invoice check; the limit-room check runs atomically at reservation."""
     limit = choose_limit(app, facts.limits, today)
-    ctx = Context(app, facts, today, limit)
+    ctx = Context(app, facts, today, limit, customs)
     failures = [
         {"invoice": inv.number, "check": check.__name__, "reason": str(reason)}
         for inv in app.invoices
@@ -267,6 +350,13 @@ def check_results(deal: Deal) -> dict[str, str]:
     results = invoice_check_table(failures)
     room = [f["reason"] for f in failures if f["check"] == LIMIT_ROOM_CHECK]
     failed_on_cover = any(v != "ok" for v in results.values())
+    if not any(inv.get("customs_declaration") for inv in deal.get("invoices", [])):
+        # No declaration named: the customs checks had nothing to look at.
+        for check in CUSTOMS_CHECKS:
+            results.pop(check.__name__, None)
+    elif deal.fields.get("customs_unchecked"):
+        # The customs feed was not in use (settings.customs_check): nothing was compared.
+        results.update(dict.fromkeys((c.__name__ for c in CUSTOMS_CHECKS), "not_run"))
     results[LIMIT_ROOM_CHECK] = room[0] if room else ("not_run" if failed_on_cover else "ok")
     results[WHITELIST_CHECK] = whitelist.get("reason") or "ok"
     return results

@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from workflow import keys
+from workflow.identifiers import bill_of_lading_key
 from workflow.money import fmt
 from workflow.states import State
 
@@ -28,9 +30,13 @@ class Invoice:
     issue_date: date
     shipment_date: date
     due_date: date
+    # Trade documents (四流合一): the bill of lading and the customs export declaration
+    # (报关单号) the goods left under; optional unless a bank requires them.
+    bill_of_lading: str | None = None
+    customs_declaration: str | None = None
 
     def to_wire(self) -> dict[str, str]:
-        return {
+        wire = {
             "number": self.number,
             "amount": fmt(self.amount),
             "currency": self.currency,
@@ -38,6 +44,16 @@ class Invoice:
             "shipment_date": self.shipment_date.isoformat(),
             "due_date": self.due_date.isoformat(),
         }
+        # Absent rather than null: a request without documents keeps the digest it had.
+        if self.bill_of_lading:
+            wire["bill_of_lading"] = self.bill_of_lading
+        if self.customs_declaration:
+            wire["customs_declaration"] = self.customs_declaration
+        return wire
+
+    @property
+    def has_trade_documents(self) -> bool:
+        return bool(self.bill_of_lading and self.customs_declaration)
 
     @classmethod
     def from_wire(cls, raw: dict[str, str]) -> Invoice:
@@ -48,6 +64,8 @@ class Invoice:
             issue_date=date.fromisoformat(raw["issue_date"]),
             shipment_date=date.fromisoformat(raw["shipment_date"]),
             due_date=date.fromisoformat(raw["due_date"]),
+            bill_of_lading=raw.get("bill_of_lading") or None,
+            customs_declaration=raw.get("customs_declaration") or None,
         )
 
 
@@ -72,6 +90,24 @@ class Application:
     @property
     def invoice_total(self) -> Decimal:
         return sum((inv.amount for inv in self.invoices), Decimal("0"))
+
+    @property
+    def has_trade_documents(self) -> bool:
+        """Every invoice names its bill of lading and its customs declaration."""
+        return all(inv.has_trade_documents for inv in self.invoices)
+
+    def document_locks(self) -> dict[str, tuple[str, str, str]]:
+        """The live-deal lock key of each trade document the invoices name -> (document kind,
+        number as given, invoice number). Invoices sharing a document share its lock."""
+        locks: dict[str, tuple[str, str, str]] = {}
+        for inv in self.invoices:
+            if inv.bill_of_lading:
+                key = keys.bill_of_lading(bill_of_lading_key(inv.bill_of_lading))
+                locks.setdefault(key, ("bill_of_lading", inv.bill_of_lading, inv.number))
+            if inv.customs_declaration:
+                key = keys.customs_declaration(inv.customs_declaration)
+                locks.setdefault(key, ("customs_declaration", inv.customs_declaration, inv.number))
+        return locks
 
     def fingerprint(self) -> str:
         """A stable digest of the request, to tell an idempotent retry from a reused key."""

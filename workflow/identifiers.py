@@ -70,6 +70,31 @@ def validate_code(value: str) -> None:
         raise ValidationError(CODE_HELP)
 
 
+# Trade documents on an invoice. A bill of lading number is the carrier's: ASCII letters and
+# digits with the "-" and "/" people type between its parts. Its lock key ignores case and
+# those separators, so "MAEU-123/456" and "maeu123456" are one document (see bill_of_lading_key).
+BILL_OF_LADING_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9/-]{3,34}\Z")
+BILL_OF_LADING_HELP = "use 4-35 letters, digits, - or / (starting with a letter or digit)"
+# A customs export declaration number (报关单号) is 18 ASCII digits.
+CUSTOMS_DECLARATION_RE = re.compile(r"[0-9]{18}\Z")
+CUSTOMS_DECLARATION_HELP = "must be exactly 18 digits (0-9)"
+
+
+def bill_of_lading_key(number: str) -> str:
+    """The form a bill of lading number is compared in: upper case, without - and /."""
+    return number.upper().replace("-", "").replace("/", "")
+
+
+def validate_bill_of_lading(value: str) -> None:
+    if not BILL_OF_LADING_RE.fullmatch(value):
+        raise ValidationError(BILL_OF_LADING_HELP)
+
+
+def validate_customs_declaration(value: str) -> None:
+    if not CUSTOMS_DECLARATION_RE.fullmatch(value):
+        raise ValidationError(CUSTOMS_DECLARATION_HELP)
+
+
 def validate_identifier(value: str) -> None:
     """A bank id or whitelist programme (see IDENTIFIER_RE)."""
     if not IDENTIFIER_RE.fullmatch(value):

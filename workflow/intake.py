@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from workflow import keys
-from workflow.checks import LIMIT_ROOM_CHECK, verify_cover, whitelist_status
+from workflow.checks import (
+    LIMIT_ROOM_CHECK,
+    NO_CUSTOMS,
+    CustomsFacts,
+    verify_cover,
+    whitelist_status,
+)
 from workflow.deal import Application, Deal, application_fields
 from workflow.errors import (
     DuplicateReceivable,
@@ -24,6 +30,9 @@ from workflow.store import (
     VersionConflict,
     epoch_seconds,
 )
+
+# A trade document's kind in the English of the API's messages.
+DOCUMENT_WORDS = {"bill_of_lading": "bill of lading", "customs_declaration": "customs declaration"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,11 @@ class Intake(Steps):
         }
         for key in receivables:
             ops.lock(key, deal_id)
+        # A bill of lading or customs declaration is locked whoever the exporter: the same
+        # goods are financed once. Taken in the same atomic step as the invoices.
+        documents = app.document_locks()
+        for key in documents:
+            ops.lock(key, deal_id)
         ops.zadd(keys.by_exporter(app.exporter_uscc), epoch_seconds(now), deal_id)
         ops.rpush(keys.ready(), deal_id)
         due = now + timedelta(seconds=self.settings.stale_after_seconds)
@@ -84,12 +98,29 @@ class Intake(Steps):
                 raise IdempotencyKeyReused(
                     "this Idempotency-Key was used for a different request", deal_id=exc.holder
                 ) from exc
+            if exc.key in documents:
+                raise self._duplicate_document(app, documents[exc.key], exc.holder) from exc
             invoice = receivables.get(exc.key, "?")
             raise DuplicateReceivable(
                 f"invoice {invoice} is already in a live deal", invoice=invoice, deal_id=exc.holder
             ) from exc
         log.info("deal %s submitted", deal_id, extra={"deal_id": deal_id, "event": "submitted"})
         return Submitted(deal, replayed=False)
+
+    def _duplicate_document(
+        self, app: Application, document: tuple[str, str, str], holder: str
+    ) -> DuplicateReceivable:
+        """The refusal of a trade document already in a live deal. The holding deal is named
+        only when it is the applicant's own: another exporter's deal id is none of theirs."""
+        kind, number, invoice = document
+        words = DOCUMENT_WORDS[kind]
+        details: dict[str, str] = {"document": kind, "number": number, "invoice": invoice}
+        held = self.store.get(holder)
+        if held is not None and held.fields.get("exporter_uscc") == app.exporter_uscc:
+            details["deal_id"] = holder
+        return DuplicateReceivable(
+            f"{words} {number} (invoice {invoice}) is already in a live deal", **details
+        )
 
     # --- verify ------------------------------------------------------------------------------
 
@@ -121,10 +152,13 @@ class Intake(Steps):
         app = deal.application
         today = self.clock().date()
         facts = self.insurer.cover_facts(app)
-        verdict = verify_cover(app, facts, today)
+        customs = self._customs_facts(app)
+        verdict = verify_cover(app, facts, today, customs)
         whitelist = whitelist_status(self.reference.whitelists_of(app.exporter_uscc), today)
         # Only failures are stored; check_results() derives the full table from them.
         changes = {"failures": verdict.failures, "whitelist": whitelist.to_wire()}
+        if not customs.required and any(i.customs_declaration for i in app.invoices):
+            changes["customs_unchecked"] = "1"  # the feed is not in use: shown "not run"
         if verdict.warnings:
             changes["warnings"] = verdict.warnings
         if not verdict.passed:
@@ -183,6 +217,18 @@ class Intake(Steps):
                 reasons=reasons,
                 changes={**changes, "failures": [failure], "reasons": reasons},
             )
+
+    def _customs_facts(self, app: Application) -> CustomsFacts:
+        """The customs records of the declarations the invoices name (settings.customs_check
+        decides whether a missing one is refused; docs/trade-documents.md)."""
+        numbers = sorted({i.customs_declaration for i in app.invoices if i.customs_declaration})
+        mode = self.settings.customs_check
+        if not numbers or mode == "off":
+            return NO_CUSTOMS
+        required = mode == "on" or self.reference.customs_feed_loaded()
+        return CustomsFacts(
+            self.reference.customs_records(numbers), required, self.settings.customs_tolerance
+        )
 
     def hold(self, deal_id: str, why: str = str(Reason.INSURER_UNAVAILABLE)) -> Deal | None:
         """Park a deal whose verification cannot finish now; the sweeper retries it when

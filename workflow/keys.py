@@ -18,6 +18,17 @@ def receivable(uscc: str, buyer_code: str, invoice: str) -> str:
     return f"{P}recv:{uscc}:{buyer_code}:{invoice}"
 
 
+def bill_of_lading(number_key: str) -> str:
+    """The live-deal lock of one bill of lading (``identifiers.bill_of_lading_key`` form),
+    whoever the exporter: the same goods may be financed once."""
+    return f"{P}doc:bl:{number_key}"
+
+
+def customs_declaration(number: str) -> str:
+    """The live-deal lock of one customs export declaration (报关单号), whoever the exporter."""
+    return f"{P}doc:cd:{number}"
+
+
 def idempotency(uscc: str, key: str) -> str:
     return f"{P}idem:{uscc}:{key}"
 
@@ -145,6 +156,17 @@ def declaration(policy_no: str, buyer_code: str, invoice: str) -> str:
 
 def overdues(policy_no: str, buyer_code: str) -> str:
     return f"{P}ref:overdue:{policy_no}:{buyer_code}"
+
+
+def customs_records() -> str:
+    """Hash: customs declaration number -> JSON customs export record (the customs feed)."""
+    return f"{P}ref:customs"
+
+
+def customs_feed() -> str:
+    """Hash describing the customs feed's imports (last import time, file, counts); its
+    existence means the feed has been imported at least once."""
+    return f"{P}ref:customs:feed"
 
 
 def whitelists() -> str:

@@ -74,6 +74,7 @@ class Placement(Steps):
             today=now.date(),
             whitelisted=bool(whitelist.get("whitelisted")),
             max_credit_days=int(deal.fields.get("max_credit_days") or 180),
+            trade_documents=app.has_trade_documents,
         )
         offered = deal.offered_banks
         offer, passed_over = next_offer(self.reference.banks(), routing_input, offered)

@@ -40,6 +40,10 @@ class Reason(StrEnum):
     NOTICE_LATE = "NOTICE_LATE"
     DEFERRAL_BEYOND_COVER = "DEFERRAL_BEYOND_COVER"
     DEFERRAL_TOO_LATE = "DEFERRAL_TOO_LATE"
+    # Trade documents (四流合一).
+    BANK_TRADE_DOCUMENTS_REQUIRED = "BANK_TRADE_DOCUMENTS_REQUIRED"
+    CUSTOMS_RECORD_NOT_FOUND = "CUSTOMS_RECORD_NOT_FOUND"
+    TRADE_DOCUMENTS_MISMATCH = "TRADE_DOCUMENTS_MISMATCH"
     # Warnings: recorded on the deal for the bank to see, never a refusal.
     BUYER_NAME_MISMATCH = "BUYER_NAME_MISMATCH"
 
@@ -60,7 +64,10 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.COUNTRY_EXCLUDED: "The buyer's country is not covered by the policy.",
     Reason.EXPORTER_NOT_WHITELISTED: "The exporter is on no active unified-insurance whitelist.",
     Reason.WHITELIST_EXPIRED: "The exporter's unified-insurance whitelist has expired.",
-    Reason.DUPLICATE_RECEIVABLE: "An invoice is already in another live financing deal.",
+    Reason.DUPLICATE_RECEIVABLE: (
+        "An invoice, bill of lading or customs declaration is already in another live"
+        " financing deal."
+    ),
     Reason.NO_ELIGIBLE_BANK: "No bank is left that can finance this deal.",
     Reason.BUYER_MISMATCH: "The buyer's code or country differs from the insurer's record.",
     Reason.SHIPMENT_DATE_MISMATCH: "The invoice's shipment date differs from the declaration's.",
@@ -79,6 +86,14 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.DEFERRAL_BEYOND_COVER: "The insurer's cover cannot follow the due date that far.",
     Reason.DEFERRAL_TOO_LATE: "The deferral was asked after the notice-of-loss deadline.",
     Reason.BUYER_NAME_MISMATCH: "The buyer's stated name differs from the insurer's record.",
+    Reason.BANK_TRADE_DOCUMENTS_REQUIRED: (
+        "The bank requires a bill of lading and a customs declaration on every invoice."
+    ),
+    Reason.CUSTOMS_RECORD_NOT_FOUND: "Customs has no export record of the declaration number.",
+    Reason.TRADE_DOCUMENTS_MISMATCH: (
+        "The customs export record does not match the exporter, buyer's country, currency or"
+        " amount."
+    ),
 }
 
 

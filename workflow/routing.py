@@ -55,6 +55,8 @@ class RoutingInput:
     today: date
     whitelisted: bool
     max_credit_days: int
+    # Every invoice names its bill of lading and its customs declaration.
+    trade_documents: bool = False
 
     @property
     def tenor_days(self) -> int:
@@ -91,11 +93,18 @@ def bank_whitelist_satisfied(bank: Bank, deal: RoutingInput) -> Reason | None:
     return None
 
 
+def bank_trade_documents_satisfied(bank: Bank, deal: RoutingInput) -> Reason | None:
+    if bank.requires_trade_documents and not deal.trade_documents:
+        return Reason.BANK_TRADE_DOCUMENTS_REQUIRED
+    return None
+
+
 BANK_CHECKS: tuple[BankCheck, ...] = (
     bank_takes_currency,
     bank_amount_in_range,
     bank_tenor_allowed,
     bank_whitelist_satisfied,
+    bank_trade_documents_satisfied,
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal, InvalidOperation
 
 # XINBAO_ENV's accepted values. Only "production" changes behaviour; a value outside the list
 # (a typo such as "prod") is refused rather than quietly run as a development stack.
@@ -32,6 +33,36 @@ def _int(name: str, default: int) -> int:
 def _float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     return float(raw) if raw not in (None, "") else default
+
+
+# XINBAO_CUSTOMS_CHECK: whether a declaration number with no customs record is refused.
+# "auto": once the customs feed has been imported at least once (before, nothing can be found);
+# "on": always (a bank that relies on the feed: an empty feed refuses every declaration);
+# "off": customs records are not consulted at all.
+CUSTOMS_CHECK_MODES = ("auto", "on", "off")
+
+
+def _customs_check(raw: str | None) -> str:
+    value = (raw or "").strip().lower() or "auto"
+    if value not in CUSTOMS_CHECK_MODES:
+        raise SettingsError(
+            f"XINBAO_CUSTOMS_CHECK={raw!r} is not one of {', '.join(CUSTOMS_CHECK_MODES)}"
+        )
+    return value
+
+
+def _tolerance(name: str, default: Decimal) -> Decimal:
+    """A share: "0.05" or "5%"; from 0 to 1 (100 %)."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = Decimal(raw[:-1].strip()) / 100 if raw.endswith("%") else Decimal(raw)
+    except InvalidOperation:
+        value = Decimal(-1)
+    if not value.is_finite() or not 0 <= value <= 1:
+        raise SettingsError(f'{name}={raw!r} is not a share from 0 to 1 (e.g. "0.05" or "5%")')
+    return value
 
 
 def _date(name: str) -> date | None:
@@ -91,9 +122,15 @@ class Settings:
     insurer_breaker_reset_seconds: float = 30.0
     # The secret the insurer signs its webhook callbacks with ("" = callbacks refused).
     insurer_callback_secret: str = ""
+    # Customs export records (docs/trade-documents.md): when a declaration with no record is
+    # refused (CUSTOMS_CHECK_MODES), and how far an invoice may differ from the declared
+    # amount (a share of the declared amount) before it is TRADE_DOCUMENTS_MISMATCH.
+    customs_check: str = "auto"
+    customs_tolerance: Decimal = Decimal("0.05")
 
     def __post_init__(self) -> None:
         _environment(self.env)
+        _customs_check(self.customs_check)
 
     @property
     def production(self) -> bool:
@@ -156,6 +193,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             approval_lapse_days=_int("XINBAO_APPROVAL_LAPSE_DAYS", 30),
             deferral_latest_date=_date("XINBAO_DEFERRAL_LATEST_DATE"),
             **_insurer_settings(),
+            customs_check=_customs_check(os.environ.get("XINBAO_CUSTOMS_CHECK")),
+            customs_tolerance=_tolerance("XINBAO_CUSTOMS_TOLERANCE", Decimal("0.05")),
         )
     finally:
         if env is not None:

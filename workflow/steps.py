@@ -166,6 +166,8 @@ class Steps:
             app = deal.application
             for inv in app.invoices:
                 ops.unlock(keys.receivable(app.exporter_uscc, app.buyer.code, inv.number), deal.id)
+            for key in app.document_locks():
+                ops.unlock(key, deal.id)
         return ops
 
     def _move(

@@ -20,7 +20,15 @@ from web.schemas import MAX_INVOICES
 
 # Lines on a new form, and how many "Add more lines" adds.
 LINES_STEP = 3
-LINE_FIELDS = ("number", "amount", "issue_date", "shipment_date", "due_date")
+LINE_FIELDS = (
+    "number",
+    "amount",
+    "issue_date",
+    "shipment_date",
+    "due_date",
+    "bill_of_lading",
+    "customs_declaration",
+)
 
 
 # A date picker where the browser has one (it sends YYYY-MM-DD); a hint where it has not.
@@ -29,6 +37,16 @@ DATE = {"type": "date", "placeholder": "YYYY-MM-DD", "autocomplete": "off"}
 
 def _strip(value: str | None) -> str | None:
     return value.strip() if isinstance(value, str) else value
+
+
+def _halfwidth(value: str | None) -> str | None:
+    # A Chinese input method types full-width digits and letters ("２２０１…"): the same
+    # document number, folded to ASCII before the API's rules see it.
+    if not isinstance(value, str):
+        return value
+    return "".join(
+        chr(ord(ch) - 0xFEE0) if "\uff01" <= ch <= "\uff5e" else ch for ch in value
+    )
 
 
 class InvoiceLineForm(Form):
@@ -43,6 +61,17 @@ class InvoiceLineForm(Form):
     issue_date = StringField(_l("Issued on"), filters=[_strip], render_kw=DATE)
     shipment_date = StringField(_l("Shipped on"), filters=[_strip], render_kw=DATE)
     due_date = StringField(_l("Due on"), filters=[_strip], render_kw=DATE)
+    # Trade documents: optional, unless a bank requires them to be offered the deal.
+    bill_of_lading = StringField(
+        _l("B/L number (optional)"),
+        filters=[_halfwidth, _strip],
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+    customs_declaration = StringField(
+        _l("Customs declaration no. (报关单号, optional)"),
+        filters=[_halfwidth, _strip],
+        render_kw={"inputmode": "numeric", "autocomplete": "off"},
+    )
 
     def is_blank(self) -> bool:
         return not any(getattr(self, name).data for name in LINE_FIELDS)

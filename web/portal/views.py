@@ -36,6 +36,7 @@ from web.words import (
 )
 from workflow import keys
 from workflow.deal import Deal
+from workflow.identifiers import bill_of_lading_key
 from workflow.pipeline import (
     DealNotFound,
     DuplicateReceivable,
@@ -305,6 +306,8 @@ def _submit(form: ApplicationForm, choices: Choices, uscc: str) -> Any:
     try:
         result = flow().submit(application, form.idempotency_key.data)
     except DuplicateReceivable as exc:
+        if exc.details.get("document"):
+            return _document_refused(form, choices, errors, entries, filled, exc)
         invoice = str(exc.details.get("invoice", ""))
         for pos in filled:
             if entries[pos].number.data == invoice:
@@ -345,6 +348,57 @@ def _submit(form: ApplicationForm, choices: Choices, uscc: str) -> Any:
         schedule_drain()
         flash(_("Application submitted as deal %(id)s.", id=result.deal.id), "success")
     return redirect(url_for("portal.deal_page", deal_id=result.deal.id))
+
+
+def _document_refused(
+    form: ApplicationForm,
+    choices: Choices,
+    errors: dict[str, list[str]],
+    entries: list[Any],
+    filled: list[int],
+    exc: DuplicateReceivable,
+) -> Any:
+    """A bill of lading or customs declaration already in a live deal: marked on every line
+    that names it. The holding deal is named only if it is the exporter's own."""
+    kind = str(exc.details["document"])
+    number = str(exc.details.get("number", ""))
+    # The lock's own comparison: a B/L in any case, with or without its - and /.
+    key = bill_of_lading_key if kind == "bill_of_lading" else str
+    if kind == "bill_of_lading":
+        beside = _("This bill of lading is already in another live deal.")
+    else:
+        beside = _("This customs declaration is already in another live deal.")
+    for pos in filled:
+        if key(getattr(entries[pos], kind).data or "") == key(number):
+            errors[f"invoices-{pos}-{kind}"] = [beside]
+    deal = exc.details.get("deal_id")
+    if deal and kind == "bill_of_lading":
+        problem = _(
+            "Nothing was submitted: bill of lading %(number)s is already being financed in"
+            " your deal %(deal)s. Remove it or wait until that deal ends.",
+            number=number,
+            deal=deal,
+        )
+    elif deal:
+        problem = _(
+            "Nothing was submitted: customs declaration %(number)s is already being financed"
+            " in your deal %(deal)s. Remove it or wait until that deal ends.",
+            number=number,
+            deal=deal,
+        )
+    elif kind == "bill_of_lading":
+        problem = _(
+            "Nothing was submitted: bill of lading %(number)s is already being financed in"
+            " another live deal. The same goods cannot be financed twice.",
+            number=number,
+        )
+    else:
+        problem = _(
+            "Nothing was submitted: customs declaration %(number)s is already being financed"
+            " in another live deal. The same goods cannot be financed twice.",
+            number=number,
+        )
+    return _refused(form, choices, errors, problem, 409)
 
 
 def _given(values: dict[str, Any]) -> dict[str, Any]:

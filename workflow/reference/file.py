@@ -240,6 +240,8 @@ class BankSchema(_Strict):
     approval_lapse_days = fields.Integer(
         load_default=None, strict=True, validate=validate.Range(min=1, max=365)
     )
+    # Offered only deals whose every invoice names its B/L and customs declaration.
+    requires_trade_documents = fields.Boolean(load_default=False)
 
     @validates_schema
     def _range(self, data: dict, **_: Any) -> None:

@@ -123,9 +123,23 @@ class Bank:
     day_count: dict[str, str] = field(default_factory=dict)
     # Days after which an approval never disbursed lapses; None = the system's setting.
     approval_lapse_days: int | None = None
+    # Only deals whose every invoice names its bill of lading and customs declaration.
+    requires_trade_documents: bool = False
 
     def needs_second_approval(self, amount: Decimal) -> bool:
         return self.second_approval_above is not None and amount >= self.second_approval_above
+
+
+@dataclass(frozen=True)
+class CustomsRecord:
+    """One customs export declaration (报关单) from the customs feed."""
+
+    declaration_number: str
+    exporter_uscc: str
+    destination_country: str
+    currency: str
+    amount: Decimal
+    export_date: date
 
 
 @dataclass(frozen=True)

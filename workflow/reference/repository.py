@@ -9,9 +9,11 @@ from decimal import Decimal
 from typing import Any
 
 from workflow import keys
+from workflow.reference.customs import decode_record
 from workflow.reference.records import (
     Bank,
     BuyerLimit,
+    CustomsRecord,
     Declaration,
     Exporter,
     Overdue,
@@ -180,6 +182,17 @@ class ReferenceRepository:
             if whitelist is not None:
                 found.append(whitelist)
         return found
+
+    def customs_records(self, numbers: list[str]) -> dict[str, CustomsRecord | None]:
+        """The customs export records of these declaration numbers (None: no record)."""
+        if not numbers:
+            return {}
+        raws = self.redis.hmget(keys.customs_records(), numbers)
+        return {n: decode_record(n, raw) for n, raw in zip(numbers, raws, strict=True)}
+
+    def customs_feed_loaded(self) -> bool:
+        """Whether customs export records were ever imported (``xinbao customs import``)."""
+        return bool(self.redis.exists(keys.customs_feed()))
 
     def banks(self) -> list[Bank]:
         ids = sorted(as_text(i) for i in self.redis.smembers(keys.banks()))
