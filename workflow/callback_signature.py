@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 
 TIMESTAMP_HEADER = "X-Sim-Timestamp"
 SIGNATURE_HEADER = "X-Sim-Signature"
@@ -26,12 +27,15 @@ def callback_signed(
 ) -> bool:
     """Whether the callback carries a valid signature made within ``tolerance_s`` of ``now``
     (an old signature replayed later is refused too)."""
-    if not secret or not timestamp or not signature:
+    # A signature is hex: anything else (a header's latin-1 bytes) would make compare_digest
+    # raise instead of answer.
+    if not secret or not timestamp or not signature or not signature.isascii():
         return False
     try:
         sent = float(timestamp)
     except ValueError:
         return False
-    if abs(now - sent) > tolerance_s:
+    # NaN compares false with everything: "nan" would pass the freshness window forever.
+    if not math.isfinite(sent) or abs(now - sent) > tolerance_s:
         return False
     return hmac.compare_digest(sign_callback(secret, timestamp, body), signature)
