@@ -38,6 +38,7 @@ from workflow.claim_rules import ClaimDecision, ClaimFiling
 from workflow.deal import Application
 from workflow.deferral_rules import DeferralConsent, DeferralRequest
 from workflow.gateway import InsurerGateway, InsurerUnavailable, ReferenceDataInsurer
+from workflow.money import MAX_AMOUNT
 from workflow.reference import (
     BuyerLimit,
     CoverFacts,
@@ -164,7 +165,7 @@ class HttpInsurer:
         )
         claim_id = _read("claim", lambda: str(result["claimId"]))
         answer = self._get(f"/v1/claims/{_code(claim_id)}")
-        return _read("claim decision", lambda: _decision(answer))
+        return _read("claim decision", lambda: _decision(answer, filing.loss_amount))
 
     def consent_to_deferral(self, request: DeferralRequest) -> DeferralConsent:
         result = self._job(
@@ -335,6 +336,34 @@ def _day(value: Any) -> date:
     return date.fromisoformat(value)
 
 
+def _decimal(value: Any) -> Decimal:
+    """A number as the insurer writes money and shares: a string (or an integer), finite.
+    A float is refused: its binary digits are not the amount the insurer meant."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError(f"not a decimal string: {value!r}")
+    number = Decimal(value)
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    return number
+
+
+def _money(value: Any) -> Decimal:
+    """An amount from 0 to MAX_AMOUNT (the bounds the local reference file enforces; 0 is a
+    limit the insurer cut to nothing)."""
+    amount = _decimal(value)
+    if not 0 <= amount <= MAX_AMOUNT:
+        raise ValueError(f"amount out of range: {value!r}")
+    return amount
+
+
+def _share(value: Any) -> Decimal:
+    """A coverage ratio: more than 0, at most 1 (as the local reference file requires)."""
+    share = _decimal(value)
+    if not 0 < share <= 1:
+        raise ValueError(f"share out of range: {value!r}")
+    return share
+
+
 def _cover_facts(
     policy_no: str,
     buyer_code: str,
@@ -378,7 +407,7 @@ def _policy(raw: dict) -> Policy:
         status=str(raw["status"]),
         start=_day(raw["period"]["start"]),
         end=_day(raw["period"]["end"]),
-        coverage_ratio=Decimal(raw["coverageRatio"]),
+        coverage_ratio=_share(raw["coverageRatio"]),
         premium_paid=_bool(raw["premiumPaid"]),
         declaration_window_days=int(raw["declarationWindowDays"]),
         max_credit_days=int(raw["maxCreditDays"]),
@@ -400,7 +429,7 @@ def _limit(policy_no: str, buyer_code: str, raw: dict) -> BuyerLimit:
         buyer_name=str(raw["buyerName"]),
         country=str(raw["country"]),
         currency=str(raw["currency"]),
-        amount=Decimal(raw["amount"]),
+        amount=_money(raw["amount"]),
         max_credit_days=int(raw["maxCreditDays"]),
         effective=_day(raw["effective"]),
         expiry=_day(raw["expiry"]),
@@ -408,16 +437,20 @@ def _limit(policy_no: str, buyer_code: str, raw: dict) -> BuyerLimit:
     )
 
 
-def _decision(raw: dict) -> ClaimDecision | None:
+def _decision(raw: dict, loss: Decimal) -> ClaimDecision | None:
     decision = raw["decision"]
     if decision == "pending":
         return None
     if decision not in ("approved", "partial", "refused"):
         raise ValueError(f"unknown claim decision {decision!r}")
+    covered, indemnity = _money(raw["coveredLoss"]), _money(raw["indemnity"])
+    # The insurer covers at most the loss claimed and pays at most the loss it covers.
+    if covered > loss or indemnity > covered:
+        raise ValueError(f"indemnity {indemnity} of covered loss {covered} for a loss of {loss}")
     return ClaimDecision(
         paid=decision != "refused",
-        covered_loss=Decimal(raw["coveredLoss"]),
-        indemnity=Decimal(raw["indemnity"]),
+        covered_loss=covered,
+        indemnity=indemnity,
         reasons=tuple(str(r) for r in raw.get("reasons") or ()),
     )
 
