@@ -67,7 +67,8 @@ def take_callback(
 def _payload(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: nesting deeper than the parser goes is no callback either.
         raise CallbackRefused(400, "BAD_JSON", "the callback body is not JSON") from None
     if not isinstance(payload, dict):
         raise CallbackRefused(400, "BAD_JSON", "the callback body is not a JSON object")
