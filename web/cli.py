@@ -511,6 +511,9 @@ from web.customs_cli import customs  # noqa: E402
 
 main.add_command(customs)
 
+from web.whitelist_cli import whitelist  # noqa: E402
+
+main.add_command(whitelist)
 
 if __name__ == "__main__":
     main()

@@ -9,6 +9,7 @@ from functools import lru_cache
 import pycountry
 from marshmallow import ValidationError
 from stdnum.cn import uscc as _uscc
+from stdnum.exceptions import InvalidChecksum, InvalidLength
 from stdnum.exceptions import ValidationError as StdnumError
 
 
@@ -21,6 +22,27 @@ def uscc_problem(value: str) -> str | None:
     if _uscc.compact(value) != value:
         return "unified social credit code must be 18 characters with no spaces"
     return None
+
+
+def uscc_fault(value: str) -> str | None:
+    """What is wrong with ``value`` as a USCC, as a word, or None: "length", "format" (a
+    character outside the code's alphabet), "check" (the 18th character does not match the
+    first 17) or "separators" (spaces or hyphens inside)."""
+    try:
+        _uscc.validate(value)
+    except InvalidLength:
+        return "length"
+    except InvalidChecksum:
+        return "check"
+    except StdnumError:
+        return "format"
+    # validate() accepts what compact() would clean: spaces and hyphens inside.
+    return "separators" if " " in value or "-" in value else None
+
+
+def uscc_check_character(value: str) -> str:
+    """The check character the first 17 characters of a well-formed USCC call for."""
+    return _uscc.calc_check_digit(value[:17])
 
 
 # Reference ids become parts of Redis key names ("xb:ref:limits:{policy_no}:{buyer_code}"), so

@@ -181,6 +181,17 @@ def whitelist_members(programme: str) -> str:
     return f"{P}ref:whitelist:{programme}:members"
 
 
+def imported_whitelists() -> str:
+    """Set of the programmes `xinbao whitelist import` wrote (a reference load leaves them)."""
+    return f"{P}ref:whitelists:imported"
+
+
+def whitelist_staging(token: str) -> str:
+    """An import's new member set before it is renamed over the programme's (expires if the
+    import dies first); "whitelist-staging:" is no programme key's prefix."""
+    return f"{P}ref:whitelist-staging:{token}"
+
+
 def banks() -> str:
     return f"{P}ref:banks"
 

@@ -37,7 +37,8 @@ _REGISTRIES: dict[str, tuple[str, ...]] = {
     "limits": (keys.limits(), keys.limit_lookups()),
     "declarations": (keys.declarations(),),
     "overdues": (keys.overdue_keys(),),
-    "whitelists": (keys.whitelists(),),
+    # Programmes `xinbao whitelist import` wrote are in the first set too, and stay.
+    "whitelists": (keys.whitelists(), keys.imported_whitelists()),
     "banks": (keys.banks(),),
     "exporters": (keys.exporters(),),
     "users": (keys.file_users(),),
@@ -79,6 +80,7 @@ def store_reference(redis: Any, data: ReferenceData) -> dict[str, int]:
                     pipe.watch(*watched)
                 problems = bound_elsewhere(pipe, data.tokens)
                 problems += _unknown_subjects(pipe, data, sections)
+                problems += _imported_programmes(pipe, data, sections)
                 users_before = stored_sources(pipe, data.users) if "users" in sections else {}
                 problems += cli_user_conflicts(data.users, users_before)
                 if problems:
@@ -152,6 +154,20 @@ def _unknown_subjects(pipe: Any, data: ReferenceData, sections: frozenset[str]) 
                 f"{label}: no {role} {user.subject} in the file or the loaded reference data"
             )
     return problems
+
+
+def _imported_programmes(pipe: Any, data: ReferenceData, sections: frozenset[str]) -> list[str]:
+    """A problem for each file programme that `xinbao whitelist import` wrote: the import
+    owns it, as `xinbao user add` owns its users."""
+    if "whitelists" not in sections:
+        return []
+    imported = _members(pipe, keys.imported_whitelists())
+    return [
+        f"whitelists[{index}] (programme={w.programme}).programme: imported by xinbao"
+        " whitelist import; a load does not replace it (rename one of them)"
+        for index, w in enumerate(data.whitelists)
+        if w.programme in imported
+    ]
 
 
 def _members(pipe: Any, key: str) -> set[str]:
@@ -234,7 +250,8 @@ def _write(
         _replace_registry(pipe, keys.overdue_keys(), hashes)
     if "whitelists" in sections:
         programmes = {w.programme for w in data.whitelists}
-        for gone in sorted(before[keys.whitelists()] - programmes):
+        imported = before[keys.imported_whitelists()]
+        for gone in sorted(before[keys.whitelists()] - programmes - imported):
             pipe.delete(keys.whitelist(gone), keys.whitelist_members(gone))
         for w in data.whitelists:
             meta = {k: v for k, v in asdict(w).items() if k != "members"}
@@ -243,7 +260,7 @@ def _write(
             pipe.delete(keys.whitelist_members(w.programme))
             if w.members:
                 pipe.sadd(keys.whitelist_members(w.programme), *w.members)
-        _replace_registry(pipe, keys.whitelists(), programmes)
+        _replace_registry(pipe, keys.whitelists(), programmes | imported)
     if "banks" in sections:
         by_name = {b.bank_id: b for b in data.banks}
         _replace_records(pipe, before, keys.banks(), keys.bank, by_name)

@@ -81,9 +81,14 @@ def _bank(raw: dict | None) -> Bank | None:
     return Bank(**raw)
 
 
+_WHITELIST_FIELDS = ("programme", "region", "valid_from", "valid_to")
+
+
 def _whitelist(raw: dict | None) -> Whitelist | None:
     if raw is None:
         return None
+    # An imported programme's record also says where it came from (version, file, counts).
+    raw = {name: raw[name] for name in _WHITELIST_FIELDS}
     _dates(raw, "valid_from", "valid_to")
     return Whitelist(**raw)
 
