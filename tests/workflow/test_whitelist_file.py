@@ -76,13 +76,19 @@ def test_explicit_utf8_still_drops_a_bom(tmp_path):
 
 
 def test_english_header_tolerates_spaces_and_case_and_ignores_other_columns(tmp_path):
-    text = f"No., Name ,  USCC  ,Region\n1,Haixin,{HAIXIN},Ningbo\n2,Dongfang, {DONGFANG.lower()} ,NB\n"
+    text = (
+        f"No., Name ,  USCC  ,Region\n1,Haixin,{HAIXIN},Ningbo\n"
+        f"2,Dongfang, {DONGFANG.lower()} ,NB\n"
+    )
     members = read(write(tmp_path, text))
     assert members.members == [HAIXIN, DONGFANG]  # stripped and upper-cased
 
 
 def test_a_title_row_before_the_header(tmp_path):
-    text = f"2026年宁波统保名单,,\n\n序号,统一社会信用代码,企业名称\n1,{HAIXIN},海信\n2,{BAD_CHECK},坏\n"
+    text = (
+        f"2026年宁波统保名单,,\n\n序号,统一社会信用代码,企业名称\n"
+        f"1,{HAIXIN},海信\n2,{BAD_CHECK},坏\n"
+    )
     members = read(write(tmp_path, text))
     assert members.header_line == 3
     assert members.members == [HAIXIN]
