@@ -58,13 +58,13 @@ def _read_members(file: Path, encoding: str | None) -> whitelist_file.MemberList
 
 def _first(codes: list[str]) -> str:
     more = len(codes) - _SHOW_CHANGED
-    return ", ".join(codes[:_SHOW_CHANGED]) + (f", … ({more} more)" if more > 0 else "")
+    return ", ".join(codes[:_SHOW_CHANGED]) + (f", … ({more:,} more)" if more > 0 else "")
 
 
 def _echo_change(change: whitelist_import.Change) -> None:
     for label, codes in (("added", change.added), ("removed", change.removed)):
-        click.echo(f"  {label} {len(codes)}" + (f": {_first(codes)}" if codes else ""))
-    click.echo(f"  unchanged {change.unchanged}")
+        click.echo(f"  {label} {len(codes):,}" + (f": {_first(codes)}" if codes else ""))
+    click.echo(f"  unchanged {change.unchanged:,}")
 
 
 def _write_rejected(path: Path, rejected: list[whitelist_file.Rejected]) -> None:
@@ -129,17 +129,21 @@ def whitelist_import_command(
         _fail(f"{name}: not imported: {exc}")
     read_as = members.kind.upper() + (f", {members.encoding}" if members.encoding else "")
     click.echo(
-        f"{name} ({read_as}): {members.rows} data rows after the header on line"
-        f" {members.header_line}: {len(members.members)} valid, {len(members.rejected)} rejected"
+        f"{name} ({read_as}): {members.rows:,} data rows after the header on line"
+        f" {members.header_line}: {len(members.members):,} valid, {len(members.rejected):,}"
+        " rejected"
     )
     for r in members.rejected[:_SHOW_REJECTED]:
         who = f" ({r.name})" if r.name else ""
         click.echo(f"  line {r.line}: {r.value or '-'}{who}: {r.reason}", err=True)
     if len(members.rejected) > _SHOW_REJECTED:
         hint = "" if rejected_out else "; --rejected-out FILE lists them all"
-        click.echo(f"  … {len(members.rejected) - _SHOW_REJECTED} more rejected{hint}", err=True)
+        click.echo(f"  … {len(members.rejected) - _SHOW_REJECTED:,} more rejected{hint}", err=True)
     if rejected_out and members.rejected:
-        _write_rejected(rejected_out, members.rejected)
+        try:
+            _write_rejected(rejected_out, members.rejected)
+        except OSError as exc:
+            _fail(f"--rejected-out: cannot write {rejected_out}: {exc.strerror or exc}")
     if not members.members:
         _fail(f"{name}: not imported: no valid members")
     client = _client(redis_url)
@@ -162,7 +166,7 @@ def whitelist_import_command(
         )
     except whitelist_import.WhitelistImportError as exc:
         _fail(f"{name}: not imported: {exc}")
-    click.echo(f"{title}: version {done.version} imported, {done.members} members")
+    click.echo(f"{title}: version {done.version} imported, {done.members:,} members")
     _echo_change(done.change)
 
 
