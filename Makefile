@@ -35,7 +35,8 @@ test-fast: $(STAMP)
 ## then the officer desk's queue and deal pages at 10, 1,000 and 100,000 pending deals (goal:
 ## p95 under 50 ms at 100,000; alone: python -m tests.stress.bench_pages), then the arrears
 ## sweep (5,000, then all, of 100,000 open advances due) and the portfolio page and API at
-## 100,000 open advances (alone: python -m tests.stress.bench_sweeps).
+## 100,000 open advances (alone: python -m tests.stress.bench_sweeps), then a 100,000-member
+## whitelist imported from CSV and XLSX (alone: python -m tests.stress.bench_whitelist).
 ## Figures and how to read them: docs/performance.md.
 bench: $(STAMP)
 	$(BIN)/python -m tests.stress.bench

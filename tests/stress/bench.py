@@ -6,7 +6,8 @@ beat, drives deals through HTTP with a concurrent client, and prints throughput,
 fixed offered load, the baselines and their ratios, Redis memory per deal, and the bank queue's
 response time at 1,000 and 100,000 pending deals, in the API and on the officer desk's pages
 (``bench_pages``: goal p95 < 50 ms at 100,000), then the arrears sweep and the portfolio at
-100,000 open advances (``bench_sweeps``). The last line is machine-readable.
+100,000 open advances (``bench_sweeps``), and a 100,000-member whitelist import from CSV and
+XLSX (``bench_whitelist``). The last line is machine-readable.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 import redis
 import requests
 
-from tests.stress import bare_celery, bench_pages, bench_sweeps, dataset
+from tests.stress import bare_celery, bench_pages, bench_sweeps, bench_whitelist, dataset
 from tests.support import (
     BIN,
     ROOT,
@@ -272,6 +273,8 @@ def main() -> int:
                         help="timed requests per desk page and size")
     parser.add_argument("--sweep-advances", type=int, default=bench_sweeps.ADVANCES,
                         help="open advances for the arrears sweep and the portfolio (0: skip)")
+    parser.add_argument("--whitelist-members", type=int, default=bench_whitelist.MEMBERS,
+                        help="members of the whitelist import, CSV and XLSX (0: skip)")
     parser.add_argument("--appendfsync", choices=("always", "everysec"),
                         default=os.environ.get("APPENDFSYNC", "always"),
                         help="Redis AOF fsync policy (default $APPENDFSYNC, else always: the "
@@ -441,6 +444,10 @@ def main() -> int:
             bench_sweeps.run(args.sweep_advances, min(bench_sweeps.DUE_TODAY,
                                                       args.sweep_advances // 20),
                              bench_sweeps.BUYERS, args.desk_requests, args.appendfsync, work)
+
+        # 9. a whitelist programme of 100,000 members imported from CSV and from XLSX
+        if args.whitelist_members:
+            bench_whitelist.run(args.whitelist_members, args.appendfsync, work)
 
     print(f"bench: deals_per_s={out['deals_per_s']:.1f} ratio_vs_bare={out['ratio_vs_bare']:.2f} "
           f"p99_ms={out['p99_ms']:.0f} api_ratio={out['api_ratio']:.2f} "
