@@ -121,6 +121,29 @@ def test_a_staging_set_left_by_a_dead_import_expires(any_redis, monkeypatch):
     assert not any_redis.exists(keys.whitelist_members(SPEC.programme))
 
 
+def test_a_concurrent_import_sends_this_one_round_again(any_redis, monkeypatch):
+    from workflow.reference import whitelist_import
+
+    run_import(any_redis, [HAIXIN])
+    original = whitelist_import._change
+    raced = []
+
+    def change_then_race(pipe, programme, members):
+        change = original(pipe, programme, members)
+        if not raced:  # another import lands between this one's reads and its EXEC
+            raced.append(None)
+            raced[0] = run_import(any_redis, [DONGFANG])
+        return change
+
+    monkeypatch.setattr(whitelist_import, "_change", change_then_race)
+    done = run_import(any_redis, [DONGFANG, NANHAI])
+    assert raced[0].version == 2
+    # Reported against the version it really replaced (the racer's), not the one first read.
+    assert (done.version, done.change.added, done.change.removed) == (3, [NANHAI], [])
+    assert members_of(any_redis) == sorted([DONGFANG, NANHAI])
+    assert staging_keys(any_redis) == []
+
+
 def test_an_empty_member_set_is_refused(any_redis):
     with pytest.raises(WhitelistImportError, match="no valid members"):
         run_import(any_redis, [])
