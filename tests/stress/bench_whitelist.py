@@ -63,8 +63,18 @@ def write_members_xlsx(path: Path, count: int, *, start: int = 0) -> None:
 
 def _import(url: str, path: Path) -> tuple[float, str]:
     command = [
-        str(BIN / "xinbao"), "whitelist", "import", str(path), "--programme", PROGRAMME,
-        "--region", "Ningbo", "--valid-from", "2026-01-01", "--valid-to", "2026-12-31",
+        str(BIN / "xinbao"),
+        "whitelist",
+        "import",
+        str(path),
+        "--programme",
+        PROGRAMME,
+        "--region",
+        "Ningbo",
+        "--valid-from",
+        "2026-01-01",
+        "--valid-to",
+        "2026-12-31",
     ]
     started = time.perf_counter()
     done = subprocess.run(

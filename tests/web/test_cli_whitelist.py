@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import DEMO_FILE, DONGFANG, HAIXIN, NANHAI
-from web import cli, cli_whitelist
+from web import cli, whitelist_cli
 from workflow import keys
 
 PROGRAMME = "NB-2027-IMPORT"
@@ -156,7 +156,7 @@ def test_a_loaded_programme_is_not_taken_over(into_fake_redis, fake_redis, good_
 
 
 def test_rejected_out_lists_every_rejected_row(into_fake_redis, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli_whitelist, "_SHOW_REJECTED", 1)
+    monkeypatch.setattr(whitelist_cli, "_SHOW_REJECTED", 1)
     path = tmp_path / "m.csv"
     path.write_text(f"uscc,name\n{HAIXIN},a\n{BAD_CHECK},b\n,c\n", encoding="utf-8")
     out = tmp_path / "rejected.csv"
@@ -170,9 +170,9 @@ def test_rejected_out_lists_every_rejected_row(into_fake_redis, tmp_path, monkey
 
 
 def test_progress_bar_only_on_a_terminal(into_fake_redis, good_and_bad, monkeypatch):
-    monkeypatch.setattr(cli_whitelist, "_PROGRESS_FROM_ROWS", 1)
+    monkeypatch.setattr(whitelist_cli, "_PROGRESS_FROM_ROWS", 1)
     assert "reading rows" not in import_file(good_and_bad).stderr
-    monkeypatch.setattr(cli_whitelist, "_stderr_is_tty", lambda: True)
+    monkeypatch.setattr(whitelist_cli, "_stderr_is_tty", lambda: True)
     result = import_file(good_and_bad)
     assert result.exit_code == 0
     assert "reading rows" in result.stderr

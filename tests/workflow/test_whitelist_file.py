@@ -129,8 +129,8 @@ def test_bad_rows_are_reported_with_their_line_and_reason(tmp_path):
 
 
 def test_line_numbers_count_quoted_line_breaks(tmp_path):
-    text = f'uscc,name\n{HAIXIN},"two\nlines"\n{BAD_CHECK},x\n'
-    assert rejected(read(write(tmp_path, text))) == [(4, "check")]
+    text = f'uscc,name\n{BAD_CHECK},"two\nlines"\n{BAD_CHECK[:-1]}Y,x\n'
+    assert rejected(read(write(tmp_path, text))) == [(2, "check"), (4, "check")]
 
 
 def test_tab_separated(tmp_path):
@@ -144,6 +144,11 @@ def test_missing_uscc_column_names_the_headers_found(tmp_path):
         read(path)
     assert "no USCC column" in str(caught.value)
     assert "line 1 holds: 企业名称, 代码" in str(caught.value)
+
+
+def test_headers_compare_as_the_customs_feed_does(tmp_path):
+    members = read(write(tmp_path, f"（统一社会信用代码）,Name\n{HAIXIN},x\n"))
+    assert members.members == [HAIXIN]
 
 
 def test_two_uscc_columns_are_an_error(tmp_path):

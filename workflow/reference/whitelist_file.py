@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow.identifiers import printable, uscc_check_character, uscc_fault
+from workflow.reference.tabular import header_key
 
 # Header cells naming the columns, compared after trimming and case folding.
 USCC_HEADERS = ("统一社会信用代码", "uscc")
@@ -82,12 +83,15 @@ def _blank(cell: Any) -> bool:
     return cell is None or (isinstance(cell, str) and _clean(cell) == "")
 
 
-def _header_key(cell: Any) -> str:
-    return _clean(cell).casefold() if isinstance(cell, str) else ""
-
-
 def _column(header: list[Any], names: tuple[str, ...], line: int) -> int | None:
-    found = [i for i, cell in enumerate(header) if _header_key(cell) in names]
+    # Compared as the customs feed compares its headers (case, spaces, brackets ignored), and
+    # without invisible marks (a BOM left by an explicit --encoding utf-8, zero-width spaces).
+    wanted = {header_key(name) for name in names}
+    found = [
+        i
+        for i, cell in enumerate(header)
+        if isinstance(cell, str) and header_key(_clean(cell)) in wanted
+    ]
     if len(found) > 1:
         raise WhitelistFileError(
             f"line {line}: {len(found)} columns are headed {' / '.join(names)}; keep one"
@@ -169,12 +173,13 @@ class MemberFile:
             yield from enumerate(self._sheet.iter_rows(min_row=1, values_only=True), start=1)
             return
         reader = csv.reader(io.StringIO(self._text, newline=""), delimiter=self._delimiter)
+        line = 1  # where the next record starts (a quoted cell may span lines)
         try:
             for row in reader:
-                # line_num is where the row ends: the row's line unless a quoted cell spans lines.
-                yield reader.line_num, row
+                start, line = line, reader.line_num + 1
+                yield start, row
         except csv.Error as exc:
-            raise WhitelistFileError(f"line {reader.line_num}: not valid CSV: {exc}") from None
+            raise WhitelistFileError(f"line {line}: not valid CSV: {exc}") from None
 
     def read(self, progress: Callable[[int], None] | None = None) -> MemberList:
         """Validate every row; raises WhitelistFileError when there is no usable header."""
