@@ -79,6 +79,8 @@ class SimState:
     jobs: dict[str, Job] = field(default_factory=dict)
     by_key: dict[str, str] = field(default_factory=dict)
     claims: dict[str, Claim] = field(default_factory=dict)
+    # (policy, buyer, deal) -> what the deal uses of the buyer's limit, as Xinbao reported it.
+    usage: dict[tuple[str, str, str], Decimal] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     counter: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -179,11 +181,30 @@ def _register(app: Flask, state: SimState) -> None:  # noqa: C901 - the routes, 
 
     @app.get("/v1/policies/<code:policy_no>/buyers/<code:buyer_code>/cover")
     def cover(policy_no: str, buyer_code: str) -> Any:
+        with state.lock:
+            used = sum(
+                (a for (p, b, _), a in state.usage.items() if (p, b) == (policy_no, buyer_code)),
+                Decimal(0),
+            )
         covers = [
-            _with_cut(state, cover_wire(lim), buyer_code)
+            _with_cut(state, cover_wire(lim, used), buyer_code)
             for lim in state.book.covers(policy_no, buyer_code)
         ]
         return jsonify({"policyNo": policy_no, "buyerCode": buyer_code, "covers": covers})
+
+    @app.post("/v1/policies/<code:policy_no>/buyers/<code:buyer_code>/usage")
+    def usage(policy_no: str, buyer_code: str) -> Any:
+        """What a deal now uses of the buyer's limit (0: released); the room follows."""
+        body = _body("dealId", "amount", "currency")
+        try:
+            amount = Decimal(str(body["amount"]))
+        except (InvalidOperation, ValueError):
+            abort(400, "amount must be a decimal string")
+        if not amount.is_finite() or amount < 0:
+            abort(400, "amount must be 0 or more")
+        with state.lock:
+            state.usage[(policy_no, buyer_code, str(body["dealId"]))] = amount
+        return _job(state, "usage", {"dealId": body["dealId"], "amount": str(amount)})
 
     @app.get("/v1/policies/<code:policy_no>/buyers/<code:buyer_code>/declarations")
     def declarations(policy_no: str, buyer_code: str) -> Any:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 from workflow.demo import expand_relative_dates_json
 from workflow.reference import ReferenceData, decode_reference_text, parse_reference_json
 from workflow.reference.records import BuyerLimit, Declaration, Overdue, Policy
 
+NOTHING_USED = Decimal(0)
 
 @dataclass
 class Book:
@@ -71,15 +73,15 @@ def policy_wire(p: Policy) -> dict:
     }
 
 
-def cover_wire(lim: BuyerLimit) -> dict:
+def cover_wire(lim: BuyerLimit, used: Decimal = NOTHING_USED) -> dict:
     return {
         "coverId": lim.limit_id,
         "buyerName": lim.buyer_name,
         "country": lim.country,
         "currency": lim.currency,
         "amount": str(lim.amount),
-        # The simulator hears of no limit use (Xinbao reserves locally): all of it is room.
-        "room": str(lim.amount),
+        # What Xinbao reported as used of the limit (its paid-out advances) is not room.
+        "room": str(max(lim.amount - used, Decimal(0))),
         "maxCreditDays": lim.max_credit_days,
         "effective": lim.effective.isoformat(),
         "expiry": lim.expiry.isoformat(),

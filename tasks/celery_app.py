@@ -44,6 +44,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 ("redispatch-stranded-deals", "xinbao.sweep_stranded"),
                 ("lapse-undisbursed-approvals", "xinbao.lapse_approvals"),
                 ("sweep-arrears", "xinbao.sweep_arrears"),
+                ("report-limit-usage", "xinbao.report_limit_usage"),
             )
         },
     }
@@ -57,6 +58,7 @@ QUIET_TASKS = frozenset(
         "xinbao.sweep_stranded",
         "xinbao.lapse_approvals",
         "xinbao.sweep_arrears",
+        "xinbao.report_limit_usage",
     }
 )
 

@@ -12,6 +12,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from workflow import keys
 from workflow.gateway import InsurerUnavailable
+from workflow.limit_usage import drain_usage
 from workflow.pipeline import Workflow
 from workflow.states import State
 
@@ -124,6 +125,18 @@ def sweep_arrears() -> int:
     for deal_id in moved:
         log.info("arrears step", extra={"deal_id": deal_id})
     return len(moved)
+
+
+@shared_task(name="xinbao.report_limit_usage", **RETRY)
+def report_limit_usage() -> int:
+    """Beat: tell the insurer how much of its buyer limits the advances use now (the outbox
+    the transitions fill); while it cannot be reached the changes wait, in order."""
+    flow = workflow()
+    try:
+        return drain_usage(flow.store.redis, flow.insurer)
+    except InsurerUnavailable:
+        log.warning("insurer unavailable: limit use reported later")
+        return 0
 
 
 @shared_task(name="xinbao.sweep_stranded", **RETRY)

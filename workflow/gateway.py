@@ -14,6 +14,7 @@ from typing import Protocol
 from workflow.claim_rules import ClaimDecision, ClaimFiling, LocalClaimRules
 from workflow.deal import Application
 from workflow.deferral_rules import DeferralConsent, DeferralRequest, LocalDeferralRules
+from workflow.limit_usage import LimitUsage
 from workflow.reference import CoverFacts, ReferenceRepository
 
 
@@ -38,6 +39,10 @@ class InsurerGateway(Protocol):
         """Whether the insurer's cover follows the advance to a later due date."""
         ...
 
+    def report_limit_usage(self, usage: LimitUsage) -> None:
+        """Tell the insurer what a deal now uses of its buyer limit (idempotent by report)."""
+        ...
+
 
 class ReferenceDataInsurer:
     """Answers from the insurer data loaded with ``xinbao load`` (policies, limits, ...)."""
@@ -51,6 +56,10 @@ class ReferenceDataInsurer:
     def decide_claim(self, filing: ClaimFiling) -> ClaimDecision | None:
         """Decided at once by the documented local rules (workflow.claim_rules)."""
         return LocalClaimRules().decide(filing)
+
+    def report_limit_usage(self, usage: LimitUsage) -> None:
+        """Nothing to tell: the loaded limits are Xinbao's own record, and the use of each is
+        the buyer exposure kept in Redis with every transition."""
 
     def consent_to_deferral(self, request: DeferralRequest) -> DeferralConsent:
         """Answered at once by the documented local rules (workflow.deferral_rules)."""

@@ -38,6 +38,7 @@ from workflow.claim_rules import ClaimDecision, ClaimFiling
 from workflow.deal import Application
 from workflow.deferral_rules import DeferralConsent, DeferralRequest
 from workflow.gateway import InsurerGateway, InsurerUnavailable, ReferenceDataInsurer
+from workflow.limit_usage import LimitUsage
 from workflow.money import MAX_AMOUNT
 from workflow.reference import (
     BuyerLimit,
@@ -156,6 +157,18 @@ class HttpInsurer:
             key=f"notice:{policy_no}:{deal_id}",
         )
         return _read("notice", lambda: str(result["reference"]))
+
+    def report_limit_usage(self, usage: LimitUsage) -> None:
+        self._job(
+            f"/v1/policies/{_code(usage.policy_no)}/buyers/{_code(usage.buyer_code)}/usage",
+            {
+                "dealId": usage.deal_id,
+                "currency": usage.currency,
+                "amount": str(usage.amount),
+                "reportId": usage.report_id,
+            },
+            key=f"usage:{usage.report_id}",
+        )
 
     def decide_claim(self, filing: ClaimFiling) -> ClaimDecision | None:
         result = self._job(

@@ -291,3 +291,9 @@ def insurer_callback(kind: str, callback_id: str) -> str:
     """Set when an insurer callback was first taken (it expires after a week): a callback
     delivered twice, or late, changes nothing twice."""
     return f"{P}insurer-callback:{kind}:{callback_id}"
+
+
+def insurer_outbox() -> str:
+    """List of the buyer-limit use changes not yet reported to the insurer, oldest first
+    (JSON; written with each transition that changes a deal's principal outstanding)."""
+    return f"{P}insurer-outbox"

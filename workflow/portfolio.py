@@ -27,7 +27,8 @@ from workflow.store import Ops
 OPEN = frozenset({State.DISBURSED, State.OVERDUE})
 
 
-def _outstanding(state: State, loan: dict[str, Any] | None) -> int:
+def outstanding_cents(state: State, loan: dict[str, Any] | None) -> int:
+    """The principal an advance owes (what it uses of the buyer limit), 0 unless open."""
     if state not in OPEN or not loan:
         return 0
     return to_cents(Decimal(loan["outstanding"]))
@@ -45,8 +46,8 @@ def portfolio_ops(deal: Deal, new: State, changes: dict[str, Any] | None, ops: O
     if not bank_id:
         return ops
     changes = changes or {}
-    before = _outstanding(deal.state, deal.get("loan"))
-    after = _outstanding(new, changes.get("loan", deal.get("loan")))
+    before = outstanding_cents(deal.state, deal.get("loan"))
+    after = outstanding_cents(new, changes.get("loan", deal.get("loan")))
     currency = deal.fields.get("currency", "")
     buyer = deal.get("buyer") or {}
     key = keys.portfolio(bank_id)
@@ -161,4 +162,4 @@ def _buckets(raw: dict, today: date) -> dict[str, dict[str, dict[str, Any]]]:
     }
 
 
-__all__ = ["BUCKET_NAMES", "figures", "portfolio_ops"]
+__all__ = ["BUCKET_NAMES", "figures", "outstanding_cents", "portfolio_ops"]

@@ -11,6 +11,7 @@ from workflow.business_days import business_date
 from workflow.deal import Deal
 from workflow.errors import CHECKER_ROLE_REQUIRED, DealNotFound, MakerCheckerRefused, WrongState
 from workflow.gateway import InsurerGateway
+from workflow.limit_usage import usage_ops
 from workflow.officers import officer_id
 from workflow.portfolio import portfolio_ops
 from workflow.reference import ReferenceRepository
@@ -186,6 +187,7 @@ class Steps:
         new_bank = (changes or {}).get("bank_id", deal.bank_id) or None
         all_ops = self._ops(deal, new, now, due, ops or Ops(), new_bank)
         portfolio_ops(deal, new, changes, all_ops)
+        usage_ops(deal, new, changes, all_ops)
         if new in TERMINAL and deal.fields.get("reserved_amount"):
             # _ops releases the reservation: the deal no longer claims one.
             changes = {**(changes or {}), "reserved_amount": None}

@@ -340,3 +340,36 @@ def test_sim_data_file_is_its_own(tmp_path: Path) -> None:
         assert adapter(sim).cover_facts(make_application()).policy is None
     finally:
         sim.stop()
+
+
+def test_reported_limit_use_is_no_longer_room_at_the_insurer(clean_sim) -> None:
+    from workflow.limit_usage import LimitUsage
+
+    insurer = adapter(clean_sim)
+
+    def room() -> Decimal:
+        facts = insurer.cover_facts(make_application())
+        assert facts.limits
+        answer = clean_sim_get(clean_sim, "/v1/policies/SIN-2026-0001/buyers/DE-0001/cover")
+        return Decimal(answer["covers"][0]["room"])
+
+    full = room()
+    use = LimitUsage("d1:5", "d1", "SIN-2026-0001", "DE-0001", "USD", Decimal("80000.00"))
+    insurer.report_limit_usage(use)
+    insurer.report_limit_usage(use)  # told twice: the same use
+    assert room() == full - Decimal("80000.00")
+    insurer.report_limit_usage(
+        LimitUsage("d1:6", "d1", "SIN-2026-0001", "DE-0001", "USD", Decimal("0"))
+    )
+    assert room() == full
+
+
+def clean_sim_get(sim: InsurerSim, path: str) -> dict:
+    import requests
+
+    token = requests.post(
+        f"{sim.url}/v1/auth/login", json={"apiKey": SIM_API_KEY}, timeout=5
+    ).json()["access_token"]
+    return requests.get(
+        f"{sim.url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=5
+    ).json()
