@@ -260,3 +260,9 @@ class InsurerSim:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a lost host would: no connection is closed politely."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
