@@ -37,6 +37,7 @@ import redis
 import requests
 
 from tests.stress import dataset as ds
+from tests.stress.chaos_insurer import run_on_own_stack
 from tests.stress.chaos_stack import (
     BANK,
     CLIENT_THREADS,
@@ -708,6 +709,8 @@ def ledger(stack: Stack, sizes: Sizes, tally: Tally) -> None:
     )
 
 
+# Runs after SCENARIOS, on a stack of its own (tests/stress/chaos_insurer.py).
+INSURER_SCENARIO = "insurer_faults"
 SCENARIOS: tuple[Callable[..., Tally], ...] = (
     worker_kills,
     redis_restarts,
@@ -735,7 +738,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=[s.__name__ for s in SCENARIOS],
+        choices=[s.__name__ for s in SCENARIOS] + [INSURER_SCENARIO],
         help="run only this scenario (repeatable)",
     )
     args = parser.parse_args(argv)
@@ -748,21 +751,25 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     tallies: list[Tally] = []
     print(f"chaos: {'short' if args.short else 'full'} run, work dir {workdir}", flush=True)
+    shared = [run for run in SCENARIOS if not args.only or run.__name__ in args.only]
     try:
-        stack.start()
-        print(
-            f"chaos: stack up in {time.monotonic() - started:.1f}s at {stack.base} "
-            f"(Redis {stack.server.url}, AOF appendfsync always)",
-            flush=True,
-        )
-        for run in SCENARIOS:
-            if args.only and run.__name__ not in args.only:
-                continue
+        if shared:
+            stack.start()
+            print(
+                f"chaos: stack up in {time.monotonic() - started:.1f}s at {stack.base} "
+                f"(Redis {stack.server.url}, AOF appendfsync always)",
+                flush=True,
+            )
+        for run in shared:
             kwargs = {"seed": args.seed} if run is fuzz else {}
             tally = run(stack, sizes, **kwargs)
             stack.heal(tally)
             tallies.append(tally)
             print(tally.summary(), flush=True)
+        stack.stop()
+        if not args.only or INSURER_SCENARIO in args.only:
+            # Its own stack: its web and worker use the HTTP insurer adapter.
+            tallies.append(run_on_own_stack(workdir / "insurer", sizes, args.log_level))
     except Exception:  # noqa: BLE001 - reported; the run fails
         crash = Tally("stack")
         crash.problem(traceback.format_exc())

@@ -51,14 +51,46 @@ class Sizes:
     sweep_due: int  # disbursed advances past their due date (and grace) for the arrears sweep
     sweep_kills: int  # the worker is SIGKILLed this many times while the sweeps run
     lapses: int  # approvals never disbursed whose lapse time has passed
+    insurer_deals: int = 0  # submitted while the insurer simulator's faults cycle ...
+    insurer_claims: int = 0  # ... and advances past due whose notice and claim are filed
 
     @property
     def invoices(self) -> int:
         return self.deals + self.restart_deals + 2  # + the same-invoice one and a spare
 
 
-FULL = Sizes(2000, 4, 400, 2, 500, 200, 200, 100, 120, sweep_due=3000, sweep_kills=3, lapses=300)
-SHORT = Sizes(150, 2, 60, 1, 60, 20, 30, 6, 60, sweep_due=100, sweep_kills=2, lapses=20)
+FULL = Sizes(
+    2000,
+    4,
+    400,
+    2,
+    500,
+    200,
+    200,
+    100,
+    120,
+    sweep_due=3000,
+    sweep_kills=3,
+    lapses=300,
+    insurer_deals=1000,
+    insurer_claims=40,
+)
+SHORT = Sizes(
+    150,
+    2,
+    60,
+    1,
+    60,
+    20,
+    30,
+    6,
+    60,
+    sweep_due=100,
+    sweep_kills=2,
+    lapses=20,
+    insurer_deals=60,
+    insurer_claims=6,
+)
 
 
 # --- counts -----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.stress import chaos, chaos_sweeps
+from tests.stress import chaos, chaos_insurer, chaos_sweeps
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +68,11 @@ def test_due_date_sweeps_under_worker_kills_move_each_deal_once(stack):
 
 def test_ledger_balances_after_all_of_it(stack):
     check(stack, chaos.ledger(stack, SIZES))
+
+
+def test_insurer_faults_lose_strand_and_duplicate_nothing(tmp_path_factory):
+    # On a stack of its own: its web and worker talk to the insurer simulator over HTTP.
+    with chaos_insurer.insurer_stack(tmp_path_factory.mktemp("insurer"), SIZES) as (stack, sim):
+        tally = chaos_insurer.insurer_faults(stack, SIZES, sim=sim)
+        check(stack, tally)
+    assert tally.accepted == SIZES.insurer_deals
