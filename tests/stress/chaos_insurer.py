@@ -280,7 +280,9 @@ def insurer_faults(stack: Stack, sizes: Sizes, tally: Tally, sim: InsurerSim) ->
         outcomes = submit_all(client, items)
         claimer.join(300)
         ids = count_outcomes(tally, outcomes, expected=())
-        # Faults stay on until the deals submitted last have met them too.
+        # Faults stay on until every deal has met them (each is decided or on hold) and every
+        # fault has had its turn.
+        await_settled(r, ids, SETTLED | {str(State.ON_HOLD)}, sizes.settle_seconds, stack.dead)
         wait_until(lambda: cycler.turns >= len(PHASES), 60, what="one turn of every fault")
     faulty = time.monotonic() - started
     faults = sim.stats()
