@@ -30,6 +30,7 @@ from workflow.identifiers import (
 )
 from workflow.money import MoneyFormatError, parse_amount
 from workflow.reasons import describe
+from workflow.states import State
 from workflow.visibility import BANK_RECORD_FIELDS
 
 MAX_INVOICES = 50
@@ -325,6 +326,10 @@ class DealSchema(Schema):
         allow_none=True,
         metadata={"description": "A disbursement awaiting a checker (the bank holding it only)"},
     )
+    hold = fields.Dict(
+        allow_none=True,
+        metadata={"description": "While on_hold: `reason` (INSURER_UNAVAILABLE) and `until`"},
+    )
     deferrals = fields.List(
         fields.Dict(),
         allow_none=True,
@@ -431,6 +436,10 @@ def deal_view(deal: Deal, viewer_role: str, viewer_id: str) -> dict[str, Any]:
         "claim_decision": deal.get("claim_decision"),
         "recoveries": deal.get("recoveries"),
         "deferrals": deal.get("deferrals"),
+        # Why the deal waits and until when it is tried again (the insurer unreachable).
+        "hold": {"reason": f.get("hold_reason"), "until": f.get("hold_until")}
+        if deal.state == State.ON_HOLD and f.get("hold_reason")
+        else None,
         "created_at": f.get("created_at"),
         "updated_at": f.get("updated_at"),
     }

@@ -110,3 +110,18 @@ def test_a_large_disbursement_is_checked_through_the_api(app, api, approved):  #
     mine = api.get(approved).get_json()
     assert "checker" not in mine["loan"] and "officer" not in mine["loan"]
     assert "officer" not in mine["decision"]  # who approved stays with the bank
+
+
+def test_a_deal_on_hold_says_why_and_until_when(app, api):
+    from tests.conftest import make_application
+
+    workflow = app.extensions["xinbao"]
+    deal = workflow.submit(make_application()).deal
+    workflow.hold(deal.id)  # the insurer could not be asked
+    seen = api.get(deal.id).get_json()
+    assert seen["state"] == "on_hold"
+    assert seen["hold"]["reason"] == "INSURER_UNAVAILABLE" and seen["hold"]["until"]
+    workflow.clock.advance(seconds=workflow.settings.hold_retry_seconds + 1)
+    workflow.verify(deal.id)  # the insurer answers again
+    resumed = api.get(deal.id).get_json()
+    assert resumed["state"] != "on_hold" and resumed["hold"] is None
