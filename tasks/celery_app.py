@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
 from celery import Celery, Task
 from celery.app import trace
+from celery.signals import before_task_publish
 from flask import Flask
 
+from workflow.heartbeats import record_beat
 from workflow.settings import Settings
 
 
@@ -90,6 +93,20 @@ def quiet_sweep_logs() -> None:
             logger.addFilter(QuietSweeps())
 
 
+# The Redis client of the app this process built last (beat builds one): where beat's heartbeat
+# goes. One receiver per process, whatever the number of apps built (tests build many).
+_beat_redis: list[Any] = []
+
+
+def _beat_sent(sender: str | None = None, **_: object) -> None:
+    """Only beat sends the sweeps: each one sent is its heartbeat for the readiness check."""
+    if sender in QUIET_TASKS and _beat_redis:
+        try:
+            record_beat(_beat_redis[0], time.time())
+        except Exception:  # noqa: BLE001 - a heartbeat never stops a sweep being sent
+            logging.getLogger("xinbao.beat").warning("beat heartbeat not recorded")
+
+
 def celery_init_app(app: Flask) -> Celery:
     """Create the Celery app whose tasks run inside ``app``'s application context."""
 
@@ -103,6 +120,8 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     quiet_sweep_logs()
+    _beat_redis[:] = [app.extensions["redis"]] if "redis" in app.extensions else []
+    before_task_publish.connect(_beat_sent, weak=False, dispatch_uid="xinbao-beat-heartbeat")
     # Import for the side effect of registering the shared tasks with this app.
     import tasks.pipeline  # noqa: F401
 

@@ -12,6 +12,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from workflow import keys
 from workflow.gateway import InsurerUnavailable
+from workflow.heartbeats import record_worker
 from workflow.limit_usage import drain_usage
 from workflow.pipeline import Workflow
 from workflow.states import State
@@ -93,7 +94,10 @@ def route_deal(deal_id: str) -> str | None:
 @shared_task(name="xinbao.sweep_deadlines", **RETRY)
 def sweep_deadlines() -> int:
     """Beat: deals whose bank let the decision deadline pass go to the next bank."""
-    rerouted = workflow().expire_deadlines()
+    flow = workflow()
+    # The readiness check's proof that a worker takes tasks (beat sends this one every sweep).
+    record_worker(flow.store.redis, sweep_deadlines.request.hostname or "worker", time.time())
+    rerouted = flow.expire_deadlines()
     for deal_id in rerouted:
         log.info("bank deadline missed, re-routing", extra={"deal_id": deal_id})
         route_deal.delay(deal_id)

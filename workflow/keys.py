@@ -297,3 +297,13 @@ def insurer_outbox() -> str:
     """List of the buyer-limit use changes not yet reported to the insurer, oldest first
     (JSON; written with each transition that changes a deal's principal outstanding)."""
     return f"{P}insurer-outbox"
+
+
+def worker_heartbeats() -> str:
+    """Sorted set: Celery worker hostname -> when it last ran beat's sweep (epoch seconds)."""
+    return f"{P}heartbeat:workers"
+
+
+def beat_heartbeat() -> str:
+    """When beat last sent a sweep (epoch seconds, as text)."""
+    return f"{P}heartbeat:beat"

@@ -245,3 +245,15 @@ def test_same_invoice_submitted_concurrently_makes_one_deal(stack):
     with ThreadPoolExecutor(max_workers=12) as pool:
         codes = list(pool.map(post, range(12)))
     assert sorted(codes) == [202] + [409] * 11
+
+
+def test_readiness_hears_the_real_worker_and_beat(stack):
+    """/readyz turns ready once the real worker has run a sweep the real beat sent."""
+
+    def ready():
+        answer = requests.get(f"{stack['base']}/readyz", timeout=5)
+        return answer.json() if answer.status_code == 200 else None
+
+    body = wait_until(ready, 30, interval=0.2, what="/readyz to answer ready")
+    assert body["redis"] == body["broker"] == body["workers"] == body["beat"] == "ok"
+    assert body["worker_hosts"]

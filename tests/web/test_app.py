@@ -206,3 +206,32 @@ def test_a_broker_failure_after_a_decline_leaves_the_deal_routing(
     assert DealStore(fake_redis).get(deal["id"]).state == State.ROUTING
     clock.advance(seconds=settings.stale_after_seconds + 1)
     assert app.extensions["xinbao"].stranded() == [(deal["id"], State.ROUTING)]
+
+
+def test_readyz_names_what_is_not_ready(client, fake_redis, monkeypatch):
+    import time
+
+    from workflow.heartbeats import record_beat, record_worker
+
+    rv = client.get("/readyz")  # nothing heard from workers or beat yet
+    assert rv.status_code == 503
+    body = rv.get_json()
+    assert body["status"] == "not ready" and body["redis"] == "ok" and body["broker"] == "ok"
+    assert body["workers"] != "ok" and body["beat"] == "never heard from"
+    now = time.time()
+    record_worker(fake_redis, "celery@w1", now)
+    record_beat(fake_redis, now)
+    rv = client.get("/readyz")
+    assert rv.status_code == 200, rv.get_json()
+    assert rv.get_json()["worker_hosts"] == ["celery@w1"]
+    record_beat(fake_redis, now - 3600)  # beat stopped an hour ago
+    record_worker(fake_redis, "celery@w1", now - 3600)  # and the only worker too
+    body = client.get("/readyz").get_json()
+    assert body["beat"].startswith("last sweep sent") and body["workers"] != "ok"
+
+    def down():
+        raise ConnectionError("redis went away")
+
+    monkeypatch.setattr(fake_redis, "ping", down)
+    rv = client.get("/readyz")
+    assert rv.status_code == 503 and rv.get_json()["redis"].startswith("unavailable")
