@@ -196,12 +196,9 @@ def _register(app: Flask, state: SimState) -> None:  # noqa: C901 - the routes, 
     def usage(policy_no: str, buyer_code: str) -> Any:
         """What a deal now uses of the buyer's limit (0: released); the room follows."""
         body = _body("dealId", "amount", "currency")
-        try:
-            amount = Decimal(str(body["amount"]))
-        except (InvalidOperation, ValueError):
-            abort(400, "amount must be a decimal string")
-        if not amount.is_finite() or amount < 0:
-            abort(400, "amount must be 0 or more")
+        amount = _dec(body["amount"], "amount")
+        if amount < 0:
+            abort(400, "amount: must be 0 or more")
         with state.lock:
             state.usage[(policy_no, buyer_code, str(body["dealId"]))] = amount
         return _job(state, "usage", {"dealId": body["dealId"], "amount": str(amount)})

@@ -196,7 +196,7 @@ class Placement(Steps):
         }
         now = self.clock()
         ops = Ops().zadd(
-            keys.approval_lapses(), epoch_seconds(self._lapse_at(bank_id, now)), deal.id
+            keys.approval_lapses(), epoch_seconds(self.approval_lapse_at(bank_id, now)), deal.id
         )
         return self._move(
             deal,
@@ -212,12 +212,6 @@ class Placement(Steps):
             },
             ops=ops,
         )
-
-    def _lapse_at(self, bank_id: str, now: datetime) -> datetime:
-        """When an approval given now by ``bank_id`` lapses if it is never disbursed."""
-        bank = self.reference.bank(bank_id)
-        days = (bank.approval_lapse_days if bank else None) or self.settings.approval_lapse_days
-        return now + timedelta(days=days)
 
     def _first_approval(
         self, deal: Deal, bank_id: str, officer: str, amount: Decimal, rate: Decimal

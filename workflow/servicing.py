@@ -252,10 +252,8 @@ class Servicing(Steps):
     def lapses_at(self, deal: Deal, bank_id: str) -> datetime:
         """When an approval given by ``bank_id`` lapses if it is not paid out: the time a
         disbursement awaiting a check must be confirmed by."""
-        bank = self.reference.bank(bank_id)
-        days = (bank.approval_lapse_days if bank else None) or self.settings.approval_lapse_days
         approved_at = deal.fields.get("approved_at") or deal.fields["updated_at"]
-        return datetime.fromisoformat(approved_at) + timedelta(days=days)
+        return self.approval_lapse_at(bank_id, datetime.fromisoformat(approved_at))
 
     # --- repayment ---------------------------------------------------------------------------
 

@@ -62,6 +62,13 @@ class Steps:
         """Today's business date (Asia/Shanghai)."""
         return business_date(self.clock())
 
+    def approval_lapse_at(self, bank_id: str, given_at: datetime) -> datetime:
+        """When an approval ``bank_id`` gave at ``given_at`` lapses if it is never paid out
+        (the bank's own ``approval_lapse_days``, else the system's)."""
+        bank = self.reference.bank(bank_id)
+        days = (bank.approval_lapse_days if bank else None) or self.settings.approval_lapse_days
+        return given_at + timedelta(days=days)
+
     def _held_by(self, deal_id: str, bank_id: str) -> Deal:
         """The deal if ``bank_id`` holds it (pending its decision, or approved by it and on)."""
         deal = self.store.get(deal_id)
