@@ -266,3 +266,31 @@ class InsurerSim:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+@contextmanager
+def watching_limit(client: Any, exposure: str) -> Iterator[list[tuple[int, int]]]:
+    """Sample a buyer exposure's reserved total and the sum of its holdings, read in one MULTI
+    (one consistent moment), over and over until the block ends; yields the samples."""
+    import threading
+
+    from workflow import keys
+
+    stop = threading.Event()
+    samples: list[tuple[int, int]] = []
+
+    def watch() -> None:
+        while not stop.is_set():
+            pipe = client.pipeline(transaction=True)
+            pipe.get(keys.exposure_reserved_total(exposure))
+            pipe.hvals(keys.exposure_reservations(exposure))
+            total, held = pipe.execute()
+            samples.append((int(total or 0), sum(int(c) for c in held)))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        watcher.join()

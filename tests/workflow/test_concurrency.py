@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 
 from tests.conftest import DE_EXPOSURE, HAIXIN, make_application
+from tests.support import watching_limit
 from workflow import keys
 from workflow.pipeline import DuplicateReceivable
 from workflow.reference import Declaration, ReferenceData, store_reference
@@ -53,30 +54,13 @@ def test_buyer_limit_is_never_over_committed(real_redis, make_workflow):
     fits = int(Decimal("500000.00") // amount)  # 16
     assert fits == 16
 
-    stop = threading.Event()
-    samples: list[tuple[int, int]] = []
-
-    def watch() -> None:
-        # Read the total and the reservations in one MULTI so they are one consistent moment.
-        while not stop.is_set():
-            pipe = real_redis.pipeline(transaction=True)
-            pipe.get(keys.exposure_reserved_total(DE_EXPOSURE))
-            pipe.hvals(keys.exposure_reservations(DE_EXPOSURE))
-            total, held = pipe.execute()
-            samples.append((int(total or 0), sum(int(c) for c in held)))
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
 
     def submit_and_verify(i: int):
         app = make_application(number=numbers[i], amount=str(amount), requested_amount="20000.00")
         return wf.verify(wf.submit(app).deal.id)
 
-    try:
+    with watching_limit(real_redis, DE_EXPOSURE) as samples:
         deals = run_together(40, submit_and_verify)
-    finally:
-        stop.set()
-        watcher.join()
 
     errors = [d for d in deals if isinstance(d, Exception)]
     assert errors == []

@@ -21,6 +21,7 @@ from tests.recompute import (
     loan_problems,
     read_deals,
 )
+from tests.support import watching_limit
 from tests.workflow.test_concurrency import run_together
 from tests.workflow.test_servicing import bank_terms
 from workflow import keys
@@ -143,25 +144,8 @@ def test_disbursements_repayments_and_new_deals_racing_on_one_limit(wide_redis, 
                 finished[0] += 1
                 progress.notify_all()
 
-    stop = threading.Event()
-    samples: list[tuple[int, int]] = []
-
-    def watch() -> None:
-        # The total and the holdings read in one MULTI: one consistent moment.
-        while not stop.is_set():
-            pipe = real_redis.pipeline(transaction=True)
-            pipe.get(keys.exposure_reserved_total(DE_EXPOSURE))
-            pipe.hvals(keys.exposure_reservations(DE_EXPOSURE))
-            total, held = pipe.execute()
-            samples.append((int(total or 0), sum(int(c) for c in held)))
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
+    with watching_limit(real_redis, DE_EXPOSURE) as samples:
         results = run_together(len(jobs), act)
-    finally:
-        stop.set()
-        watcher.join()
 
     failures = [(jobs[i][0], r) for i, r in enumerate(results) if isinstance(r, Exception)]
     assert failures == []
