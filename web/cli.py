@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +10,7 @@ import click
 import redis
 from flask.cli import with_appcontext
 
+from web.cli_support import FILE, fail
 from workflow import keys, tokens, user_files, users
 from workflow.demo import expand_relative_dates_json
 from workflow.identifiers import printable, uscc_problem
@@ -84,7 +84,6 @@ def load_note(sections: set[str]) -> str:
 
 # A directory or an unreadable file gets the same "not loaded" report as any bad file; only
 # a path that does not exist is a usage error.
-_FILE = click.Path(exists=True, readable=False, path_type=Path)
 _ALLOW_DEMO = click.option(
     "--allow-demo-tokens",
     is_flag=True,
@@ -94,7 +93,7 @@ _ALLOW_DEMO = click.option(
 
 
 @click.command("load")
-@click.argument("file", type=_FILE)
+@click.argument("file", type=FILE)
 @_ALLOW_DEMO
 @with_appcontext
 def load_command(file: Path, allow_demo_tokens: bool) -> None:
@@ -119,7 +118,7 @@ def main() -> None:
     except SettingsError as exc:
         # Checked before any command runs: a mistyped XINBAO_ENV must not load demo tokens
         # into what the operator believes is production.
-        _fail(str(exc))
+        fail(str(exc))
 
 
 _REDIS_URL = click.option(
@@ -132,7 +131,7 @@ def _client(redis_url: str | None) -> redis.Redis:
 
 
 @main.command("load")
-@click.argument("file", type=_FILE)
+@click.argument("file", type=FILE)
 @_REDIS_URL
 @_ALLOW_DEMO
 def load(file: Path, redis_url: str | None, allow_demo_tokens: bool) -> None:
@@ -156,16 +155,11 @@ def token() -> None:
     """Issue, revoke and list API tokens (Redis keeps only their SHA-256)."""
 
 
-def _fail(message: str) -> None:
-    click.echo(f"error: {printable(message)}", err=True)
-    sys.exit(1)
-
-
 def _read_stdin_token() -> str:
     # One line; the trailing newline of `echo` or a here-string is not part of the token.
     value = sys.stdin.readline().strip()
     if not value:
-        _fail("no token on stdin")
+        fail("no token on stdin")
     return value
 
 
@@ -184,29 +178,29 @@ def token_add(
 ) -> None:
     """Issue a token for one exporter or one bank; a generated token is printed only once."""
     if (uscc is None) == (bank_id is None):
-        _fail("give exactly one of --exporter USCC or --bank BANK_ID")
+        fail("give exactly one of --exporter USCC or --bank BANK_ID")
     client = _client(redis_url)
     if uscc is not None:
         problem = uscc_problem(uscc)
         if problem:
-            _fail(f"--exporter: {problem}")
+            fail(f"--exporter: {problem}")
         if not client.exists(keys.exporter(uscc)):
-            _fail(f"no exporter {uscc} in the reference data; load it first")
+            fail(f"no exporter {uscc} in the reference data; load it first")
         principal = tokens.Principal(tokens.EXPORTER, uscc)
     else:
         assert bank_id is not None
         if not tokens.BANK_ID_RE.fullmatch(bank_id):
-            _fail("--bank: use A-Z, 0-9, _ . -")
+            fail("--bank: use A-Z, 0-9, _ . -")
         if not client.exists(keys.bank(bank_id)):
-            _fail(f"no bank {bank_id} in the reference data; load it first")
+            fail(f"no bank {bank_id} in the reference data; load it first")
         principal = tokens.Principal(tokens.BANK, bank_id)
     value = _read_stdin_token() if from_stdin else tokens.new_token()
     if from_stdin and load_settings().production and tokens.is_demo_token(value):
-        _fail("a demo token is public; XINBAO_ENV=production refuses it")
+        fail("a demo token is public; XINBAO_ENV=production refuses it")
     try:
         entry = tokens.add_token(client, value, principal, source="cli")
     except tokens.TokenError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(
         f"added token {entry.prefix} for {entry.role} {entry.subject}"
         + ("" if from_stdin else "; it is shown only this once:"),
@@ -226,20 +220,20 @@ def token_revoke(prefix: str | None, from_stdin: bool, redis_url: str | None) ->
     The API answers 401 to it from the next request on.
     """
     if (prefix is None) == (not from_stdin):
-        _fail("give a digest PREFIX or --stdin")
+        fail("give a digest PREFIX or --stdin")
     client = _client(redis_url)
     try:
         if from_stdin:
             value = _read_stdin_token()
             if tokens.token_problem(value):
-                _fail("that is not a token Xinbao could have issued")
+                fail("that is not a token Xinbao could have issued")
             digest = tokens.token_digest(value)
         else:
             assert prefix is not None
             digest = tokens.find_digest(client, prefix)
         principal = tokens.revoke_digest(client, digest)
     except tokens.TokenError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(
         f"revoked token {digest[: tokens.PREFIX_SHOWN]} of {principal.role} {principal.subject}"
     )
@@ -287,16 +281,16 @@ def _read_password(from_stdin: bool) -> str:
         )
     problem = users.password_problem(password)
     if problem:
-        _fail(f"password: {problem}")
+        fail(f"password: {problem}")
     if load_settings().production and password == users.DEMO_PASSWORD:
-        _fail("password: the demo password is public; XINBAO_ENV=production refuses it")
+        fail("password: the demo password is public; XINBAO_ENV=production refuses it")
     return password
 
 
 def _username(raw: str) -> str:
     name = users.normalize_username(raw)
     if name is None:
-        _fail(f"USERNAME: {users.USERNAME_HELP}")
+        fail(f"USERNAME: {users.USERNAME_HELP}")
     assert name is not None
     return name
 
@@ -320,29 +314,29 @@ def user_add(
     (--exporter). The password is asked twice (or read from stdin), never an argument."""
     name = _username(username)
     if (uscc is None) == (bank_id is None):
-        _fail("give exactly one of --bank BANK_ID or --exporter USCC")
+        fail("give exactly one of --bank BANK_ID or --exporter USCC")
     if checker and bank_id is None:
-        _fail("--checker: only an officer of a bank can be a checker")
+        fail("--checker: only an officer of a bank can be a checker")
     store = _user_store(redis_url)
     if uscc is not None:
         problem = uscc_problem(uscc)
         if problem:
-            _fail(f"--exporter: {problem}")
+            fail(f"--exporter: {problem}")
         if not store.redis.exists(keys.exporter(uscc)):
-            _fail(f"--exporter: no exporter {uscc} in the reference data; load it first")
+            fail(f"--exporter: no exporter {uscc} in the reference data; load it first")
     else:
         assert bank_id is not None
         if not tokens.BANK_ID_RE.fullmatch(bank_id):
-            _fail("--bank: use A-Z, 0-9, _ . -")
+            fail("--bank: use A-Z, 0-9, _ . -")
         if not store.redis.exists(keys.bank(bank_id)):
-            _fail(f"--bank: no bank {bank_id} in the reference data; load it first")
+            fail(f"--bank: no bank {bank_id} in the reference data; load it first")
     if store.get(name) is not None:
-        _fail(f"USERNAME: {name} already exists")
+        fail(f"USERNAME: {name} already exists")
     password = _read_password(password_stdin)
     try:
         added = store.add(users.UserSpec(name, bank_id, uscc, checker), password)
     except users.UserError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     role = added.role + (" + checker" if added.checker else "")
     click.echo(f"added {role} {added.username} of {added.subject}")
 
@@ -382,7 +376,7 @@ def _user_change(action: str, username: str, redis_url: str | None) -> None:
         else:
             store.unlock(name)
     except users.UserError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"{action}d {name}" if action != "unlock" else f"unlocked {name}")
 
 
@@ -419,11 +413,11 @@ def user_passwd(username: str, password_stdin: bool, redis_url: str | None) -> N
     store = _user_store(redis_url)
     name = _username(username)
     if store.get(name) is None:
-        _fail(f"USERNAME: no user {name}")
+        fail(f"USERNAME: no user {name}")
     try:
         store.set_password(name, _read_password(password_stdin))
     except users.UserError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"password of {name} changed")
 
 
@@ -436,76 +430,6 @@ def user_hash(password_stdin: bool) -> None:
     click.echo(PasswordHasher().hash(_read_password(password_stdin)))
 
 
-# The insurer simulator's API key when none is given: a development stack's, never a secret.
-SIM_DEV_API_KEY = "sim-dev-api-key"
-
-
-@main.command("insurer-sim")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5100, show_default=True, type=int)
-@click.option(
-    "--data",
-    type=_FILE,
-    default=str(Path(__file__).resolve().parent.parent / "data" / "demo.json"),
-    help="The insurer's book, in the reference-data JSON format (default data/demo.json).",
-)
-@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), help="Day relative dates count from.")
-@click.option(
-    "--api-key",
-    "api_keys",
-    multiple=True,
-    envvar="XINBAO_SIM_API_KEYS",
-    help="An API key the simulator accepts (repeatable; default the development key).",
-)
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fault dice.")
-@click.option("--faults", envvar="XINBAO_SIM_FAULTS", help="Faults in force, as JSON.")
-@click.option("--callback-url", envvar="XINBAO_SIM_CALLBACK_URL", help="Webhook for jobs.")
-@click.option("--callback-secret", envvar="XINBAO_SIM_CALLBACK_SECRET", default="")
-@click.option("--job-delay", default=0.0, type=float, help="Seconds a job stays pending.")
-@click.option("--claim-review", default=0.0, type=float, help="Seconds a claim stays pending.")
-def insurer_sim(
-    host: str,
-    port: int,
-    data: Path,
-    today: datetime | None,
-    api_keys: tuple[str, ...],
-    seed: int,
-    faults: str | None,
-    callback_url: str | None,
-    callback_secret: str,
-    job_delay: float,
-    claim_review: float,
-) -> None:
-    """Run the insurer simulator (its own app, port and data) until interrupted."""
-    from werkzeug.serving import make_server
-
-    from insurer_sim import create_sim_app, load_book
-    from insurer_sim.faults import FaultError, parse_faults_json
-
-    day = today.date() if today else datetime.now(UTC).date()
-    try:
-        book = load_book(data, day)
-    except ReferenceFileError as exc:
-        _fail(f"{click.format_filename(data)}: " + "; ".join(exc.problems))
-    try:
-        app = create_sim_app(
-            book,
-            api_keys=list(api_keys) or [SIM_DEV_API_KEY],
-            seed=seed,
-            faults=parse_faults_json(faults),
-            callback_url=callback_url,
-            callback_secret=callback_secret,
-            job_delay_s=job_delay,
-            claim_review_s=claim_review,
-        )
-    except FaultError as exc:
-        _fail(f"--faults: {exc}")
-    server = make_server(host, port, app, threaded=True)
-    click.echo(f"insurer simulator on http://{host}:{server.port} ({len(book.policies)} policies)")
-    with contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever()
-
-
 # Feed imports live in their own modules, registered here.
 from web.customs_cli import customs  # noqa: E402
 
@@ -514,6 +438,10 @@ main.add_command(customs)
 from web.whitelist_cli import whitelist  # noqa: E402
 
 main.add_command(whitelist)
+
+from web.insurer_sim_cli import insurer_sim  # noqa: E402
+
+main.add_command(insurer_sim)
 
 if __name__ == "__main__":
     main()

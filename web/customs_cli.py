@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import redis
 
+from web.cli_support import fail
 from workflow.identifiers import printable
 from workflow.reference.customs import parse_customs_csv, store_customs
 from workflow.reference.tabular import TabularError
@@ -45,18 +46,18 @@ def customs_import(file: Path, replace: bool, redis_url: str | None) -> None:
     try:
         parsed = parse_customs_csv(file.read_bytes())
     except OSError as exc:
-        _fail(f"{name}: not imported, cannot read the file: {exc.strerror or exc}")
+        fail(f"{name}: not imported, cannot read the file: {exc.strerror or exc}")
     except TabularError as exc:
-        _fail(f"{name}: not imported, {exc}")
+        fail(f"{name}: not imported, {exc}")
     for line, problem in parsed.rejected[:MAX_LISTED]:
         click.echo(f"{name}:{line}: {printable(problem)}", err=True)
     if len(parsed.rejected) > MAX_LISTED:
         click.echo(f"... and {len(parsed.rejected) - MAX_LISTED} more bad rows", err=True)
     if replace and parsed.rejected:
         # Replacing with a file minus its bad rows would drop their records from the feed.
-        _fail(f"{name}: not imported, --replace needs every row good ({len(parsed.rejected)} bad)")
+        fail(f"{name}: not imported, --replace needs every row good ({len(parsed.rejected)} bad)")
     if not parsed.records and not replace:
-        _fail(f"{name}: nothing imported, no good rows")
+        fail(f"{name}: nothing imported, no good rows")
     client = redis.Redis.from_url(redis_url or load_settings().redis_url, decode_responses=True)
     done = store_customs(
         client, parsed.records, replace=replace, source=f"file:{printable(file.name)}"
@@ -74,6 +75,3 @@ def customs_import(file: Path, replace: bool, redis_url: str | None) -> None:
         sys.exit(1)
 
 
-def _fail(message: str) -> None:
-    click.echo(f"error: {printable(message)}", err=True)
-    sys.exit(1)

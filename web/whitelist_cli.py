@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import redis
 
+from web.cli_support import fail
 from workflow.identifiers import printable
 from workflow.reference import whitelist_file, whitelist_import
 from workflow.settings import load_settings
@@ -28,11 +29,6 @@ _REDIS_URL = click.option(
 
 def _client(redis_url: str | None) -> redis.Redis:
     return redis.Redis.from_url(redis_url or load_settings().redis_url, decode_responses=True)
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {printable(message)}", err=True)
-    sys.exit(1)
 
 
 # Rejected rows and added/removed members shown; --rejected-out writes every rejected row.
@@ -121,12 +117,12 @@ def whitelist_import_command(
     )
     problems = whitelist_import.spec_problems(spec)
     if problems:
-        _fail("; ".join(problems))
+        fail("; ".join(problems))
     name = click.format_filename(file)
     try:
         members = _read_members(file, encoding)
     except whitelist_file.WhitelistFileError as exc:
-        _fail(f"{name}: not imported: {exc}")
+        fail(f"{name}: not imported: {exc}")
     read_as = members.kind.upper() + (f", {members.encoding}" if members.encoding else "")
     click.echo(
         f"{name} ({read_as}): {members.rows:,} data rows after the header on line"
@@ -143,9 +139,9 @@ def whitelist_import_command(
         try:
             _write_rejected(rejected_out, members.rejected)
         except OSError as exc:
-            _fail(f"--rejected-out: cannot write {rejected_out}: {exc.strerror or exc}")
+            fail(f"--rejected-out: cannot write {rejected_out}: {exc.strerror or exc}")
     if not members.members:
-        _fail(f"{name}: not imported: no valid members")
+        fail(f"{name}: not imported: no valid members")
     client = _client(redis_url)
     title = f"programme {programme} ({spec.region}, {spec.valid_from} to {spec.valid_to})"
     try:
@@ -165,7 +161,7 @@ def whitelist_import_command(
             rejected=len(members.rejected),
         )
     except whitelist_import.WhitelistImportError as exc:
-        _fail(f"{name}: not imported: {exc}")
+        fail(f"{name}: not imported: {exc}")
     click.echo(f"{title}: version {done.version} imported, {done.members:,} members")
     _echo_change(done.change)
 
