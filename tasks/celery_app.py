@@ -12,6 +12,7 @@ from celery.app import trace
 from celery.signals import before_task_publish
 from flask import Flask
 
+from tasks.stall_guard import StallGuard
 from workflow.heartbeats import record_beat
 from workflow.settings import Settings
 
@@ -39,6 +40,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # A step that hangs (e.g. on a stuck insurer call) is stopped; the sweeper retries it.
         "task_soft_time_limit": 120,
         "task_time_limit": 180,
+        # tasks/stall_guard.py: a consumer idle for this many checks while tasks wait reconnects.
+        "xinbao_stall_check_seconds": settings.stall_check_seconds,
+        "xinbao_stall_checks": 3,
         "beat_schedule": {
             # A sweep stuck behind a backlog is dropped: the next one does the same work.
             name: {"task": task, "schedule": sweep, "options": {"expires": sweep.total_seconds()}}
@@ -117,6 +121,7 @@ def celery_init_app(app: Flask) -> Celery:
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(app.config["CELERY"])
+    celery_app.steps["consumer"].add(StallGuard)
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     quiet_sweep_logs()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ import redis
 from flask.cli import with_appcontext
 
 from web.cli_support import FILE, fail
+from web.health import CHECKS, readiness
 from workflow import keys, tokens, user_files, users
 from workflow.demo import expand_relative_dates_json
 from workflow.identifiers import printable, uscc_problem
@@ -148,6 +150,25 @@ def load(file: Path, redis_url: str | None, allow_demo_tokens: bool) -> None:
         production=settings.production,
         allow_demo=allow_demo_tokens,
     )
+
+
+@main.command("health")
+@_REDIS_URL
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    type=click.Choice(CHECKS),
+    help="Check only this (repeatable): redis, broker, workers, beat. Default: all.",
+)
+def health_command(redis_url: str | None, only: tuple[str, ...]) -> None:
+    """Say whether the stack is ready, as GET /readyz does, and exit 1 when it is not
+    (docker-compose's health check of beat runs `xinbao health --only beat`)."""
+    settings = load_settings()
+    body = readiness(_client(redis_url), settings, settings.broker_url, only or CHECKS)
+    click.echo(json.dumps(body, ensure_ascii=False))
+    if body["status"] != "ready":
+        sys.exit(1)
 
 
 @main.group("token")

@@ -127,6 +127,9 @@ class Settings:
     # amount (a share of the declared amount) before it is TRADE_DOCUMENTS_MISMATCH.
     customs_check: str = "auto"
     customs_tolerance: Decimal = Decimal("0.05")
+    # How often a worker checks that its consumer still takes tasks while some wait (it is
+    # reconnected after three checks in a row found it idle: tasks/stall_guard.py).
+    stall_check_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         _environment(self.env)
@@ -195,6 +198,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             **_insurer_settings(),
             customs_check=_customs_check(os.environ.get("XINBAO_CUSTOMS_CHECK")),
             customs_tolerance=_tolerance("XINBAO_CUSTOMS_TOLERANCE", Decimal("0.05")),
+            stall_check_seconds=_float("XINBAO_STALL_CHECK_SECONDS", 10.0),
         )
     finally:
         if env is not None:
