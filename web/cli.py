@@ -15,6 +15,7 @@ from workflow import keys, tokens, user_files, users
 from workflow.demo import expand_relative_dates_json
 from workflow.identifiers import printable, uscc_problem
 from workflow.logs import configure_logging
+from workflow.redis_client import connect
 from workflow.reference import (
     ReferenceData,
     ReferenceFileError,
@@ -127,7 +128,8 @@ _REDIS_URL = click.option(
 
 
 def _client(redis_url: str | None) -> redis.Redis:
-    return redis.Redis.from_url(redis_url or load_settings().redis_url, decode_responses=True)
+    # With REDIS_SENTINELS set the URL gives the database only; the sentinels name the primary.
+    return connect(load_settings(), redis_url, socket_timeout=None)
 
 
 @main.command("load")

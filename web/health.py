@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, has_app_context, jsonify
 from kombu import Connection
 
+from tasks.celery_app import sentinel_transport_options
 from workflow.heartbeats import beat_age, live_workers
+from workflow.settings import load_settings
 
 health = Blueprint("health", __name__)
 # A worker or beat not heard from in this many sweep intervals is taken for gone.
@@ -56,8 +58,13 @@ def readyz():
 def _broker(url: str) -> str:
     if not url or url.startswith("memory://"):
         return "ok"  # in-process (tests): nothing to reach
+    # A sentinel:// broker needs the primary's name the workers use (tasks/celery_app.py).
+    settings = current_app.extensions["xinbao_settings"] if has_app_context() else load_settings()
+    options = sentinel_transport_options(settings) if url.startswith("sentinel://") else {}
     try:
-        with Connection(url, connect_timeout=BROKER_TIMEOUT_SECONDS) as conn:
+        with Connection(
+            url, connect_timeout=BROKER_TIMEOUT_SECONDS, transport_options=options
+        ) as conn:
             conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_SECONDS)
         return "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means the broker cannot be reached
