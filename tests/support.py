@@ -261,9 +261,9 @@ class Processes:
         self.running[name] = proc
         return proc
 
-    def web(self, port: int) -> subprocess.Popen:
-        return self.start("web", [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}",
-                                  "--workers", "2", "web:create_app()"])
+    def web(self, port: int, name: str = "web", workers: int = 2) -> subprocess.Popen:
+        return self.start(name, [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}",
+                                 "--workers", str(workers), "web:create_app()"])
 
     def worker(self, name: str = "worker", concurrency: int = 2,
                loglevel: str = "INFO") -> subprocess.Popen:
