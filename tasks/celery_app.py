@@ -30,6 +30,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": {
             # Above the longest retry countdown, so Redis never redelivers a task still waiting.
             "visibility_timeout": settings.visibility_timeout_seconds,
+            **sentinel_transport_options(settings),
         },
         "broker_connection_retry_on_startup": True,
         "task_serializer": "json",
@@ -55,6 +56,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             )
         },
     }
+
+
+def sentinel_transport_options(settings: Settings) -> dict[str, Any]:
+    """kombu's options for a ``sentinel://`` broker: the primary's name and how to log in to
+    the sentinels; none without sentinels."""
+    if not settings.broker_url.startswith("sentinel://"):
+        return {}
+    options: dict[str, Any] = {"master_name": settings.redis_sentinel_master}
+    if settings.redis_sentinel_password:
+        options["sentinel_kwargs"] = {"password": settings.redis_sentinel_password}
+    return options
 
 
 # Beat sends these every few seconds; their tasks log themselves when they act, so Celery's

@@ -6,15 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import redis
 from flask import Flask
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from tasks.celery_app import celery_config, celery_init_app
 from workflow.insurer_http import build_insurer
 from workflow.logs import configure_logging
 from workflow.pipeline import Workflow
+from workflow.redis_client import connect
 from workflow.reference import ReferenceRepository
 from workflow.settings import Settings, SettingsError, load_settings
 from workflow.store import DealStore
@@ -60,16 +58,8 @@ def create_app(
         WTF_CSRF_TIME_LIMIT=None,
     )
     app.config.from_prefixed_env("XINBAO_FLASK")
-    client = redis_client or redis.Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        health_check_interval=30,
-        socket_connect_timeout=2,
-        socket_timeout=10,
-        # A short retry: while Redis is down a request gets its 503 within about a second
-        # instead of holding a web worker for several.
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
-    )
+    # REDIS_URL, or the primary REDIS_SENTINELS name (workflow/redis_client.py).
+    client = redis_client or connect(settings)
     app.extensions["redis"] = client
     app.extensions["xinbao"] = build_workflow(client, settings)
     app.extensions["xinbao_settings"] = settings

@@ -17,6 +17,7 @@ from workflow import keys, tokens, user_files, users
 from workflow.demo import expand_relative_dates_json
 from workflow.identifiers import printable, uscc_problem
 from workflow.logs import configure_logging
+from workflow.redis_client import connect
 from workflow.reference import (
     ReferenceData,
     ReferenceFileError,
@@ -129,7 +130,8 @@ _REDIS_URL = click.option(
 
 
 def _client(redis_url: str | None) -> redis.Redis:
-    return redis.Redis.from_url(redis_url or load_settings().redis_url, decode_responses=True)
+    # With REDIS_SENTINELS set the URL gives the database only; the sentinels name the primary.
+    return connect(load_settings(), redis_url, socket_timeout=None)
 
 
 @main.command("load")
@@ -165,7 +167,9 @@ def health_command(redis_url: str | None, only: tuple[str, ...]) -> None:
     """Say whether the stack is ready, as GET /readyz does, and exit 1 when it is not
     (docker-compose's health check of beat runs `xinbao health --only beat`)."""
     settings = load_settings()
-    body = readiness(_client(redis_url), settings, settings.broker_url, only or CHECKS)
+    # A health check must answer, not wait on a Redis that does not.
+    client = connect(settings, redis_url, socket_timeout=5, socket_connect_timeout=3)
+    body = readiness(client, settings, settings.broker_url, only or CHECKS)
     click.echo(json.dumps(body, ensure_ascii=False))
     if body["status"] != "ready":
         sys.exit(1)

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify
 from kombu import Connection
 
+from tasks.celery_app import sentinel_transport_options
 from workflow.heartbeats import beat_age, live_workers
 from workflow.settings import Settings
 
@@ -63,17 +64,21 @@ def readiness(
         checks.update(redis=f"unavailable: {exc}", workers="unknown", beat="unknown")
         workers = []
     if "broker" in only:
-        checks["broker"] = _broker(broker_url)
+        checks["broker"] = _broker(broker_url, settings)
     checks = {name: checks[name] for name in only}
     ready = all(value == "ok" for value in checks.values())
     return {"status": "ready" if ready else "not ready", **checks, "worker_hosts": workers}
 
 
-def _broker(url: str) -> str:
+def _broker(url: str, settings: Settings) -> str:
     if not url or url.startswith("memory://"):
         return "ok"  # in-process (tests): nothing to reach
+    # A sentinel:// broker needs the primary's name the workers use (tasks/celery_app.py).
+    options = sentinel_transport_options(settings) if url.startswith("sentinel://") else {}
     try:
-        with Connection(url, connect_timeout=BROKER_TIMEOUT_SECONDS) as conn:
+        with Connection(
+            url, connect_timeout=BROKER_TIMEOUT_SECONDS, transport_options=options
+        ) as conn:
             conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_SECONDS)
         return "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means the broker cannot be reached

@@ -220,6 +220,12 @@ def token(digest: str) -> str:
     return f"{P}token:{digest}"
 
 
+def replica_ack_probe() -> str:
+    """A counter each replica-acknowledged API write bumps, so the WAIT that follows on the
+    same connection covers every write the primary had taken by then (workflow/replication)."""
+    return f"{P}replica-ack-probe"
+
+
 # Registries of what the last load wrote, per section, so a reload can remove what its file no
 # longer names without scanning keys (banks() and whitelists() above serve banks and whitelists).
 def policies() -> str:

@@ -32,7 +32,14 @@ from pathlib import Path
 import redis
 import requests
 
-from tests.stress import bare_celery, bench_pages, bench_sweeps, bench_whitelist, dataset
+from tests.stress import (
+    bare_celery,
+    bench_pages,
+    bench_replica_ack,
+    bench_sweeps,
+    bench_whitelist,
+    dataset,
+)
 from tests.support import (
     BIN,
     ROOT,
@@ -275,6 +282,9 @@ def main() -> int:
                         help="open advances for the arrears sweep and the portfolio (0: skip)")
     parser.add_argument("--whitelist-members", type=int, default=bench_whitelist.MEMBERS,
                         help="members of the whitelist import, CSV and XLSX (0: skip)")
+    parser.add_argument("--replica-ack-deals", type=int, default=bench_replica_ack.SUBMISSIONS,
+                        help="submissions per mode, without and with XINBAO_REQUIRE_REPLICA_ACK "
+                        "against a primary and a replica (0: skip)")
     parser.add_argument("--appendfsync", choices=("always", "everysec"),
                         default=os.environ.get("APPENDFSYNC", "always"),
                         help="Redis AOF fsync policy (default $APPENDFSYNC, else always: the "
@@ -448,6 +458,10 @@ def main() -> int:
         # 9. a whitelist programme of 100,000 members imported from CSV and from XLSX
         if args.whitelist_members:
             bench_whitelist.run(args.whitelist_members, args.appendfsync, work)
+        # 10. what XINBAO_REQUIRE_REPLICA_ACK costs: submissions without and with WAIT 1
+        if args.replica_ack_deals:
+            bench_replica_ack.run(args.replica_ack_deals, bench_replica_ack.CONCURRENCY,
+                                  args.appendfsync, work)
 
     print(f"bench: deals_per_s={out['deals_per_s']:.1f} ratio_vs_bare={out['ratio_vs_bare']:.2f} "
           f"p99_ms={out['p99_ms']:.0f} api_ratio={out['api_ratio']:.2f} "

@@ -34,7 +34,8 @@ def test_cli_loads_the_demo_file(into_fake_redis, fake_redis):
     assert "loaded" in result.stdout
     assert COUNTS in result.stdout
     assert "6 tokens" in result.stdout
-    assert into_fake_redis == [("redis://example.invalid:6379/3", {"decode_responses": True})]
+    [(url, options)] = into_fake_redis  # through workflow.redis_client.connect
+    assert url == "redis://example.invalid:6379/3" and options["decode_responses"] is True
     reference = ReferenceRepository(fake_redis)
     assert reference.principal("demo-exporter-haixin-0001").subject == "91330200MA2AB1C2DJ"
     assert {b.bank_id for b in reference.banks()} == {"BOC-NB", "ICBC-NB", "CCB-NB"}
