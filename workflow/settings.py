@@ -127,6 +127,9 @@ class Settings:
     # amount (a share of the declared amount) before it is TRADE_DOCUMENTS_MISMATCH.
     customs_check: str = "auto"
     customs_tolerance: Decimal = Decimal("0.05")
+    # The bearer token Prometheus sends to /metrics ("" = open in development, and /metrics
+    # refused in production: operators' figures are nobody else's business).
+    metrics_token: str = ""
 
     def __post_init__(self) -> None:
         _environment(self.env)
@@ -195,6 +198,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             **_insurer_settings(),
             customs_check=_customs_check(os.environ.get("XINBAO_CUSTOMS_CHECK")),
             customs_tolerance=_tolerance("XINBAO_CUSTOMS_TOLERANCE", Decimal("0.05")),
+            metrics_token=(os.environ.get("XINBAO_METRICS_TOKEN") or "").strip(),
         )
     finally:
         if env is not None:
