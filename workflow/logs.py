@@ -117,3 +117,5 @@ def configure_logging(level: str | None = None) -> None:
     handler.addFilter(ContextFilter())
     root.addHandler(handler)
     root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO"))
+    # Python warnings (Celery's SecurityWarning, deprecations) as JSON lines too.
+    logging.captureWarnings(True)
