@@ -7,10 +7,12 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from celery.signals import (
     before_task_publish,
+    celeryd_after_setup,
     setup_logging,
     task_failure,
     task_postrun,
@@ -100,13 +102,33 @@ def _logging(loglevel: Any = None, **_: object) -> None:
     configure_logging(level or None)
 
 
+def _banner(instance: Any = None, **_: object) -> None:
+    """The worker's start-up banner as one JSON line instead of lines of ASCII art."""
+    if instance is None:
+        return
+    instance.quiet = True
+    try:
+        info = instance.startup_info(artlines=False)
+    except Exception:  # noqa: BLE001 - the banner is a courtesy
+        return
+    log.info("worker %s starting", instance.hostname, extra={"startup": info.strip()})
+
+
 def _worker_started(**_: object) -> None:
     """With XINBAO_WORKER_METRICS_PORT, the worker's main process serves its pool's metrics
     (for a worker on a host the web's scrape does not share a multiprocess directory with)."""
+    path = multiprocess_dir()
+    if path:
+        Path(path).mkdir(parents=True, exist_ok=True)
     port = os.environ.get("XINBAO_WORKER_METRICS_PORT")
     if not port:
         return
-    if not multiprocess_dir():
+    if path:
+        # A worker serving its own port owns its directory (one per worker host or container):
+        # files of a previous run would add to this one's.
+        for stale in Path(path).glob("*.db"):
+            stale.unlink(missing_ok=True)
+    else:
         log.warning(
             "XINBAO_WORKER_METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR: without it the pool's "
             "processes keep their metrics to themselves"
@@ -137,6 +159,7 @@ def connect_signals() -> None:
         (task_retry, _retried),
         (task_failure, _failed),
         (setup_logging, _logging),
+        (celeryd_after_setup, _banner),
         (worker_init, _worker_started),
         (worker_process_shutdown, _process_ended),
     ):

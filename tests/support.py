@@ -153,8 +153,9 @@ class Processes:
         return proc
 
     def web(self, port: int) -> subprocess.Popen:
-        return self.start("web", [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}",
-                                  "--workers", "2", "web:create_app()"])
+        return self.start("web", [str(BIN / "gunicorn"), "--config", "python:web.gunicorn_conf",
+                                  "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                                  "web:create_app()"])
 
     def worker(self, name: str = "worker", concurrency: int = 2,
                loglevel: str = "INFO") -> subprocess.Popen:

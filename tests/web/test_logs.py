@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import BIN, ROOT, wait_until
+from tests.support import BIN, ROOT, free_port, wait_until
 from tests.web.conftest import auth, deal_body
 from workflow.logs import JsonFormatter, configure_logging
 
@@ -24,7 +26,8 @@ from workflow.logs import JsonFormatter, configure_logging
 def lines() -> Iterator[io.StringIO]:
     """What the root logger's JSON handler (the one every entry point installs) writes."""
     configure_logging()
-    handler = next(h for h in logging.getLogger().handlers if isinstance(h.formatter, JsonFormatter))
+    root = logging.getLogger()
+    handler = next(h for h in root.handlers if isinstance(h.formatter, JsonFormatter))
     out = io.StringIO()
     previous = handler.setStream(out)
     level = logging.getLogger().level
@@ -92,13 +95,14 @@ def test_a_real_worker_logs_json_with_the_request_id(real_redis, redis_server_ur
     url = real_redis.connection_pool.connection_kwargs
     redis_url = f"redis://{url['host']}:{url['port']}/{url.get('db', 0)}"
     store_reference(real_redis, demo_reference)
+    metrics_port = free_port()
     env = {**os.environ, "REDIS_URL": redis_url, "LOG_LEVEL": "INFO",
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")}
-    (tmp_path / "prom").mkdir()
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
+           "XINBAO_WORKER_METRICS_PORT": str(metrics_port)}
     log_path = tmp_path / "worker.log"
     with open(log_path, "wb") as log:
         worker = subprocess.Popen(
-            [str(BIN / "celery"), "-A", "tasks.worker", "--quiet", "worker", "--loglevel",
+            [str(BIN / "celery"), "-A", "tasks.worker", "worker", "--loglevel",
              "INFO", "--concurrency", "1", "--without-gossip", "--without-mingle",
              "--hostname", "logs@%h"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -111,10 +115,13 @@ def test_a_real_worker_logs_json_with_the_request_id(real_redis, redis_server_ur
         assert rv.status_code == 202, rv.get_json()
         deal_id = rv.get_json()["id"]
         wait_until(lambda: _finished(log_path, "xinbao.drain_ready"), 60, what="the drain")
+        # The pool process's metrics, served by the worker's main process.
+        scraped = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(30)
-    entries = [json.loads(line) for line in log_path.read_text().splitlines() if not _celery_says(line)]
+    text = log_path.read_text().splitlines()
+    entries = [json.loads(line) for line in text if not _celery_says(line)]
     about = [e for e in entries if e.get("deal_id") == deal_id]
     assert about, entries
     for entry in about:
@@ -123,7 +130,14 @@ def test_a_real_worker_logs_json_with_the_request_id(real_redis, redis_server_ur
     # Celery's own line about the drain carries the id from the message headers.
     done = [e for e in entries if e["logger"] == "celery.app.trace"]
     assert done and all(e["request_id"] == "real-req-1" for e in done), done
-    assert list((tmp_path / "prom").glob("*.db")), "the pool process wrote its metrics"
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(scraped) for s in f.samples}
+    drains = ("xinbao_task_duration_seconds_count",
+              (("state", "SUCCESS"), ("task", "xinbao.drain_ready")))
+    assert samples[drains] >= 1
+    created = ("xinbao_transitions_total", (("from_state", "submitted"),
+                                            ("to_state", "verifying")))
+    assert samples[created] == 1
 
 
 def _celery_says(line: str) -> bool:

@@ -10,7 +10,6 @@ import textwrap
 from collections import defaultdict
 from typing import Any
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import ROOT
