@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import BIN, ROOT, free_port, wait_until
 from tests.web.conftest import auth, deal_body
-from workflow.logs import JsonFormatter, configure_logging
+from workflow.logs import JsonFormatter, bound, configure_logging
 
 
 @pytest.fixture
@@ -72,6 +72,22 @@ def test_a_request_id_reaches_the_tasks_it_causes(client, api, lines):
     assert all(e["deal_id"] == deal_id for e in routed)  # a deal's own task: every line
     assert any(e.get("to_state") == "pending_bank" for e in drained)
     assert any(e.get("to_state") == "pending_bank" for e in routed)
+
+
+def test_a_drain_logs_each_deal_with_the_request_that_submitted_it(app, lines):
+    from tasks.pipeline import drain_ready
+    from tests.conftest import make_application, make_invoice
+
+    flow = app.extensions["xinbao"]
+    submitted = {}
+    for request_id, number in (("req-one", "INV-HX-1001"), ("req-two", "INV-HX-1002")):
+        with bound(request_id=request_id):  # as the web binds it for a request
+            app_ = make_application(invoices=[make_invoice(number=number)])
+            submitted[flow.submit(app_).deal.id] = request_id
+    with app.app_context(), bound(request_id="req-drain"):
+        assert drain_ready.apply().get() == 2
+    moves = [e for e in parsed(lines) if e.get("to_state") == "pending_bank"]
+    assert {e["deal_id"]: e["request_id"] for e in moves} == submitted
 
 
 @pytest.mark.parametrize("sent", ["", "a b", "x" * 65, 'x"} {"level":"ERROR"', "ü"])
