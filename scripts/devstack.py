@@ -435,6 +435,8 @@ def _run(children: list[subprocess.Popen], lock_fd: int, stopping: Callable[[], 
     commands = {
         "web": [
             str(BIN / "gunicorn"),
+            "--config",
+            "python:web.gunicorn_conf",
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",

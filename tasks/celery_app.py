@@ -12,6 +12,7 @@ from celery.app import trace
 from celery.signals import before_task_publish
 from flask import Flask
 
+from tasks.observability import connect_signals
 from tasks.stall_guard import StallGuard
 from workflow.heartbeats import record_beat
 from workflow.settings import Settings
@@ -137,6 +138,7 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     quiet_sweep_logs()
+    connect_signals()
     _beat_redis[:] = [app.extensions["redis"]] if "redis" in app.extensions else []
     before_task_publish.connect(_beat_sent, weak=False, dispatch_uid="xinbao-beat-heartbeat")
     # Import for the side effect of registering the shared tasks with this app.

@@ -262,8 +262,9 @@ class Processes:
         return proc
 
     def web(self, port: int, name: str = "web", workers: int = 2) -> subprocess.Popen:
-        return self.start(name, [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}",
-                                 "--workers", str(workers), "web:create_app()"])
+        return self.start(name, [str(BIN / "gunicorn"), "--config", "python:web.gunicorn_conf",
+                                 "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+                                 "web:create_app()"])
 
     def worker(self, name: str = "worker", concurrency: int = 2,
                loglevel: str = "INFO") -> subprocess.Popen:

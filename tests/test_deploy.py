@@ -52,7 +52,10 @@ SOURCES = ("workflow", "web", "tasks", "insurer_sim")
 READ = re.compile(
     r'(?:environ\.get\(|_int\(|_float\(|_date\(|_tolerance\(|envvar=)"([A-Z][A-Z0-9_]+)"'
 )
-WSGI_ENVIRON = {"RAW_URI", "REQUEST_URI", "PATH_INFO"}  # a request's, not the process's
+# A request's WSGI environ (the simulator's routing, gunicorn's access lines), not settings.
+WSGI_ENVIRON = {
+    "RAW_URI", "REQUEST_URI", "PATH_INFO", "REMOTE_ADDR", "HTTP_USER_AGENT", "REQUEST_METHOD"
+}
 
 
 def env_example() -> set[str]:

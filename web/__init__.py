@@ -11,6 +11,7 @@ from flask import Flask
 from tasks.celery_app import celery_config, celery_init_app
 from workflow.insurer_http import build_insurer
 from workflow.logs import configure_logging
+from workflow.metrics import observe_transition
 from workflow.pipeline import Workflow
 from workflow.redis_client import connect
 from workflow.reference import ReferenceRepository
@@ -24,7 +25,8 @@ DEV_SECRET_KEY = "dev-only-not-secret"
 
 def build_workflow(client: Any, settings: Settings) -> Workflow:
     reference = ReferenceRepository(client)
-    return Workflow(DealStore(client), reference, build_insurer(settings, reference), settings)
+    store = DealStore(client, observers=(observe_transition,))
+    return Workflow(store, reference, build_insurer(settings, reference), settings)
 
 
 def create_app(
@@ -69,6 +71,7 @@ def create_app(
         session_idle_seconds=settings.session_idle_seconds,
     )
     celery_init_app(app)
+    register_request_ids(app)
     register_extensions(app)
     register_blueprints(app)
     register_security_headers(app)
@@ -77,6 +80,12 @@ def create_app(
 
     formatting.init_app(app)
     return app
+
+
+def register_request_ids(app: Flask) -> None:
+    from web.request_ids import init_app
+
+    init_app(app)
 
 
 def register_extensions(app: Flask) -> None:
@@ -97,16 +106,19 @@ def register_blueprints(app: Flask) -> None:
     from web.extensions import csrf
     from web.health import health
     from web.insurer_callbacks import insurer_callbacks
+    from web.metrics import metrics
     from web.portal import portal
 
     # The JSON API authenticates each request by bearer token, never by cookie, so a
     # cross-site form cannot act for anyone there: no CSRF token is needed (or sent).
     csrf.exempt(api)
     csrf.exempt(health)
+    csrf.exempt(metrics)
     csrf.exempt(insurer_callbacks)  # signed by the insurer (HMAC), never sent by a browser
     app.register_blueprint(api)
     app.register_blueprint(insurer_callbacks)
     app.register_blueprint(health)
+    app.register_blueprint(metrics)
     app.register_blueprint(auth)
     app.register_blueprint(desk)
     app.register_blueprint(portal)

@@ -122,6 +122,12 @@ def by_state(state: str) -> str:
     return f"{P}idx:state:{state}"
 
 
+def deals_ended() -> str:
+    """Hash: terminal state -> how many deals ever ended in it (kept by the store with each
+    transition; a terminal state is never left, so it is also how many are in it now)."""
+    return f"{P}stats:ended"
+
+
 def ready() -> str:
     """Deals just submitted, in order, for the workers' batch drain (a fast path: the
     stranded-deal sweep still owns any deal that falls out of it)."""

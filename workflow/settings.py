@@ -141,6 +141,9 @@ class Settings:
     # (WAIT 1 <ms>); else 503. Off by default: it costs a replication round trip per write.
     require_replica_ack: bool = False
     replica_ack_timeout_ms: int = 1000
+    # The bearer token Prometheus sends to /metrics ("" = open in development, and /metrics
+    # refused in production: operators' figures are nobody else's business).
+    metrics_token: str = ""
 
     def __post_init__(self) -> None:
         _environment(self.env)
@@ -251,6 +254,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             redis_sentinel_password=os.environ.get("REDIS_SENTINEL_PASSWORD") or "",
             require_replica_ack=_flag("XINBAO_REQUIRE_REPLICA_ACK"),
             replica_ack_timeout_ms=_int("XINBAO_REPLICA_ACK_TIMEOUT_MS", 1000),
+            metrics_token=(os.environ.get("XINBAO_METRICS_TOKEN") or "").strip(),
         )
     finally:
         if env is not None:

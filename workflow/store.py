@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -11,6 +13,10 @@ from typing import Any
 from workflow import keys
 from workflow.deal import DERIVED_FIELDS, Deal, encode_fields, iso, utcnow
 from workflow.states import TERMINAL, State, can_transition
+
+# Told of every committed transition: (the deal as read before, or None for a new one; the deal
+# after; the event appended). Metrics use it (workflow.metrics); it must not raise.
+Observer = Callable[["Deal | None", Deal, dict[str, Any]], None]
 
 
 class StoreError(Exception):
@@ -126,8 +132,9 @@ def epoch_seconds(moment: datetime) -> float:
 class DealStore:
     """Reads and atomically changes deals in Redis (a client with ``decode_responses=True``)."""
 
-    def __init__(self, redis: Any):
+    def __init__(self, redis: Any, observers: tuple[Observer, ...] = ()):
         self.redis = redis
+        self.observers = list(observers)
         lua = resources.files("workflow").joinpath("lua")
         self._transition = redis.register_script(lua.joinpath("transition.lua").read_text())
         self._index_entry = redis.register_script(lua.joinpath("index_entry.lua").read_text())
@@ -230,6 +237,7 @@ class DealStore:
             "state": State.SUBMITTED,
             "created_at": now,
             "updated_at": now,
+            "state_at": now,
         }
         return self._run(
             deal_id, "0", "", State.SUBMITTED, "submitted", changes, actor, [], ops, now
@@ -253,6 +261,8 @@ class DealStore:
             raise IllegalTransition(current, new_state)
         now = now or utcnow()
         all_changes = {**(changes or {}), "state": new_state, "updated_at": now}
+        if new_state != current:
+            all_changes["state_at"] = now
         return self._run(
             deal.id,
             str(deal.version),
@@ -303,6 +313,10 @@ class DealStore:
         ]
         for name, value in encoded.items():
             argv += [name, value]
+        if new_state in TERMINAL and new_state != expected_state:
+            # A copy: the caller's Ops may be used again after a conflict.
+            ops = Ops(list(ops.keys), list(ops.args), ops.count)
+            ops.hincr(keys.deals_ended(), str(new_state), 1)
         argv += [str(ops.count), *ops.args]
         all_keys = [keys.deal(deal_id), keys.events(deal_id), *ops.keys]
         result = self._transition(keys=all_keys, args=argv)
@@ -311,7 +325,13 @@ class DealStore:
             merged = dict(before.fields) if before else {}
             merged.update(encoded)
             merged["version"] = str(result[1])
-            return Deal(merged)
+            after = Deal(merged)
+            for observe in self.observers:
+                try:
+                    observe(before, after, event)
+                except Exception:  # noqa: BLE001 - a metric never undoes or fails a commit
+                    logging.getLogger("xinbao.store").exception("transition observer failed")
+            return after
         if outcome == "CONFLICT":
             raise VersionConflict(deal_id, int(result[1] or 0), result[2])
         if outcome == "LIMIT":

@@ -55,7 +55,8 @@ from workflow import keys
 PIPELINE_HOPS = 1
 WEB_WORKERS = 2
 WORKER_CONCURRENCY = 2
-GUNICORN = ["--workers", str(WEB_WORKERS), "--worker-class", "sync", "--log-level", "warning"]
+GUNICORN = ["--config", "python:web.gunicorn_conf", "--workers", str(WEB_WORKERS),
+            "--worker-class", "sync", "--log-level", "warning"]
 
 
 def gunicorn(procs: Processes, name: str, target: str, port: int) -> None:
