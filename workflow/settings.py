@@ -127,6 +127,15 @@ class Settings:
     # amount (a share of the declared amount) before it is TRADE_DOCUMENTS_MISMATCH.
     customs_check: str = "auto"
     customs_tolerance: Decimal = Decimal("0.05")
+    # Bank webhooks (README "Webhooks"): how often beat looks for new events to deliver; an
+    # event not delivered this long after it was queued is given up (dead); the first retry's
+    # wait, doubled each failure up to the longest wait; each POST's connect and read timeouts.
+    webhook_dispatch_seconds: float = 2.0
+    webhook_retry_hours: float = 24.0
+    webhook_backoff_seconds: float = 5.0
+    webhook_backoff_max_seconds: float = 3600.0
+    webhook_connect_timeout_seconds: float = 3.0
+    webhook_timeout_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         _environment(self.env)
@@ -168,6 +177,23 @@ def _insurer_settings() -> dict:
     }
 
 
+def _webhook_settings() -> dict:
+    values = {
+        "webhook_dispatch_seconds": _float("XINBAO_WEBHOOK_DISPATCH_SECONDS", 2.0),
+        "webhook_retry_hours": _float("XINBAO_WEBHOOK_RETRY_HOURS", 24.0),
+        "webhook_backoff_seconds": _float("XINBAO_WEBHOOK_BACKOFF_SECONDS", 5.0),
+        "webhook_backoff_max_seconds": _float("XINBAO_WEBHOOK_BACKOFF_MAX_SECONDS", 3600.0),
+        "webhook_connect_timeout_seconds": _float("XINBAO_WEBHOOK_CONNECT_TIMEOUT_SECONDS", 3.0),
+        "webhook_timeout_seconds": _float("XINBAO_WEBHOOK_TIMEOUT_SECONDS", 10.0),
+    }
+    for name, value in values.items():
+        # A zero or negative wait would spin; NaN would never compare.
+        if not value > 0 or value == float("inf"):
+            env_name = "XINBAO_" + name.upper()
+            raise SettingsError(f"{env_name}={value!r} is not a positive number")
+    return values
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Read settings from ``env`` (default: the process environment); SettingsError names a
     refused value."""
@@ -195,6 +221,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             **_insurer_settings(),
             customs_check=_customs_check(os.environ.get("XINBAO_CUSTOMS_CHECK")),
             customs_tolerance=_tolerance("XINBAO_CUSTOMS_TOLERANCE", Decimal("0.05")),
+            **_webhook_settings(),
         )
     finally:
         if env is not None:
