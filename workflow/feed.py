@@ -51,4 +51,3 @@ def read_bank_feed(
             )
         )
     return out
-

@@ -107,8 +107,9 @@ def http_post(url: str, headers: dict[str, str], body: bytes, config: DeliveryCo
         return PostResult(None, f"{type(exc).__name__}: {exc}"[:ERROR_TEXT])
 
 
-def backoff(failures: int, config: DeliveryConfig, rand: Callable[[], float] = random.random
-            ) -> float:
+def backoff(
+    failures: int, config: DeliveryConfig, rand: Callable[[], float] = random.random
+) -> float:
     """The wait after the ``failures``-th failure in a row: doubled each time up to the
     longest wait, then 50-100 % of it (jitter, so endpoints coming back are not hit in step)."""
     exponent = min(max(failures - 1, 0), 40)
@@ -139,8 +140,13 @@ def _text(value: Any) -> str:
 class Deliveries:
     """The webhooks' delivery queues in Redis (the Lua steps) and the two jobs that use them."""
 
-    def __init__(self, client: Any, config: DeliveryConfig, post: Post = http_post,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        client: Any,
+        config: DeliveryConfig,
+        post: Post = http_post,
+        clock: Callable[[], float] = time.time,
+    ):
         self.redis = client
         self.config = config
         self.post = post
@@ -197,8 +203,12 @@ class Deliveries:
 
     def _record_gap(self, webhook_id: str, cursor: str) -> None:
         log.warning("webhook feed cursor expired", extra={"webhook_id": webhook_id})
-        entry = {"at": _iso(self.clock()), "outcome": "gap", "cursor": cursor,
-                 "error": "events trimmed from the feed before they could be queued"}
+        entry = {
+            "at": _iso(self.clock()),
+            "outcome": "gap",
+            "cursor": cursor,
+            "error": "events trimmed from the feed before they could be queued",
+        }
         pipe = self.redis.pipeline(transaction=True)
         pipe.hincrby(keys.webhook_stats(webhook_id), "gaps", 1)
         pipe.lpush(keys.webhook_history(webhook_id), json.dumps(entry))
@@ -287,8 +297,9 @@ class Deliveries:
             entry["outcome"] = "delivered"
         else:
             give_up_at = float(delivery["queued_at"]) + self.config.retry_seconds
-            consecutive = int(self.redis.hget(keys.webhook(hook.webhook_id),
-                                              "consecutive_failures") or 0)
+            consecutive = int(
+                self.redis.hget(keys.webhook(hook.webhook_id), "consecutive_failures") or 0
+            )
             paused = now + backoff(consecutive + 1, self.config)
             if now >= give_up_at:
                 entry["outcome"] = "dead"
@@ -299,8 +310,15 @@ class Deliveries:
                 entry["next_try_at"] = _iso(next_try)
         self._outcome(
             keys=self._keys(hook.webhook_id),
-            args=[event_id, entry["outcome"], repr(next_try), repr(paused),
-                  json.dumps(entry, ensure_ascii=False), HISTORY_KEPT, _iso(now)],
+            args=[
+                event_id,
+                entry["outcome"],
+                repr(next_try),
+                repr(paused),
+                json.dumps(entry, ensure_ascii=False),
+                HISTORY_KEPT,
+                _iso(now),
+            ],
         )
         extra = {"webhook_id": hook.webhook_id, "bank_id": hook.bank_id, "event_id": event_id}
         if entry["outcome"] == "dead":

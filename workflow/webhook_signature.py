@@ -1,4 +1,4 @@
-"""Signing of the webhooks Xinbao posts to banks: HMAC-SHA256 over "timestamp.body", Stripe-style."""
+"""Signing of the webhooks Xinbao posts to banks: HMAC-SHA256 over "timestamp.body" (as Stripe)."""
 
 from __future__ import annotations
 
