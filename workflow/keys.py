@@ -95,6 +95,18 @@ def bank_queue(bank_id: str) -> str:
     return f"{P}idx:bank:{bank_id}:pending"
 
 
+def bank_feed(bank_id: str) -> str:
+    """Stream of the events of the bank's deals, in the order they happened (workflow/feed.py):
+    fields ``deal`` and ``event`` (the event's JSON without its field changes)."""
+    return f"{P}feed:bank:{bank_id}"
+
+
+def bank_feed_trimmed(bank_id: str) -> str:
+    """The id of the newest entry retention has removed from the bank's feed (absent while
+    none was): a cursor before it has missed events."""
+    return f"{P}feed:bank:{bank_id}:trimmed"
+
+
 def awaiting_check(bank_id: str) -> str:
     """Deals pending at the bank with a first approval awaiting a checker, by deadline."""
     return f"{P}idx:bank:{bank_id}:awaiting-check"
@@ -307,11 +319,6 @@ def worker_heartbeats() -> str:
 def beat_heartbeat() -> str:
     """When beat last sent a sweep (epoch seconds, as text)."""
     return f"{P}heartbeat:beat"
-
-
-def bank_feed(bank_id: str) -> str:
-    """Stream of every event the bank may see, in order (the event feed and its webhooks)."""
-    return f"{P}feed:bank:{bank_id}"
 
 
 # Bank webhooks: every key of one webhook shares the hash tag {webhook id}, so the Lua steps
