@@ -10,7 +10,6 @@ from datetime import datetime
 import pytest
 
 from workflow import keys, webhooks
-from workflow.feed import append_bank_feed
 from workflow.webhook_delivery import Deliveries, DeliveryConfig, PostResult, backoff
 from workflow.webhook_signature import (
     EVENT_ID_HEADER,
@@ -225,6 +224,12 @@ def run(client, receiver, clock, rounds=1):
         for hook_id, token in tasks:
             jobs.deliver(hook_id, token)
     return started
+
+
+def append_bank_feed(client, bank_id: str, deal_id: str, index: int, event: dict) -> str:
+    """An entry on the bank's feed as the transitions write it (workflow/feed.py)."""
+    fields = {"deal": deal_id, "event": json.dumps({"v": index, **event})}
+    return client.xadd(keys.bank_feed(bank_id), fields)
 
 
 def feed(client, bank, deal, n, start=0):
