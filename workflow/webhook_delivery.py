@@ -9,7 +9,9 @@ One webhook, one poster: a lease (a token in Redis that expires) admits one deli
 webhook at a time, which posts its due events one by one in feed order. A slow or dead endpoint
 therefore holds at most one worker thread, and other webhooks' tasks run beside it. A failed
 attempt pauses its webhook (exponential backoff with jitter on consecutive failures) and puts
-the event back to be retried on its own backoff; an event still undelivered
+the event back to be retried on its own backoff, before the later events for its first
+``ORDER_KEPT_TRIES`` tries (order survives a short outage), after them behind the others (an
+event the receiver refuses for good does not stall the bank). An event still undelivered
 ``retry_hours`` after it was queued is given up ("dead") and counted.
 """
 
@@ -43,6 +45,10 @@ PAGES_PER_PASS = 10
 CLAIM_WINDOW = 100
 # A delivery task hands over after this long; the next dispatch pass starts another.
 TASK_BUDGET_SECONDS = 20.0
+# An event that failed fewer times than this is retried before any later event of its webhook;
+# past that it no longer holds them back (an event the receiver refuses for good must not stall
+# the bank's deliveries until it is given up), and order is no longer guaranteed.
+ORDER_KEPT_TRIES = 5
 # How much of an endpoint's answer is kept in the history.
 ERROR_TEXT = 200
 
@@ -270,12 +276,16 @@ class Deliveries:
         for event_id in due:
             pipe.zscore(keys.webhook_order(webhook_id), event_id)
         places = pipe.execute()
-        event_id = _text(min(zip(places, due, strict=True), key=lambda p: p[0] or 0)[1])
+        tries = self.redis.hmget(keys.webhook_attempts(webhook_id), due)
+        # Feed order, except that an event which failed ORDER_KEPT_TRIES times goes last.
+        _, _, failures, event_id = min(
+            (int(t or 0) >= ORDER_KEPT_TRIES, place or 0, int(t or 0), _text(e))
+            for e, place, t in zip(due, places, tries, strict=True)
+        )
         raw = self.redis.hget(keys.webhook_deliveries(webhook_id), event_id)
-        attempts = self.redis.hget(keys.webhook_attempts(webhook_id), event_id)
         if raw is None:
             return None
-        return event_id, json.loads(raw), int(attempts or 0)
+        return event_id, json.loads(raw), failures
 
     def _attempt(self, hook: Webhook, event_id: str, delivery: dict, failures: int) -> bool:
         body = delivery["body"].encode("utf-8")
@@ -308,6 +318,10 @@ class Deliveries:
                 # The last try is at the end of the retry time, not past it.
                 next_try = min(now + backoff(failures + 1, self.config), give_up_at)
                 entry["next_try_at"] = _iso(next_try)
+                if failures + 1 < ORDER_KEPT_TRIES:
+                    # The pause ends when this event is due again, so it goes before the
+                    # later ones: feed order holds through a short outage.
+                    paused = max(paused, next_try)
         self._outcome(
             keys=self._keys(hook.webhook_id),
             args=[

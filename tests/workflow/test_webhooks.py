@@ -10,7 +10,13 @@ from datetime import datetime
 import pytest
 
 from workflow import keys, webhooks
-from workflow.webhook_delivery import Deliveries, DeliveryConfig, PostResult, backoff
+from workflow.webhook_delivery import (
+    ORDER_KEPT_TRIES,
+    Deliveries,
+    DeliveryConfig,
+    PostResult,
+    backoff,
+)
 from workflow.webhook_signature import (
     EVENT_ID_HEADER,
     SIGNATURE_HEADER,
@@ -213,9 +219,9 @@ def hooks(any_redis):
     return any_redis, a, b
 
 
-def run(client, receiver, clock, rounds=1):
+def run(client, receiver, clock, rounds=1, config=CONFIG):
     """Dispatch passes, each running the delivery tasks it started right away."""
-    jobs = Deliveries(client, CONFIG, post=receiver, clock=clock)
+    jobs = Deliveries(client, config, post=receiver, clock=clock)
     started = []
     for _ in range(rounds):
         tasks = []
@@ -397,3 +403,30 @@ def test_a_removed_webhook_gets_nothing_more(hooks):
         jobs.deliver(hook_id, token)
     assert receiver.bodies(a.url) == []
     assert not [k for k in client.keys(f"*{a.webhook_id}*")]
+
+
+def test_an_event_refused_for_good_stops_holding_back_the_later_ones(hooks):
+    client, a, _ = hooks
+    feed(client, "A", "DA", 3)
+    clock = Clock()
+    refused = {"n": 0}
+
+    def receiver(url, headers, body, config):
+        if json.loads(body)["event_id"] == "DA:0":
+            refused["n"] += 1
+            return PostResult(422, "HTTP 422")
+        delivered.append(json.loads(body)["event_id"])
+        return PostResult(200)
+
+    delivered: list[str] = []
+    config = DeliveryConfig(retry_seconds=24 * 3600, backoff_seconds=10, backoff_max_seconds=600)
+    for _ in range(ORDER_KEPT_TRIES - 1):
+        run(client, receiver, clock, config=config)
+        clock.now += config.backoff_max_seconds
+    # Its first tries kept the order: nothing after it went out.
+    assert refused["n"] == ORDER_KEPT_TRIES - 1 and delivered == []
+    for _ in range(3):
+        run(client, receiver, clock, config=config)
+        clock.now += config.backoff_max_seconds
+    assert delivered == ["DA:1", "DA:2"]
+    assert client.zrange(keys.webhook_order(a.webhook_id), 0, -1) == ["DA:0"]
