@@ -31,3 +31,13 @@ def test_web_worker_and_exactly_one_beat():
     assert beats == ["beat"]
     for name in ("web", "worker", "beat"):
         assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+
+
+def test_webhook_deliveries_have_their_own_worker():
+    services = compose()["services"]
+    worker, hooks = services["worker"]["command"], services["webhooks"]["command"]
+    # The deal pipeline's worker never takes a delivery; the webhooks worker only those.
+    assert worker[worker.index("-Q") + 1] == "celery"
+    assert hooks[:4] == ["celery", "-A", "tasks.worker", "worker"]
+    assert hooks[hooks.index("-Q") + 1] == "webhooks"
+    assert hooks[hooks.index("--pool") + 1] == "threads"
