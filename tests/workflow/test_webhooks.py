@@ -10,6 +10,7 @@ from datetime import datetime
 import pytest
 
 from workflow import keys, webhooks
+from workflow.settings import SettingsError, load_settings
 from workflow.webhook_delivery import (
     ORDER_KEPT_TRIES,
     Deliveries,
@@ -430,3 +431,18 @@ def test_an_event_refused_for_good_stops_holding_back_the_later_ones(hooks):
         clock.now += config.backoff_max_seconds
     assert delivered == ["DA:1", "DA:2"]
     assert client.zrange(keys.webhook_order(a.webhook_id), 0, -1) == ["DA:0"]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_webhook_waits_must_be_positive(value):
+    with pytest.raises(SettingsError, match="XINBAO_WEBHOOK_RETRY_HOURS"):
+        load_settings({"XINBAO_WEBHOOK_RETRY_HOURS": value})
+
+
+def test_webhook_settings_reach_the_delivery_config():
+    settings = load_settings(
+        {"XINBAO_WEBHOOK_RETRY_HOURS": "2", "XINBAO_WEBHOOK_TIMEOUT_SECONDS": "4"}
+    )
+    config = DeliveryConfig.from_settings(settings)
+    assert config.retry_seconds == 7200 and config.timeout_seconds == 4
+    assert config.connect_timeout_seconds == 3 and config.backoff_seconds == 5
