@@ -11,6 +11,7 @@ from celery import Celery, Task
 from celery.app import trace
 from celery.signals import before_task_publish
 from flask import Flask
+from kombu import Queue
 
 from tasks.observability import connect_signals
 from tasks.stall_guard import StallGuard
@@ -21,6 +22,19 @@ from workflow.settings import Settings
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings: at-least-once delivery and idempotent tasks, beat sweeps from Redis."""
     sweep = timedelta(seconds=settings.sweep_interval_seconds)
+    hooks = timedelta(seconds=settings.webhook_dispatch_seconds)
+    schedule = {
+        # A sweep stuck behind a backlog is dropped: the next one does the same work.
+        name: {"task": task, "schedule": every, "options": {"expires": every.total_seconds()}}
+        for name, task, every in (
+            ("expire-bank-deadlines", "xinbao.sweep_deadlines", sweep),
+            ("redispatch-stranded-deals", "xinbao.sweep_stranded", sweep),
+            ("lapse-undisbursed-approvals", "xinbao.lapse_approvals", sweep),
+            ("sweep-arrears", "xinbao.sweep_arrears", sweep),
+            ("report-limit-usage", "xinbao.report_limit_usage", sweep),
+            ("dispatch-webhooks", "xinbao.dispatch_webhooks", hooks),
+        )
+    }
     return {
         "broker_url": settings.broker_url,
         "task_ignore_result": True,
@@ -45,17 +59,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # tasks/stall_guard.py: a consumer idle for this many checks while tasks wait reconnects.
         "xinbao_stall_check_seconds": settings.stall_check_seconds,
         "xinbao_stall_checks": 3,
-        "beat_schedule": {
-            # A sweep stuck behind a backlog is dropped: the next one does the same work.
-            name: {"task": task, "schedule": sweep, "options": {"expires": sweep.total_seconds()}}
-            for name, task in (
-                ("expire-bank-deadlines", "xinbao.sweep_deadlines"),
-                ("redispatch-stranded-deals", "xinbao.sweep_stranded"),
-                ("lapse-undisbursed-approvals", "xinbao.lapse_approvals"),
-                ("sweep-arrears", "xinbao.sweep_arrears"),
-                ("report-limit-usage", "xinbao.report_limit_usage"),
-            )
-        },
+        "beat_schedule": schedule,
+        # Webhook deliveries wait on banks' endpoints: their own queue, so a slow endpoint
+        # never holds up the deal pipeline's tasks. A worker started without -Q takes both;
+        # production runs a worker per queue (docker-compose.yml).
+        "task_queues": (Queue("celery"), Queue("webhooks")),
+        "task_routes": {"xinbao.deliver_webhook": {"queue": "webhooks"}},
     }
 
 
@@ -79,6 +88,7 @@ QUIET_TASKS = frozenset(
         "xinbao.lapse_approvals",
         "xinbao.sweep_arrears",
         "xinbao.report_limit_usage",
+        "xinbao.dispatch_webhooks",
     }
 )
 
@@ -143,5 +153,6 @@ def celery_init_app(app: Flask) -> Celery:
     before_task_publish.connect(_beat_sent, weak=False, dispatch_uid="xinbao-beat-heartbeat")
     # Import for the side effect of registering the shared tasks with this app.
     import tasks.pipeline  # noqa: F401
+    import tasks.webhooks  # noqa: F401
 
     return celery_app

@@ -267,11 +267,14 @@ class Processes:
                                  "web:create_app()"])
 
     def worker(self, name: str = "worker", concurrency: int = 2,
-               loglevel: str = "INFO") -> subprocess.Popen:
+               loglevel: str = "INFO", queues: str | None = None,
+               pool: str | None = None) -> subprocess.Popen:
+        """A ``celery worker``; without ``queues`` it takes every queue (deals and webhooks)."""
+        extra = (["-Q", queues] if queues else []) + (["--pool", pool] if pool else [])
         return self.start(name, [str(BIN / "celery"), "-A", "tasks.worker", "worker",
                                  "--loglevel", loglevel, "--concurrency", str(concurrency),
                                  "--hostname", f"{name}@%h", "--without-gossip",
-                                 "--without-mingle"])
+                                 "--without-mingle", *extra])
 
     def beat(self, loglevel: str = "INFO") -> subprocess.Popen:
         return self.start("beat", [str(BIN / "celery"), "-A", "tasks.worker", "beat",

@@ -152,3 +152,13 @@ def test_dockerfile_copies_what_exists():
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), line
+
+
+def test_webhook_deliveries_have_their_own_worker():
+    services = compose()["services"]
+    worker, hooks = services["worker"]["command"], services["webhooks"]["command"]
+    # The deal pipeline's worker never takes a delivery; the webhooks worker only those.
+    assert worker[worker.index("-Q") + 1] == "celery"
+    assert hooks[:4] == ["celery", "-A", "tasks.worker", "worker"]
+    assert hooks[hooks.index("-Q") + 1] == "webhooks"
+    assert hooks[hooks.index("--pool") + 1] == "threads"

@@ -468,5 +468,9 @@ from web.insurer_sim_cli import insurer_sim  # noqa: E402
 
 main.add_command(insurer_sim)
 
+from web.webhook_cli import webhook  # noqa: E402
+
+main.add_command(webhook)
+
 if __name__ == "__main__":
     main()

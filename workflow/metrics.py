@@ -22,6 +22,7 @@ from workflow import keys
 from workflow.deal import Deal
 from workflow.reference.records import as_text
 from workflow.states import TERMINAL, State
+from workflow.webhooks import webhook_stats
 
 log = logging.getLogger("xinbao.metrics")
 # The *_created series would double the output for nothing Prometheus needs.
@@ -149,30 +150,38 @@ class StateCollector(Collector):
         yield from self._webhooks()
 
     def _webhooks(self) -> Iterable[Metric]:
-        """Delivery counts per webhook, once ``workflow.webhooks`` exists (it keeps them)."""
-        try:
-            from workflow.webhooks import webhook_stats  # type: ignore[import-not-found]
-        except ImportError:
-            return ()
+        """Delivery counts per webhook, as workflow.webhooks keeps them in Redis."""
         try:
             stats = webhook_stats(self.redis)
         except Exception:  # noqa: BLE001 - a scrape still answers with everything else
             log.exception("webhook stats not read")
             return ()
-        family = CounterMetricFamily(
+        deliveries = CounterMetricFamily(
             "xinbao_webhook_deliveries",
-            "Webhook deliveries by outcome: delivered, failed (an attempt that will be "
-            "retried) and dead (given up).",
+            "Webhook delivery attempts by outcome: delivered, failed (an attempt that failed "
+            "and will be retried), dead (an event given up after the retry time) and gap "
+            "(events trimmed from the feed before they could be queued).",
             labels=["webhook_id", "bank_id", "outcome"],
         )
+        pending = GaugeMetricFamily(
+            "xinbao_webhook_pending",
+            "Events queued for a webhook and not yet delivered or given up.",
+            labels=["webhook_id", "bank_id"],
+        )
+        failing = GaugeMetricFamily(
+            "xinbao_webhook_consecutive_failures",
+            "Failed attempts in a row for a webhook (0 once one is delivered).",
+            labels=["webhook_id", "bank_id"],
+        )
+        outcomes = (("delivered", "delivered"), ("failed_attempts", "failed"), ("dead", "dead"),
+                    ("gaps", "gap"))
         for row in stats:
-            for outcome in ("delivered", "failed", "dead"):
-                if outcome in row:
-                    family.add_metric(
-                        [str(row.get("webhook_id", "")), str(row.get("bank_id", "")), outcome],
-                        int(row[outcome] or 0),
-                    )
-        return (family,)
+            ids = [str(row["webhook_id"]), str(row["bank_id"])]
+            for field, outcome in outcomes:
+                deliveries.add_metric([*ids, outcome], int(row.get(field) or 0))
+            pending.add_metric(ids, int(row.get("pending") or 0))
+            failing.add_metric(ids, int(row.get("consecutive_failures") or 0))
+        return (deliveries, pending, failing)
 
 
 def multiprocess_dir() -> str | None:

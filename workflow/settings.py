@@ -144,6 +144,15 @@ class Settings:
     # The bearer token Prometheus sends to /metrics ("" = open in development, and /metrics
     # refused in production: operators' figures are nobody else's business).
     metrics_token: str = ""
+    # Bank webhooks (README "Webhooks"): how often beat looks for new events to deliver; an
+    # event not delivered this long after it was queued is given up (dead); the first retry's
+    # wait, doubled each failure up to the longest wait; each POST's connect and read timeouts.
+    webhook_dispatch_seconds: float = 2.0
+    webhook_retry_hours: float = 24.0
+    webhook_backoff_seconds: float = 5.0
+    webhook_backoff_max_seconds: float = 3600.0
+    webhook_connect_timeout_seconds: float = 3.0
+    webhook_timeout_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         _environment(self.env)
@@ -215,6 +224,21 @@ def sentinel_broker_url(redis_url: str, sentinels: tuple[tuple[str, int], ...]) 
     db = (parts.path or "/0").lstrip("/") or "0"
     auth = f":{parts.password}@" if parts.password else ""
     return ";".join(f"sentinel://{auth}{host}:{port}/{db}" for host, port in sentinels)
+def _webhook_settings() -> dict:
+    values = {
+        "webhook_dispatch_seconds": _float("XINBAO_WEBHOOK_DISPATCH_SECONDS", 2.0),
+        "webhook_retry_hours": _float("XINBAO_WEBHOOK_RETRY_HOURS", 24.0),
+        "webhook_backoff_seconds": _float("XINBAO_WEBHOOK_BACKOFF_SECONDS", 5.0),
+        "webhook_backoff_max_seconds": _float("XINBAO_WEBHOOK_BACKOFF_MAX_SECONDS", 3600.0),
+        "webhook_connect_timeout_seconds": _float("XINBAO_WEBHOOK_CONNECT_TIMEOUT_SECONDS", 3.0),
+        "webhook_timeout_seconds": _float("XINBAO_WEBHOOK_TIMEOUT_SECONDS", 10.0),
+    }
+    for name, value in values.items():
+        # A zero or negative wait would spin; NaN would never compare.
+        if not value > 0 or value == float("inf"):
+            env_name = "XINBAO_" + name.upper()
+            raise SettingsError(f"{env_name}={value!r} is not a positive number")
+    return values
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -255,6 +279,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             require_replica_ack=_flag("XINBAO_REQUIRE_REPLICA_ACK"),
             replica_ack_timeout_ms=_int("XINBAO_REPLICA_ACK_TIMEOUT_MS", 1000),
             metrics_token=(os.environ.get("XINBAO_METRICS_TOKEN") or "").strip(),
+            **_webhook_settings(),
         )
     finally:
         if env is not None:

@@ -208,3 +208,26 @@ def test_production_without_a_token_refuses_the_metrics(fake_redis, demo_referen
 
 def test_development_without_a_token_is_open(client):
     assert value(scrape(client), "xinbao_store_up") == 1
+
+
+def test_webhook_deliveries_per_webhook_and_outcome(client, fake_redis):
+    from workflow import keys
+    from workflow.webhooks import add_webhook
+
+    boc = add_webhook(fake_redis, "BOC-NB", "https://boc.example/hooks", now=0.0)
+    icbc = add_webhook(fake_redis, "ICBC-NB", "https://icbc.example/hooks", now=0.0)
+    fake_redis.hset(keys.webhook_stats(boc.webhook_id),
+                    mapping={"delivered": 7, "failed_attempts": 3, "dead": 1})
+    fake_redis.hset(keys.webhook(boc.webhook_id), "consecutive_failures", 2)
+    fake_redis.zadd(keys.webhook_order(boc.webhook_id), {"e1": 1, "e2": 2})
+    samples = scrape(client)
+    ids = {"webhook_id": boc.webhook_id, "bank_id": "BOC-NB"}
+    assert value(samples, "xinbao_webhook_deliveries_total", **ids, outcome="delivered") == 7
+    assert value(samples, "xinbao_webhook_deliveries_total", **ids, outcome="failed") == 3
+    assert value(samples, "xinbao_webhook_deliveries_total", **ids, outcome="dead") == 1
+    assert value(samples, "xinbao_webhook_pending", **ids) == 2
+    assert value(samples, "xinbao_webhook_consecutive_failures", **ids) == 2
+    other = {"webhook_id": icbc.webhook_id, "bank_id": "ICBC-NB"}
+    assert ("xinbao_webhook_deliveries_total",
+            frozenset({**other, "outcome": "delivered"}.items())) in samples
+    assert value(samples, "xinbao_webhook_deliveries_total", **other, outcome="delivered") == 0
