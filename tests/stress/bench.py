@@ -7,7 +7,9 @@ fixed offered load, the baselines and their ratios, Redis memory per deal, and t
 response time at 1,000 and 100,000 pending deals, in the API and on the officer desk's pages
 (``bench_pages``: goal p95 < 50 ms at 100,000), then the arrears sweep and the portfolio at
 100,000 open advances (``bench_sweeps``), and a 100,000-member whitelist import from CSV and
-XLSX (``bench_whitelist``). The last line is machine-readable.
+XLSX (``bench_whitelist``), and the capacity figures: deals/s per web and worker core, Redis
+commands, CPU and memory per deal, and what one Redis primary carries on the real command mix
+replayed with redis-benchmark (``bench_capacity``). The last line is machine-readable.
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ from pathlib import Path
 import redis
 import requests
 
-from tests.stress import bare_celery, bench_pages, bench_sweeps, bench_whitelist, dataset
+from tests.stress import (
+    bare_celery,
+    bench_capacity,
+    bench_pages,
+    bench_sweeps,
+    bench_whitelist,
+    dataset,
+)
 from tests.support import (
     BIN,
     ROOT,
@@ -317,6 +326,8 @@ def main() -> int:
                         help="open advances for the arrears sweep and the portfolio (0: skip)")
     parser.add_argument("--whitelist-members", type=int, default=bench_whitelist.MEMBERS,
                         help="members of the whitelist import, CSV and XLSX (0: skip)")
+    parser.add_argument("--capacity-deals", type=int, default=bench_capacity.DEALS,
+                        help="deals of the capacity measurement and replay (0: skip)")
     parser.add_argument("--appendfsync", choices=("always", "everysec"),
                         default=os.environ.get("APPENDFSYNC", "always"),
                         help="Redis AOF fsync policy (default $APPENDFSYNC, else always: the "
@@ -478,6 +489,12 @@ def main() -> int:
         # 9. a whitelist programme of 100,000 members imported from CSV and from XLSX
         if args.whitelist_members:
             bench_whitelist.run(args.whitelist_members, args.appendfsync, work)
+
+        # 10. capacity: per-core rates, Redis per deal, what one primary carries (replayed)
+        if args.capacity_deals:
+            bench_capacity.run(args.capacity_deals, bench_capacity.CLOSED,
+                               bench_capacity.MONITORED, bench_capacity.REQUESTS,
+                               args.appendfsync, work, emit=lambda line: print(line, flush=True))
 
     print(f"bench: deals_per_s={out['deals_per_s']:.1f} ratio_vs_bare={out['ratio_vs_bare']:.2f} "
           f"p99_ms={out['p99_ms']:.0f} api_ratio={out['api_ratio']:.2f} "
