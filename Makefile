@@ -38,8 +38,11 @@ test-fast: $(STAMP)
 ## 100,000 open advances (alone: python -m tests.stress.bench_sweeps), then a 100,000-member
 ## whitelist imported from CSV and XLSX (alone: python -m tests.stress.bench_whitelist), then
 ## submissions to a primary with one replica without and with XINBAO_REQUIRE_REPLICA_ACK=1
-## (alone: python -m tests.stress.bench_replica_ack; docs/scaling.md).
-## Figures and how to read them: docs/performance.md.
+## (alone: python -m tests.stress.bench_replica_ack; docs/scaling.md), then the capacity figures:
+## deals/s per web and worker core, Redis commands, CPU and memory per deal, and what one Redis
+## primary carries on the real command mix replayed with redis-benchmark
+## (alone: python -m tests.stress.bench_capacity; docs/capacity.md).
+## Figures and how to read them: docs/performance.md and docs/capacity.md.
 bench: $(STAMP)
 	$(BIN)/python -m tests.stress.bench
 
