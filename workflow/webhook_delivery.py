@@ -279,9 +279,19 @@ class Deliveries:
 
     def _next_due(self, webhook_id: str) -> tuple[str, dict, int] | None:
         """The due event earliest in feed order, its delivery and its failed attempts."""
-        due = self.redis.zrangebyscore(
-            keys.webhook_due(webhook_id), "-inf", self.clock(), 0, CLAIM_WINDOW
-        )
+        now = self.clock()
+        due_key, order_key = keys.webhook_due(webhook_id), keys.webhook_order(webhook_id)
+        due = [_text(e) for e in self.redis.zrangebyscore(due_key, "-inf", now, 0, CLAIM_WINDOW)]
+        # The events first in feed order are looked at too: one retried after its backoff is
+        # due later than a backlog queued before it, and may lie past the earliest-due window.
+        head = [_text(e) for e in self.redis.zrange(order_key, 0, CLAIM_WINDOW - 1)]
+        pipe = self.redis.pipeline(transaction=False)
+        for event_id in head:
+            pipe.zscore(due_key, event_id)
+        head_due = [
+            e for e, at in zip(head, pipe.execute(), strict=True) if at is not None and at <= now
+        ]
+        due = list(dict.fromkeys([*head_due, *due]))
         if not due:
             return None
         pipe = self.redis.pipeline(transaction=False)
