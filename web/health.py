@@ -31,7 +31,7 @@ def readyz():
     """Ready when Redis and the broker answer, a worker ran beat's last sweeps and beat is
     sending them; 503 with what failed otherwise. Reads two keys: milliseconds."""
     body = readiness(
-        current_app.extensions["redis"],
+        current_app.extensions.get("health_redis") or current_app.extensions["redis"],
         current_app.extensions["xinbao_settings"],
         current_app.config["CELERY"].get("broker_url", ""),
     )
@@ -75,6 +75,13 @@ def _broker(url: str, settings: Settings) -> str:
         return "ok"  # in-process (tests): nothing to reach
     # A sentinel:// broker needs the primary's name the workers use (tasks/celery_app.py).
     options = sentinel_transport_options(settings) if url.startswith("sentinel://") else {}
+    # connect_timeout alone bounds only the TCP connect: a broker that accepts and then says
+    # nothing would hold the check forever.
+    options = {
+        **options,
+        "socket_timeout": BROKER_TIMEOUT_SECONDS,
+        "socket_connect_timeout": BROKER_TIMEOUT_SECONDS,
+    }
     try:
         with Connection(
             url, connect_timeout=BROKER_TIMEOUT_SECONDS, transport_options=options

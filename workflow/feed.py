@@ -30,6 +30,7 @@ MAX_LIMIT = 1000
 # A stream entry id: milliseconds and a sequence number, each an unsigned 64-bit integer.
 CURSOR_RE = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?")
 _U64 = 2**64 - 1
+_LAST_ID = f"{_U64}-{_U64}"
 
 
 def _after_approval() -> frozenset[State]:
@@ -110,7 +111,8 @@ def read_bank_feed(
     position = parse_cursor(after) if after is not None else None
     stream, trimmed = keys.bank_feed(bank_id), keys.bank_feed_trimmed(bank_id)
     found: list[FeedEntry] = []
-    while len(found) < limit:
+    # Nothing follows the largest id (and Redis refuses it as an exclusive start).
+    while len(found) < limit and position != _LAST_ID:
         # One MULTI: the removal mark and the entries read at one moment, so no trim can
         # slip between the check and the read.
         pipe = client.pipeline(transaction=True)

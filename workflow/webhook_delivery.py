@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
+import anyio
 import httpx
 
 from workflow import keys
@@ -96,17 +97,28 @@ Post = Callable[[str, dict[str, str], bytes, DeliveryConfig], PostResult]
 
 
 def http_post(url: str, headers: dict[str, str], body: bytes, config: DeliveryConfig) -> PostResult:
-    """POST with httpx; redirects are not followed (a signed event goes only where registered)."""
+    """POST with httpx; redirects are not followed (a signed event goes only where registered).
+
+    httpx's timeouts bound each socket operation, not the attempt: an endpoint sending its
+    answer a byte at a time would hold the post (and outlive the webhook's lease, letting a
+    second task post beside it). So the whole attempt also ends after connect + read timeout."""
+    return anyio.run(_post, url, headers, body, config)
+
+
+async def _post(
+    url: str, headers: dict[str, str], body: bytes, config: DeliveryConfig
+) -> PostResult:
     timeout = httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds)
     try:
-        with (
-            httpx.Client(timeout=timeout, follow_redirects=False) as client,
-            client.stream("POST", url, content=body, headers=headers) as answer,
-        ):
-            # Only the status matters: a large or endless answer is never read.
-            if 200 <= answer.status_code < 300:
-                return PostResult(answer.status_code)
-            return PostResult(answer.status_code, f"HTTP {answer.status_code}")
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            with anyio.fail_after(config.connect_timeout_seconds + config.timeout_seconds):
+                async with client.stream("POST", url, content=body, headers=headers) as answer:
+                    # Only the status matters: a large or endless answer is never read.
+                    if 200 <= answer.status_code < 300:
+                        return PostResult(answer.status_code)
+                    return PostResult(answer.status_code, f"HTTP {answer.status_code}")
+    except TimeoutError:
+        return PostResult(None, "timeout (the whole attempt took too long)")
     except httpx.TimeoutException as exc:
         return PostResult(None, f"timeout ({type(exc).__name__})")
     except httpx.HTTPError as exc:
@@ -267,9 +279,19 @@ class Deliveries:
 
     def _next_due(self, webhook_id: str) -> tuple[str, dict, int] | None:
         """The due event earliest in feed order, its delivery and its failed attempts."""
-        due = self.redis.zrangebyscore(
-            keys.webhook_due(webhook_id), "-inf", self.clock(), 0, CLAIM_WINDOW
-        )
+        now = self.clock()
+        due_key, order_key = keys.webhook_due(webhook_id), keys.webhook_order(webhook_id)
+        due = [_text(e) for e in self.redis.zrangebyscore(due_key, "-inf", now, 0, CLAIM_WINDOW)]
+        # The events first in feed order are looked at too: one retried after its backoff is
+        # due later than a backlog queued before it, and may lie past the earliest-due window.
+        head = [_text(e) for e in self.redis.zrange(order_key, 0, CLAIM_WINDOW - 1)]
+        pipe = self.redis.pipeline(transaction=False)
+        for event_id in head:
+            pipe.zscore(due_key, event_id)
+        head_due = [
+            e for e, at in zip(head, pipe.execute(), strict=True) if at is not None and at <= now
+        ]
+        due = list(dict.fromkeys([*head_due, *due]))
         if not due:
             return None
         pipe = self.redis.pipeline(transaction=False)

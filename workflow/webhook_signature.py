@@ -13,6 +13,9 @@ SIGNATURE_HEADER = "Xinbao-Signature"
 # The only scheme so far; a later one gets its own prefix and both are sent during a change.
 SCHEME = "v1"
 DEFAULT_TOLERANCE_SECONDS = 300
+# Unix seconds have 10 digits until 2286; a longer "timestamp" would overflow the float
+# arithmetic (or int() itself past 4300 digits) instead of being refused.
+MAX_TIMESTAMP_DIGITS = 12
 
 
 def _bytes(value: bytes | str) -> bytes:
@@ -51,6 +54,8 @@ def verify_signature(
         return False
     # Headers arrive as latin-1 text: anything else is not ours (and compare_digest would raise).
     if not timestamp.isascii() or not timestamp.isdigit() or not header.isascii():
+        return False
+    if len(timestamp) > MAX_TIMESTAMP_DIGITS:
         return False
     sent = int(timestamp)
     current = time.time() if now is None else now
