@@ -26,7 +26,8 @@ DEV_SECRET_KEY = "dev-only-not-secret"
 
 def build_workflow(client: Any, settings: Settings) -> Workflow:
     reference = ReferenceRepository(client)
-    return Workflow(DealStore(client), reference, build_insurer(settings, reference), settings)
+    store = DealStore(client, settings.feed_retention_days)
+    return Workflow(store, reference, build_insurer(settings, reference), settings)
 
 
 def create_app(
