@@ -12,4 +12,4 @@ COPY insurer_sim ./insurer_sim
 RUN pip install . && useradd --system --home /app xinbao
 USER xinbao
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "web:create_app()"]
+CMD ["gunicorn", "--config", "python:web.gunicorn_conf", "--bind", "0.0.0.0:8000", "--workers", "4", "web:create_app()"]

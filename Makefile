@@ -36,8 +36,13 @@ test-fast: $(STAMP)
 ## p95 under 50 ms at 100,000; alone: python -m tests.stress.bench_pages), then the arrears
 ## sweep (5,000, then all, of 100,000 open advances due) and the portfolio page and API at
 ## 100,000 open advances (alone: python -m tests.stress.bench_sweeps), then a 100,000-member
-## whitelist imported from CSV and XLSX (alone: python -m tests.stress.bench_whitelist).
-## Figures and how to read them: docs/performance.md.
+## whitelist imported from CSV and XLSX (alone: python -m tests.stress.bench_whitelist), then
+## submissions to a primary with one replica without and with XINBAO_REQUIRE_REPLICA_ACK=1
+## (alone: python -m tests.stress.bench_replica_ack; docs/scaling.md), then the capacity figures:
+## deals/s per web and worker core, Redis commands, CPU and memory per deal, and what one Redis
+## primary carries on the real command mix replayed with redis-benchmark
+## (alone: python -m tests.stress.bench_capacity; docs/capacity.md).
+## Figures and how to read them: docs/performance.md and docs/capacity.md.
 bench: $(STAMP)
 	$(BIN)/python -m tests.stress.bench
 

@@ -435,6 +435,8 @@ def _run(children: list[subprocess.Popen], lock_fd: int, stopping: Callable[[], 
     commands = {
         "web": [
             str(BIN / "gunicorn"),
+            "--config",
+            "python:web.gunicorn_conf",
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
@@ -452,6 +454,25 @@ def _run(children: list[subprocess.Popen], lock_fd: int, stopping: Callable[[], 
             "INFO",
             "--concurrency",
             "2",
+            "-Q",
+            "celery",
+        ],
+        # Banks' webhook endpoints wait on the network: their own worker, in threads.
+        "webhooks": [
+            str(BIN / "celery"),
+            "-A",
+            "tasks.worker",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "-Q",
+            "webhooks",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "4",
+            "--hostname",
+            "webhooks@%h",
         ],
         "beat": [
             str(BIN / "celery"),
@@ -464,11 +485,13 @@ def _run(children: list[subprocess.Popen], lock_fd: int, stopping: Callable[[], 
             str(VAR / "celerybeat-schedule"),
         ],
     }
+    started = {}
     for name, command in commands.items():
         say(f"starting {name}")
-        children.append(subprocess.Popen(command, env=env, cwd=ROOT, pass_fds=(lock_fd,)))
+        started[name] = subprocess.Popen(command, env=env, cwd=ROOT, pass_fds=(lock_fd,))
+        children.append(started[name])
     openapi = f"http://127.0.0.1:{port}/api/v1/openapi.json"
-    if wait_for_web(f"http://127.0.0.1:{port}/healthz", children[-3], stopping):
+    if wait_for_web(f"http://127.0.0.1:{port}/healthz", started["web"], stopping):
         say(f"Xinbao is up: {openapi}  (Ctrl-C stops)")
     else:
         say(f"the web app is not answering on port {port} yet: see its log above")

@@ -11,7 +11,10 @@ from celery import Celery, Task
 from celery.app import trace
 from celery.signals import before_task_publish
 from flask import Flask
+from kombu import Queue
 
+from tasks.observability import connect_signals
+from tasks.stall_guard import StallGuard
 from workflow.heartbeats import record_beat
 from workflow.settings import Settings
 
@@ -19,6 +22,19 @@ from workflow.settings import Settings
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings: at-least-once delivery and idempotent tasks, beat sweeps from Redis."""
     sweep = timedelta(seconds=settings.sweep_interval_seconds)
+    hooks = timedelta(seconds=settings.webhook_dispatch_seconds)
+    schedule = {
+        # A sweep stuck behind a backlog is dropped: the next one does the same work.
+        name: {"task": task, "schedule": every, "options": {"expires": every.total_seconds()}}
+        for name, task, every in (
+            ("expire-bank-deadlines", "xinbao.sweep_deadlines", sweep),
+            ("redispatch-stranded-deals", "xinbao.sweep_stranded", sweep),
+            ("lapse-undisbursed-approvals", "xinbao.lapse_approvals", sweep),
+            ("sweep-arrears", "xinbao.sweep_arrears", sweep),
+            ("report-limit-usage", "xinbao.report_limit_usage", sweep),
+            ("dispatch-webhooks", "xinbao.dispatch_webhooks", hooks),
+        )
+    }
     return {
         "broker_url": settings.broker_url,
         "task_ignore_result": True,
@@ -29,6 +45,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": {
             # Above the longest retry countdown, so Redis never redelivers a task still waiting.
             "visibility_timeout": settings.visibility_timeout_seconds,
+            **sentinel_transport_options(settings),
         },
         "broker_connection_retry_on_startup": True,
         "task_serializer": "json",
@@ -39,18 +56,27 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # A step that hangs (e.g. on a stuck insurer call) is stopped; the sweeper retries it.
         "task_soft_time_limit": 120,
         "task_time_limit": 180,
-        "beat_schedule": {
-            # A sweep stuck behind a backlog is dropped: the next one does the same work.
-            name: {"task": task, "schedule": sweep, "options": {"expires": sweep.total_seconds()}}
-            for name, task in (
-                ("expire-bank-deadlines", "xinbao.sweep_deadlines"),
-                ("redispatch-stranded-deals", "xinbao.sweep_stranded"),
-                ("lapse-undisbursed-approvals", "xinbao.lapse_approvals"),
-                ("sweep-arrears", "xinbao.sweep_arrears"),
-                ("report-limit-usage", "xinbao.report_limit_usage"),
-            )
-        },
+        # tasks/stall_guard.py: a consumer idle for this many checks while tasks wait reconnects.
+        "xinbao_stall_check_seconds": settings.stall_check_seconds,
+        "xinbao_stall_checks": 3,
+        "beat_schedule": schedule,
+        # Webhook deliveries wait on banks' endpoints: their own queue, so a slow endpoint
+        # never holds up the deal pipeline's tasks. A worker started without -Q takes both;
+        # production runs a worker per queue (docker-compose.yml).
+        "task_queues": (Queue("celery"), Queue("webhooks")),
+        "task_routes": {"xinbao.deliver_webhook": {"queue": "webhooks"}},
     }
+
+
+def sentinel_transport_options(settings: Settings) -> dict[str, Any]:
+    """kombu's options for a ``sentinel://`` broker: the primary's name and how to log in to
+    the sentinels; none without sentinels."""
+    if not settings.broker_url.startswith("sentinel://"):
+        return {}
+    options: dict[str, Any] = {"master_name": settings.redis_sentinel_master}
+    if settings.redis_sentinel_password:
+        options["sentinel_kwargs"] = {"password": settings.redis_sentinel_password}
+    return options
 
 
 # Beat sends these every few seconds; their tasks log themselves when they act, so Celery's
@@ -62,6 +88,7 @@ QUIET_TASKS = frozenset(
         "xinbao.lapse_approvals",
         "xinbao.sweep_arrears",
         "xinbao.report_limit_usage",
+        "xinbao.dispatch_webhooks",
     }
 )
 
@@ -117,12 +144,15 @@ def celery_init_app(app: Flask) -> Celery:
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(app.config["CELERY"])
+    celery_app.steps["consumer"].add(StallGuard)
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     quiet_sweep_logs()
+    connect_signals()
     _beat_redis[:] = [app.extensions["redis"]] if "redis" in app.extensions else []
     before_task_publish.connect(_beat_sent, weak=False, dispatch_uid="xinbao-beat-heartbeat")
     # Import for the side effect of registering the shared tasks with this app.
     import tasks.pipeline  # noqa: F401
+    import tasks.webhooks  # noqa: F401
 
     return celery_app

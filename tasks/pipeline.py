@@ -14,6 +14,7 @@ from workflow import keys
 from workflow.gateway import InsurerUnavailable
 from workflow.heartbeats import record_worker
 from workflow.limit_usage import drain_usage
+from workflow.logs import bound
 from workflow.pipeline import Workflow
 from workflow.states import State
 
@@ -66,19 +67,22 @@ def drain_ready() -> int:
     done = 0
     stop_at = time.monotonic() + DRAIN_SECONDS
     while time.monotonic() < stop_at:
-        batch = flow.take_ready(DRAIN_BATCH)
+        batch = flow.take_ready_entries(DRAIN_BATCH)
         if not batch:
             return done
         if flow.store.redis.llen(keys.ready()):
             schedule_drain()
-        for deal_id in batch:
-            try:
-                flow.verify(deal_id)
-            except InsurerUnavailable:
-                dispatch_verify(deal_id)  # the per-deal task owns insurer retries and holds
-            except Exception:
-                # This deal stays in its state index; the stranded-deal sweep retries it.
-                log.exception("verify failed in drain", extra={"deal_id": deal_id})
+        for deal_id, request_id in batch:
+            # One drain serves many requests: each deal's lines carry the request that
+            # submitted it (and a verify published from here takes that id along).
+            with bound(deal_id=deal_id, request_id=request_id):
+                try:
+                    flow.verify(deal_id)
+                except InsurerUnavailable:
+                    dispatch_verify(deal_id)  # the per-deal task owns insurer retries, holds
+                except Exception:
+                    # This deal stays in its state index; the stranded-deal sweep retries it.
+                    log.exception("verify failed in drain", extra={"deal_id": deal_id})
             done += 1
     schedule_drain()  # time is up: another drain carries on
     return done

@@ -81,11 +81,13 @@ REDIS_TUNING = ("--hash-max-ziplist-value", "1024")
 class RedisServer:
     """A private redis-server on a free port, optionally with AOF, that tests may restart."""
 
-    def __init__(self, workdir: Path, appendonly: bool = False, fsync: str = "always"):
+    def __init__(self, workdir: Path, appendonly: bool = False, fsync: str = "always",
+                 extra: tuple[str, ...] = ()):
         self.binary = shutil.which("redis-server")
         self.workdir = workdir
         self.appendonly = appendonly
         self.fsync = fsync
+        self.extra = extra  # more redis-server options, e.g. ("--replicaof", host, port)
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
@@ -105,6 +107,7 @@ class RedisServer:
             args += ["--appendonly", "yes", "--appendfsync", self.fsync]
         else:
             args += ["--appendonly", "no"]
+        args += list(self.extra)
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
         wait_until(lambda: _pings(client), 15, what=f"redis-server on port {self.port}")
@@ -130,6 +133,112 @@ class RedisServer:
         self.start()
 
 
+class SentinelCluster:
+    """A Redis primary, one replica and three sentinels (``redis-server --sentinel``) on free
+    ports, failing over within about two seconds of the primary's death."""
+
+    MASTER = "xinbao"
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.primary = RedisServer(workdir / "primary")
+        self.replica: RedisServer | None = None
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.sentinels: list[subprocess.Popen] = []
+
+    def start(self) -> SentinelCluster:
+        self.primary.start()
+        self.replica = RedisServer(
+            self.workdir / "replica", extra=("--replicaof", "127.0.0.1", str(self.primary.port))
+        ).start()
+        wait_until(lambda: self.replicas_of(self.primary.port) == 1, 15, what="the replica")
+        for port in self.sentinel_ports:
+            conf = self.workdir / f"sentinel-{port}.conf"
+            # Sentinel rewrites its file as it learns the topology: one writable file each.
+            conf.write_text("\n".join([
+                f"port {port}", "bind 127.0.0.1", f"dir {self.workdir}",
+                f"logfile {self.workdir / f'sentinel-{port}.log'}",
+                f"sentinel monitor {self.MASTER} 127.0.0.1 {self.primary.port} 2",
+                f"sentinel down-after-milliseconds {self.MASTER} 1000",
+                f"sentinel failover-timeout {self.MASTER} 5000",
+                f"sentinel parallel-syncs {self.MASTER} 1", "",
+            ]))
+            self.sentinels.append(subprocess.Popen(
+                [self.primary.binary, str(conf), "--sentinel"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for port in self.sentinel_ports:
+            sentinel = redis.Redis(port=port, decode_responses=True)
+            wait_until(lambda s=sentinel: _sees_all(s, self.MASTER), 20,
+                       what=f"sentinel {port} to see the replica and the other sentinels")
+        return self
+
+    def env(self) -> dict[str, str]:
+        """Settings that reach Redis only through the sentinels (the URL names no server
+        that exists: the database number is all that is read from it)."""
+        return {
+            "REDIS_SENTINELS": ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports),
+            "REDIS_SENTINEL_MASTER": self.MASTER,
+            "REDIS_URL": "redis://sentinel-named-primary:1/0",
+        }
+
+    def master_port(self) -> int | None:
+        """The primary's port as the sentinels name it now."""
+        for port in self.sentinel_ports:
+            try:
+                found = redis.Redis(port=port, socket_timeout=1).execute_command(
+                    "SENTINEL", "get-master-addr-by-name", self.MASTER)
+                return int(found[1])
+            except redis.RedisError:
+                continue
+        return None
+
+    def promoted(self, dead_port: int, timeout: float = 20) -> int:
+        """Wait until the sentinels name a primary other than ``dead_port``; its port."""
+        return wait_until(lambda: (port := self.master_port()) not in (None, dead_port) and port,
+                          timeout, interval=0.1, what="the sentinels to promote the replica")
+
+    def rejoin(self, old: RedisServer, new_primary_port: int) -> None:
+        """Restart the dead primary as a replica of the promoted one (what its supervisor
+        does), so the primary has a replica again; roles swap in this object."""
+        old.extra = ("--replicaof", "127.0.0.1", str(new_primary_port))
+        old.start()
+        wait_until(lambda: self.replicas_of(new_primary_port) == 1, 20,
+                   what="the old primary to resync as a replica")
+        assert self.replica is not None
+        if self.replica.port == new_primary_port:
+            self.primary, self.replica = self.replica, old
+
+    @staticmethod
+    def replicas_of(port: int) -> int:
+        """Replicas connected to the server on ``port`` and online."""
+        info = redis.Redis(port=port, socket_timeout=1).info("replication")
+        return sum(1 for key, value in info.items()
+                   if key.startswith("slave") and isinstance(value, dict)
+                   and value.get("state") == "online")
+
+    def stop(self) -> None:
+        for proc in self.sentinels:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for server in (self.primary, self.replica):
+            if server is not None:
+                server.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                         for p in sorted(self.workdir.glob("sentinel-*.log")))
+
+
+def _sees_all(sentinel: redis.Redis, master: str) -> bool:
+    """The sentinel knows the replica and both other sentinels: ready to fail over."""
+    try:
+        state = sentinel.sentinel_master(master)
+    except redis.RedisError:
+        return False
+    return state.get("num-slaves") == 1 and state.get("num-other-sentinels") == 2
+
+
 def _pings(client: redis.Redis) -> bool:
     try:
         return bool(client.ping())
@@ -152,16 +261,20 @@ class Processes:
         self.running[name] = proc
         return proc
 
-    def web(self, port: int) -> subprocess.Popen:
-        return self.start("web", [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}",
-                                  "--workers", "2", "web:create_app()"])
+    def web(self, port: int, name: str = "web", workers: int = 2) -> subprocess.Popen:
+        return self.start(name, [str(BIN / "gunicorn"), "--config", "python:web.gunicorn_conf",
+                                 "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+                                 "web:create_app()"])
 
     def worker(self, name: str = "worker", concurrency: int = 2,
-               loglevel: str = "INFO") -> subprocess.Popen:
+               loglevel: str = "INFO", queues: str | None = None,
+               pool: str | None = None) -> subprocess.Popen:
+        """A ``celery worker``; without ``queues`` it takes every queue (deals and webhooks)."""
+        extra = (["-Q", queues] if queues else []) + (["--pool", pool] if pool else [])
         return self.start(name, [str(BIN / "celery"), "-A", "tasks.worker", "worker",
                                  "--loglevel", loglevel, "--concurrency", str(concurrency),
                                  "--hostname", f"{name}@%h", "--without-gossip",
-                                 "--without-mingle"])
+                                 "--without-mingle", *extra])
 
     def beat(self, loglevel: str = "INFO") -> subprocess.Popen:
         return self.start("beat", [str(BIN / "celery"), "-A", "tasks.worker", "beat",

@@ -6,15 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import redis
 from flask import Flask
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from tasks.celery_app import celery_config, celery_init_app
 from workflow.insurer_http import build_insurer
 from workflow.logs import configure_logging
+from workflow.metrics import observe_transition
 from workflow.pipeline import Workflow
+from workflow.redis_client import connect
 from workflow.reference import ReferenceRepository
 from workflow.settings import Settings, SettingsError, load_settings
 from workflow.store import DealStore
@@ -26,7 +25,11 @@ DEV_SECRET_KEY = "dev-only-not-secret"
 
 def build_workflow(client: Any, settings: Settings) -> Workflow:
     reference = ReferenceRepository(client)
-    store = DealStore(client, settings.feed_retention_days)
+    store = DealStore(
+        client,
+        observers=(observe_transition,),
+        feed_retention_days=settings.feed_retention_days,
+    )
     return Workflow(store, reference, build_insurer(settings, reference), settings)
 
 
@@ -61,16 +64,8 @@ def create_app(
         WTF_CSRF_TIME_LIMIT=None,
     )
     app.config.from_prefixed_env("XINBAO_FLASK")
-    client = redis_client or redis.Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        health_check_interval=30,
-        socket_connect_timeout=2,
-        socket_timeout=10,
-        # A short retry: while Redis is down a request gets its 503 within about a second
-        # instead of holding a web worker for several.
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
-    )
+    # REDIS_URL, or the primary REDIS_SENTINELS name (workflow/redis_client.py).
+    client = redis_client or connect(settings)
     app.extensions["redis"] = client
     app.extensions["xinbao"] = build_workflow(client, settings)
     app.extensions["xinbao_settings"] = settings
@@ -80,6 +75,7 @@ def create_app(
         session_idle_seconds=settings.session_idle_seconds,
     )
     celery_init_app(app)
+    register_request_ids(app)
     register_extensions(app)
     register_blueprints(app)
     register_security_headers(app)
@@ -88,6 +84,12 @@ def create_app(
 
     formatting.init_app(app)
     return app
+
+
+def register_request_ids(app: Flask) -> None:
+    from web.request_ids import init_app
+
+    init_app(app)
 
 
 def register_extensions(app: Flask) -> None:
@@ -108,16 +110,19 @@ def register_blueprints(app: Flask) -> None:
     from web.extensions import csrf
     from web.health import health
     from web.insurer_callbacks import insurer_callbacks
+    from web.metrics import metrics
     from web.portal import portal
 
     # The JSON API authenticates each request by bearer token, never by cookie, so a
     # cross-site form cannot act for anyone there: no CSRF token is needed (or sent).
     csrf.exempt(api)
     csrf.exempt(health)
+    csrf.exempt(metrics)
     csrf.exempt(insurer_callbacks)  # signed by the insurer (HMAC), never sent by a browser
     app.register_blueprint(api)
     app.register_blueprint(insurer_callbacks)
     app.register_blueprint(health)
+    app.register_blueprint(metrics)
     app.register_blueprint(auth)
     app.register_blueprint(desk)
     app.register_blueprint(portal)

@@ -13,6 +13,7 @@ from werkzeug.exceptions import BadRequest
 from tasks.pipeline import dispatch_route, dispatch_settle_claim, schedule_drain
 from web.bearer import current_principal, require
 from web.errors import ApiError
+from web.replica_ack import require_replica_ack
 from web.schemas import (
     CancelSchema,
     ClaimSchema,
@@ -50,6 +51,8 @@ from workflow.visibility import as_seen_by_bank, exporter_events, holds
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*")
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
+# XINBAO_REQUIRE_REPLICA_ACK=1: a write answers 2xx only once a replica holds it.
+api.after_request(require_replica_ack)
 
 _deal_request = DealRequestSchema()
 _decision = DecisionSchema()

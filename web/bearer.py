@@ -9,6 +9,7 @@ from typing import Any
 from flask import current_app, g, request
 
 from web.errors import ApiError
+from workflow.logs import bind
 from workflow.reference import Principal
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="xinbao"'}
@@ -38,6 +39,7 @@ def require(*roles: str) -> Callable:
             if principal.role not in roles:
                 raise ApiError(403, "FORBIDDEN", f"this needs a {' or '.join(roles)} token")
             g.principal = principal
+            bind(**{"bank_id" if principal.role == "bank" else "exporter": principal.subject})
             return view(*args, **kwargs)
 
         return inner

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,10 +12,12 @@ import redis
 from flask.cli import with_appcontext
 
 from web.cli_support import FILE, fail
+from web.health import CHECKS, readiness
 from workflow import keys, tokens, user_files, users
 from workflow.demo import expand_relative_dates_json
 from workflow.identifiers import printable, uscc_problem
 from workflow.logs import configure_logging
+from workflow.redis_client import connect
 from workflow.reference import (
     ReferenceData,
     ReferenceFileError,
@@ -127,7 +130,8 @@ _REDIS_URL = click.option(
 
 
 def _client(redis_url: str | None) -> redis.Redis:
-    return redis.Redis.from_url(redis_url or load_settings().redis_url, decode_responses=True)
+    # With REDIS_SENTINELS set the URL gives the database only; the sentinels name the primary.
+    return connect(load_settings(), redis_url, socket_timeout=None)
 
 
 @main.command("load")
@@ -148,6 +152,27 @@ def load(file: Path, redis_url: str | None, allow_demo_tokens: bool) -> None:
         production=settings.production,
         allow_demo=allow_demo_tokens,
     )
+
+
+@main.command("health")
+@_REDIS_URL
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    type=click.Choice(CHECKS),
+    help="Check only this (repeatable): redis, broker, workers, beat. Default: all.",
+)
+def health_command(redis_url: str | None, only: tuple[str, ...]) -> None:
+    """Say whether the stack is ready, as GET /readyz does, and exit 1 when it is not
+    (docker-compose's health check of beat runs `xinbao health --only beat`)."""
+    settings = load_settings()
+    # A health check must answer, not wait on a Redis that does not.
+    client = connect(settings, redis_url, socket_timeout=5, socket_connect_timeout=3)
+    body = readiness(client, settings, settings.broker_url, only or CHECKS)
+    click.echo(json.dumps(body, ensure_ascii=False))
+    if body["status"] != "ready":
+        sys.exit(1)
 
 
 @main.group("token")
@@ -442,6 +467,10 @@ main.add_command(whitelist)
 from web.insurer_sim_cli import insurer_sim  # noqa: E402
 
 main.add_command(insurer_sim)
+
+from web.webhook_cli import webhook  # noqa: E402
+
+main.add_command(webhook)
 
 if __name__ == "__main__":
     main()

@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 import click
-import redis
 
 from web.cli_support import fail
 from workflow.identifiers import printable
+from workflow.redis_client import connect
 from workflow.reference.customs import parse_customs_csv, store_customs
 from workflow.reference.tabular import TabularError
 from workflow.settings import load_settings
@@ -58,7 +58,7 @@ def customs_import(file: Path, replace: bool, redis_url: str | None) -> None:
         fail(f"{name}: not imported, --replace needs every row good ({len(parsed.rejected)} bad)")
     if not parsed.records and not replace:
         fail(f"{name}: nothing imported, no good rows")
-    client = redis.Redis.from_url(redis_url or load_settings().redis_url, decode_responses=True)
+    client = connect(load_settings(), redis_url, socket_timeout=None)
     done = store_customs(
         client, parsed.records, replace=replace, source=f"file:{printable(file.name)}"
     )

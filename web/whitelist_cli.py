@@ -13,6 +13,7 @@ import redis
 
 from web.cli_support import fail
 from workflow.identifiers import printable
+from workflow.redis_client import connect
 from workflow.reference import whitelist_file, whitelist_import
 from workflow.settings import load_settings
 
@@ -28,7 +29,8 @@ _REDIS_URL = click.option(
 
 
 def _client(redis_url: str | None) -> redis.Redis:
-    return redis.Redis.from_url(redis_url or load_settings().redis_url, decode_responses=True)
+    # With REDIS_SENTINELS set the URL gives the database only; the sentinels name the primary.
+    return connect(load_settings(), redis_url, socket_timeout=None)
 
 
 # Rejected rows and added/removed members shown; --rejected-out writes every rejected row.

@@ -233,7 +233,8 @@ def encode_fields(changes: dict[str, Any]) -> dict[str, str]:
 
 
 # Deal fields every event implies by its header, so its "set" need not repeat them.
-DERIVED_FIELDS = frozenset({"state", "updated_at", "created_at"})
+# ``state_at`` is when the deal entered its current state (events in the same state leave it).
+DERIVED_FIELDS = frozenset({"state", "updated_at", "created_at", "state_at"})
 
 
 def rebuild(events: list[dict[str, Any]]) -> dict[str, str]:
@@ -244,6 +245,8 @@ def rebuild(events: list[dict[str, Any]]) -> dict[str, str]:
         fields["state"] = event["to"]
         fields["version"] = str(event["v"])
         fields["updated_at"] = event["at"]
+        if event.get("from") != event["to"]:
+            fields["state_at"] = event["at"]
         if event["v"] == 1:
             fields["created_at"] = event["at"]
     return fields

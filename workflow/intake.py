@@ -19,6 +19,7 @@ from workflow.errors import (
     DuplicateReceivable,
     IdempotencyKeyReused,
 )
+from workflow.logs import current_request_id
 from workflow.money import from_cents, quantize, to_cents
 from workflow.reasons import Reason
 from workflow.states import State
@@ -30,6 +31,7 @@ from workflow.store import (
     VersionConflict,
     epoch_seconds,
 )
+from workflow.sweeps import ready_entry
 
 # A trade document's kind in the English of the API's messages.
 DOCUMENT_WORDS = {"bill_of_lading": "bill of lading", "customs_declaration": "customs declaration"}
@@ -71,7 +73,7 @@ class Intake(Steps):
         for key in documents:
             ops.lock(key, deal_id)
         ops.zadd(keys.by_exporter(app.exporter_uscc), epoch_seconds(now), deal_id)
-        ops.rpush(keys.ready(), deal_id)
+        ops.rpush(keys.ready(), ready_entry(deal_id, current_request_id()))
         due = now + timedelta(seconds=self.settings.stale_after_seconds)
         ops.zadd(keys.by_state(State.SUBMITTED), epoch_seconds(due), deal_id)
         fields = {

@@ -122,6 +122,12 @@ def by_state(state: str) -> str:
     return f"{P}idx:state:{state}"
 
 
+def deals_ended() -> str:
+    """Hash: terminal state -> how many deals ever ended in it (kept by the store with each
+    transition; a terminal state is never left, so it is also how many are in it now)."""
+    return f"{P}stats:ended"
+
+
 def ready() -> str:
     """Deals just submitted, in order, for the workers' batch drain (a fast path: the
     stranded-deal sweep still owns any deal that falls out of it)."""
@@ -218,6 +224,12 @@ def exporter(uscc: str) -> str:
 
 def token(digest: str) -> str:
     return f"{P}token:{digest}"
+
+
+def replica_ack_probe() -> str:
+    """A counter each replica-acknowledged API write bumps, so the WAIT that follows on the
+    same connection covers every write the primary had taken by then (workflow/replication)."""
+    return f"{P}replica-ack-probe"
 
 
 # Registries of what the last load wrote, per section, so a reload can remove what its file no
@@ -319,3 +331,51 @@ def worker_heartbeats() -> str:
 def beat_heartbeat() -> str:
     """When beat last sent a sweep (epoch seconds, as text)."""
     return f"{P}heartbeat:beat"
+
+
+# Bank webhooks: every key of one webhook shares the hash tag {webhook id}, so the Lua steps
+# that touch several of them stay on one slot.
+def webhooks() -> str:
+    """Sorted set: webhook id -> when it was added (epoch seconds)."""
+    return f"{P}webhooks"
+
+
+def webhook(webhook_id: str) -> str:
+    """Hash: the webhook's bank, URL, secret, created_at, its cursor in the bank's feed, its
+    delivery sequence, consecutive failures and the time it is paused until."""
+    return f"{P}webhook:{{{webhook_id}}}"
+
+
+def webhook_stats(webhook_id: str) -> str:
+    """Hash of counters (delivered, failed_attempts, dead, gaps) and last-outcome times."""
+    return f"{P}webhook:{{{webhook_id}}}:stats"
+
+
+def webhook_order(webhook_id: str) -> str:
+    """Sorted set: pending event id -> its place in the webhook's sequence (feed order)."""
+    return f"{P}webhook:{{{webhook_id}}}:order"
+
+
+def webhook_due(webhook_id: str) -> str:
+    """Sorted set: pending event id -> when it may next be tried (epoch seconds)."""
+    return f"{P}webhook:{{{webhook_id}}}:due"
+
+
+def webhook_deliveries(webhook_id: str) -> str:
+    """Hash: pending event id -> JSON {body, cursor, created_at} (the exact body to sign)."""
+    return f"{P}webhook:{{{webhook_id}}}:deliveries"
+
+
+def webhook_attempts(webhook_id: str) -> str:
+    """Hash: pending event id -> failed attempts so far."""
+    return f"{P}webhook:{{{webhook_id}}}:attempts"
+
+
+def webhook_history(webhook_id: str) -> str:
+    """List of the latest delivery attempts (JSON), newest first, capped."""
+    return f"{P}webhook:{{{webhook_id}}}:history"
+
+
+def webhook_lease(webhook_id: str) -> str:
+    """The token of the one delivery task allowed to post for this webhook (expires)."""
+    return f"{P}webhook:{{{webhook_id}}}:lease"

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from urllib.parse import urlsplit
 
 # XINBAO_ENV's accepted values. Only "production" changes behaviour; a value outside the list
 # (a typo such as "prod") is refused rather than quietly run as a development stack.
@@ -139,6 +140,31 @@ class Settings:
     # Each bank's event feed (GET /api/v1/events) keeps its entries this many days; a cursor
     # older than what is kept is answered 410 Gone.
     feed_retention_days: int = 30
+    # How often a worker checks that its consumer still takes tasks while some wait (it is
+    # reconnected after three checks in a row found it idle: tasks/stall_guard.py).
+    stall_check_seconds: float = 10.0
+    # Redis under Sentinel (docs/scaling.md): the sentinels' (host, port) and the name they
+    # know the primary by; none = redis_url is the server itself. With sentinels, redis_url
+    # gives only the database number and the primary's password.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str = "xinbao"
+    redis_sentinel_password: str = ""
+    # Before a state-changing API call answers, one replica must have acknowledged its write
+    # (WAIT 1 <ms>); else 503. Off by default: it costs a replication round trip per write.
+    require_replica_ack: bool = False
+    replica_ack_timeout_ms: int = 1000
+    # The bearer token Prometheus sends to /metrics ("" = open in development, and /metrics
+    # refused in production: operators' figures are nobody else's business).
+    metrics_token: str = ""
+    # Bank webhooks (README "Webhooks"): how often beat looks for new events to deliver; an
+    # event not delivered this long after it was queued is given up (dead); the first retry's
+    # wait, doubled each failure up to the longest wait; each POST's connect and read timeouts.
+    webhook_dispatch_seconds: float = 2.0
+    webhook_retry_hours: float = 24.0
+    webhook_backoff_seconds: float = 5.0
+    webhook_backoff_max_seconds: float = 3600.0
+    webhook_connect_timeout_seconds: float = 3.0
+    webhook_timeout_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         _environment(self.env)
@@ -180,6 +206,53 @@ def _insurer_settings() -> dict:
     }
 
 
+def _sentinels(raw: str | None) -> tuple[tuple[str, int], ...]:
+    """REDIS_SENTINELS: "host:port,host:port" (26379 when a port is left out)."""
+    found = []
+    for item in (raw or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, _, port = item.rpartition(":") if ":" in item else (item, "", "26379")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"REDIS_SENTINELS={raw!r}: {item!r} is not host:port")
+        found.append((host, int(port)))
+    return tuple(found)
+
+
+def _flag(name: str) -> bool:
+    raw = (os.environ.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name}={raw!r} is not 1 or 0")
+
+
+def sentinel_broker_url(redis_url: str, sentinels: tuple[tuple[str, int], ...]) -> str:
+    """Celery's broker URL for the same primary: one ``sentinel://`` URL per sentinel,
+    with the database number (and password) of ``redis_url``."""
+    parts = urlsplit(redis_url)
+    db = (parts.path or "/0").lstrip("/") or "0"
+    auth = f":{parts.password}@" if parts.password else ""
+    return ";".join(f"sentinel://{auth}{host}:{port}/{db}" for host, port in sentinels)
+def _webhook_settings() -> dict:
+    values = {
+        "webhook_dispatch_seconds": _float("XINBAO_WEBHOOK_DISPATCH_SECONDS", 2.0),
+        "webhook_retry_hours": _float("XINBAO_WEBHOOK_RETRY_HOURS", 24.0),
+        "webhook_backoff_seconds": _float("XINBAO_WEBHOOK_BACKOFF_SECONDS", 5.0),
+        "webhook_backoff_max_seconds": _float("XINBAO_WEBHOOK_BACKOFF_MAX_SECONDS", 3600.0),
+        "webhook_connect_timeout_seconds": _float("XINBAO_WEBHOOK_CONNECT_TIMEOUT_SECONDS", 3.0),
+        "webhook_timeout_seconds": _float("XINBAO_WEBHOOK_TIMEOUT_SECONDS", 10.0),
+    }
+    for name, value in values.items():
+        # A zero or negative wait would spin; NaN would never compare.
+        if not value > 0 or value == float("inf"):
+            env_name = "XINBAO_" + name.upper()
+            raise SettingsError(f"{env_name}={value!r} is not a positive number")
+    return values
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Read settings from ``env`` (default: the process environment); SettingsError names a
     refused value."""
@@ -188,9 +261,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         os.environ.update(env)
     try:
         redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        sentinels = _sentinels(os.environ.get("REDIS_SENTINELS"))
+        default_broker = sentinel_broker_url(redis_url, sentinels) if sentinels else redis_url
         return Settings(
             redis_url=redis_url,
-            broker_url=os.environ.get("CELERY_BROKER_URL", redis_url),
+            broker_url=os.environ.get("CELERY_BROKER_URL", default_broker),
             secret_key=os.environ.get("SECRET_KEY", "dev-only-not-secret"),
             stale_after_seconds=_int("XINBAO_STALE_AFTER_SECONDS", 60),
             sweep_interval_seconds=_float("XINBAO_SWEEP_INTERVAL_SECONDS", 10.0),
@@ -208,6 +283,16 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             customs_check=_customs_check(os.environ.get("XINBAO_CUSTOMS_CHECK")),
             customs_tolerance=_tolerance("XINBAO_CUSTOMS_TOLERANCE", Decimal("0.05")),
             feed_retention_days=_positive("XINBAO_FEED_RETENTION_DAYS", 30),
+            stall_check_seconds=_float("XINBAO_STALL_CHECK_SECONDS", 10.0),
+            redis_sentinels=sentinels,
+            redis_sentinel_master=(
+                os.environ.get("REDIS_SENTINEL_MASTER") or "xinbao"
+            ).strip(),
+            redis_sentinel_password=os.environ.get("REDIS_SENTINEL_PASSWORD") or "",
+            require_replica_ack=_flag("XINBAO_REQUIRE_REPLICA_ACK"),
+            replica_ack_timeout_ms=_int("XINBAO_REPLICA_ACK_TIMEOUT_MS", 1000),
+            metrics_token=(os.environ.get("XINBAO_METRICS_TOKEN") or "").strip(),
+            **_webhook_settings(),
         )
     finally:
         if env is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -12,6 +14,10 @@ from workflow import keys
 from workflow.deal import DERIVED_FIELDS, Deal, encode_fields, iso, utcnow
 from workflow.feed import DEFAULT_RETENTION_DAYS, feed_json, feed_targets
 from workflow.states import TERMINAL, State, can_transition
+
+# Told of every committed transition: (the deal as read before, or None for a new one; the deal
+# after; the event appended). Metrics use it (workflow.metrics); it must not raise.
+Observer = Callable[["Deal | None", Deal, dict[str, Any]], None]
 
 
 class StoreError(Exception):
@@ -145,8 +151,14 @@ def epoch_seconds(moment: datetime) -> float:
 class DealStore:
     """Reads and atomically changes deals in Redis (a client with ``decode_responses=True``)."""
 
-    def __init__(self, redis: Any, feed_retention_days: int = DEFAULT_RETENTION_DAYS):
+    def __init__(
+        self,
+        redis: Any,
+        observers: tuple[Observer, ...] = (),
+        feed_retention_days: int = DEFAULT_RETENTION_DAYS,
+    ):
         self.redis = redis
+        self.observers = list(observers)
         self.feed_retention_ms = feed_retention_days * 86_400_000
         lua = resources.files("workflow").joinpath("lua")
         self._transition = redis.register_script(lua.joinpath("transition.lua").read_text())
@@ -250,6 +262,7 @@ class DealStore:
             "state": State.SUBMITTED,
             "created_at": now,
             "updated_at": now,
+            "state_at": now,
         }
         return self._run(
             deal_id, "0", "", State.SUBMITTED, "submitted", changes, actor, [], ops, now
@@ -273,6 +286,8 @@ class DealStore:
             raise IllegalTransition(current, new_state)
         now = now or utcnow()
         all_changes = {**(changes or {}), "state": new_state, "updated_at": now}
+        if new_state != current:
+            all_changes["state_at"] = now
         return self._run(
             deal.id,
             str(deal.version),
@@ -330,6 +345,10 @@ class DealStore:
         ]
         for name, value in encoded.items():
             argv += [name, value]
+        if new_state in TERMINAL and new_state != expected_state:
+            # A copy: the caller's Ops may be used again after a conflict.
+            ops = Ops(list(ops.keys), list(ops.args), ops.count)
+            ops.hincr(keys.deals_ended(), str(new_state), 1)
         argv += [str(ops.count), *ops.args]
         all_keys = [keys.deal(deal_id), keys.events(deal_id), *ops.keys]
         result = self._transition(keys=all_keys, args=argv)
@@ -338,7 +357,13 @@ class DealStore:
             merged = dict(before.fields) if before else {}
             merged.update(encoded)
             merged["version"] = str(result[1])
-            return Deal(merged)
+            after = Deal(merged)
+            for observe in self.observers:
+                try:
+                    observe(before, after, event)
+                except Exception:  # noqa: BLE001 - a metric never undoes or fails a commit
+                    logging.getLogger("xinbao.store").exception("transition observer failed")
+            return after
         if outcome == "CONFLICT":
             raise VersionConflict(deal_id, int(result[1] or 0), result[2])
         if outcome == "LIMIT":

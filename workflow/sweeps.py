@@ -15,6 +15,17 @@ from workflow.store import (
 )
 
 
+def ready_entry(deal_id: str, request_id: str | None) -> str:
+    """A ready-queue entry: the deal id, and after a space the id of the request that
+    submitted it (internal: the queue is never shown to anyone)."""
+    return f"{deal_id} {request_id}" if request_id else deal_id
+
+
+def ready_entry_parts(entry: str) -> tuple[str, str | None]:
+    deal_id, _, request_id = entry.partition(" ")
+    return deal_id, request_id or None
+
+
 class Sweeps(Steps):
     """Deadlines missed, deals ready for verification, worker steps overdue."""
 
@@ -62,7 +73,13 @@ class Sweeps(Steps):
 
     def take_ready(self, count: int) -> list[str]:
         """Up to ``count`` submitted deals, oldest first, for one worker to verify."""
-        return self.store.redis.lpop(keys.ready(), count) or []
+        return [deal_id for deal_id, _ in self.take_ready_entries(count)]
+
+    def take_ready_entries(self, count: int) -> list[tuple[str, str | None]]:
+        """Like :meth:`take_ready`, each deal with the request id that submitted it (if any),
+        so the drain's log lines about it carry that request's id."""
+        entries = self.store.redis.lpop(keys.ready(), count) or []
+        return [ready_entry_parts(entry) for entry in entries]
 
     def stranded(self) -> list[tuple[str, State]]:
         """Deals whose worker-owned next step is overdue, each claimed for one stale period so

@@ -7,7 +7,9 @@ fixed offered load, the baselines and their ratios, Redis memory per deal, and t
 response time at 1,000 and 100,000 pending deals, in the API and on the officer desk's pages
 (``bench_pages``: goal p95 < 50 ms at 100,000), then the arrears sweep and the portfolio at
 100,000 open advances (``bench_sweeps``), and a 100,000-member whitelist import from CSV and
-XLSX (``bench_whitelist``). The last line is machine-readable.
+XLSX (``bench_whitelist``), and the capacity figures: deals/s per web and worker core, Redis
+commands, CPU and memory per deal, and what one Redis primary carries on the real command mix
+replayed with redis-benchmark (``bench_capacity``). The last line is machine-readable.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,7 +35,15 @@ from pathlib import Path
 import redis
 import requests
 
-from tests.stress import bare_celery, bench_pages, bench_sweeps, bench_whitelist, dataset
+from tests.stress import (
+    bare_celery,
+    bench_capacity,
+    bench_pages,
+    bench_replica_ack,
+    bench_sweeps,
+    bench_whitelist,
+    dataset,
+)
 from tests.support import (
     BIN,
     ROOT,
@@ -48,7 +59,8 @@ from workflow import keys
 PIPELINE_HOPS = 1
 WEB_WORKERS = 2
 WORKER_CONCURRENCY = 2
-GUNICORN = ["--workers", str(WEB_WORKERS), "--worker-class", "sync", "--log-level", "warning"]
+GUNICORN = ["--config", "python:web.gunicorn_conf", "--workers", str(WEB_WORKERS),
+            "--worker-class", "sync", "--log-level", "warning"]
 
 
 def gunicorn(procs: Processes, name: str, target: str, port: int) -> None:
@@ -101,6 +113,47 @@ class Client:
         if response.status_code == 202:
             sent.deal_id = response.json()["id"]
         return sent
+
+
+@dataclass
+class Stack:
+    """The pipeline as `make bench` runs it: a private Redis, gunicorn, a worker and beat."""
+
+    server: RedisServer
+    procs: Processes
+    r: redis.Redis
+    client: Client
+    env: dict[str, str]
+    web_port: int
+
+    def roots(self) -> dict[str, int]:
+        """The process trees whose CPU the bench reads, by name."""
+        roots = {name: self.procs.running[name].pid for name in ("web", "worker", "beat")}
+        roots["redis"] = self.server.process.pid
+        return roots
+
+
+@contextlib.contextmanager
+def pipeline_stack(work: Path, appendfsync: str, invoices: int) -> Iterator[Stack]:
+    """Start the stack on ``invoices`` declared invoices, warmed up by one deal; stop it all
+    when the block ends."""
+    work.mkdir(parents=True, exist_ok=True)
+    server = RedisServer(work / "redis", appendonly=True, fsync=appendfsync).start()
+    env = {"REDIS_URL": server.url, "LOG_LEVEL": "WARNING"}
+    procs = Processes(env, work)
+    r = redis.Redis.from_url(server.url, decode_responses=True)
+    with supervised(server, procs):
+        reference = dataset.write_reference(work / "reference.json", invoices)
+        subprocess.run([str(BIN / "xinbao"), "load", str(reference)],
+                       env={**os.environ, **env}, check=True, capture_output=True)
+        web_port = free_port()
+        gunicorn(procs, "web", "web:create_app()", web_port)
+        procs.worker(concurrency=WORKER_CONCURRENCY)
+        procs.beat()
+        client = Client(f"http://127.0.0.1:{web_port}")
+        client.post_deal(10**6 - 1)  # warm up every process once (not a counted deal)
+        time.sleep(1)
+        yield Stack(server, procs, r, client, env, web_port)
 
 
 def closed_loop(client: Client, indexes: range, concurrency: int) -> list[Sent]:
@@ -275,6 +328,11 @@ def main() -> int:
                         help="open advances for the arrears sweep and the portfolio (0: skip)")
     parser.add_argument("--whitelist-members", type=int, default=bench_whitelist.MEMBERS,
                         help="members of the whitelist import, CSV and XLSX (0: skip)")
+    parser.add_argument("--replica-ack-deals", type=int, default=bench_replica_ack.SUBMISSIONS,
+                        help="submissions per mode, without and with XINBAO_REQUIRE_REPLICA_ACK "
+                        "against a primary and a replica (0: skip)")
+    parser.add_argument("--capacity-deals", type=int, default=bench_capacity.DEALS,
+                        help="deals of the capacity measurement and replay (0: skip)")
     parser.add_argument("--appendfsync", choices=("always", "everysec"),
                         default=os.environ.get("APPENDFSYNC", "always"),
                         help="Redis AOF fsync policy (default $APPENDFSYNC, else always: the "
@@ -288,28 +346,16 @@ def main() -> int:
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="xinbao-bench-") as tmp:
         work = Path(tmp)
-        server = RedisServer(work / "redis", appendonly=True, fsync=args.appendfsync).start()
-        env = {"REDIS_URL": server.url, "LOG_LEVEL": "WARNING"}
-        procs = Processes(env, work)
-        r = redis.Redis.from_url(server.url, decode_responses=True)
-        with supervised(server, procs):
-            print(f"machine: {machine()}", flush=True)
-            print(f"redis: appendonly yes, appendfsync {args.appendfsync}", flush=True)
-            reference = dataset.write_reference(work / "reference.json", total)
-            subprocess.run([str(BIN / "xinbao"), "load", str(reference)],
-                           env={**os.environ, **env}, check=True, capture_output=True)
-            web_port = free_port()
-            gunicorn(procs, "web", "web:create_app()", web_port)
-            procs.worker(concurrency=WORKER_CONCURRENCY)
-            procs.beat()
-            client = Client(f"http://127.0.0.1:{web_port}")
-            client.post_deal(10**6 - 1)  # warm up every process once (not a counted deal)
-            time.sleep(1)
+        print(f"machine: {machine()}", flush=True)
+        print(f"redis: appendonly yes, appendfsync {args.appendfsync}", flush=True)
+        with pipeline_stack(work / "pipeline", args.appendfsync, total) as stack:
+            server, procs, r, client = stack.server, stack.procs, stack.r, stack.client
+            env = stack.env
+            web_port = stack.web_port
 
             # 1. throughput, closed loop
             used_before = r.info("memory")["used_memory"]
-            roots = {name: procs.running[name].pid for name in ("web", "worker", "beat")}
-            roots["redis"] = server.process.pid
+            roots = stack.roots()
             cpu_before = cpu_seconds(roots)
             sent = closed_loop(client, range(args.deals), args.concurrency)
             ids = [s.deal_id for s in sent if s.deal_id]
@@ -448,6 +494,16 @@ def main() -> int:
         # 9. a whitelist programme of 100,000 members imported from CSV and from XLSX
         if args.whitelist_members:
             bench_whitelist.run(args.whitelist_members, args.appendfsync, work)
+        # 10. what XINBAO_REQUIRE_REPLICA_ACK costs: submissions without and with WAIT 1
+        if args.replica_ack_deals:
+            bench_replica_ack.run(args.replica_ack_deals, bench_replica_ack.CONCURRENCY,
+                                  args.appendfsync, work)
+
+        # 11. capacity: per-core rates, Redis per deal, what one primary carries (replayed)
+        if args.capacity_deals:
+            bench_capacity.run(args.capacity_deals, bench_capacity.CLOSED,
+                               bench_capacity.MONITORED, bench_capacity.REQUESTS,
+                               args.appendfsync, work, emit=lambda line: print(line, flush=True))
 
     print(f"bench: deals_per_s={out['deals_per_s']:.1f} ratio_vs_bare={out['ratio_vs_bare']:.2f} "
           f"p99_ms={out['p99_ms']:.0f} api_ratio={out['api_ratio']:.2f} "

@@ -255,16 +255,20 @@ def redis_restarts(stack: Stack, sizes: Sizes, tally: Tally) -> None:
             # ~10 times with backoff first, so this takes a few seconds; Redis stays down).
             probe = client.call("GET", "/api/v1/deals", ds.EXPORTER_TOKEN, retry=False)
             try:
-                health = requests.get(f"{stack.base}/healthz", timeout=30).status_code
+                alive = requests.get(f"{stack.base}/healthz", timeout=30).status_code
+                health = requests.get(f"{stack.base}/readyz", timeout=30).status_code
             except requests.RequestException as exc:
-                health = repr(exc)
+                alive = health = repr(exc)
             if probe.status != 503 or error_shape_problem(probe.body):
                 tally.problem(
                     f"while Redis was down GET /api/v1/deals answered {probe.status} "
                     f"{probe.body!r:.200} (expected 503 in the error shape)"
                 )
-            if health != 503:
-                tally.problem(f"while Redis was down /healthz answered {health}")
+            if health != 503 or alive != 200:
+                tally.problem(
+                    f"while Redis was down /readyz answered {health} (expected 503) and "
+                    f"/healthz {alive} (expected 200: the process is alive)"
+                )
             # The outage itself: longer than redis-py's own retries (10, backoff capped at 1 s),
             # so every client really loses its connection instead of riding the outage out.
             time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - down_at)))
@@ -275,7 +279,7 @@ def redis_restarts(stack: Stack, sizes: Sizes, tally: Tally) -> None:
             restarts.append(
                 f"#{k + 1} {how} after {accepted['n']} accepted, "
                 f"{'with one' if caught else 'WITHOUT one'} task in flight, "
-                f"down {down:.1f}s, API said {probe.status}, /healthz {health}"
+                f"down {down:.1f}s, API said {probe.status}, /readyz {health}"
             )
 
     def submit(item: tuple[str | None, dict]) -> Outcome:

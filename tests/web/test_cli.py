@@ -34,7 +34,8 @@ def test_cli_loads_the_demo_file(into_fake_redis, fake_redis):
     assert "loaded" in result.stdout
     assert COUNTS in result.stdout
     assert "6 tokens" in result.stdout
-    assert into_fake_redis == [("redis://example.invalid:6379/3", {"decode_responses": True})]
+    [(url, options)] = into_fake_redis  # through workflow.redis_client.connect
+    assert url == "redis://example.invalid:6379/3" and options["decode_responses"] is True
     reference = ReferenceRepository(fake_redis)
     assert reference.principal("demo-exporter-haixin-0001").subject == "91330200MA2AB1C2DJ"
     assert {b.bank_id for b in reference.banks()} == {"BOC-NB", "ICBC-NB", "CCB-NB"}
@@ -252,3 +253,23 @@ def test_xinbao_load_subprocess_reports_without_traceback(tmp_path):
     assert run.returncode == 1, run.stderr
     assert "Traceback" not in run.stderr
     assert "big.json: not loaded, 1 problem(s)" in run.stderr
+
+
+def test_xinbao_health_exits_1_until_beat_is_heard_from_then_0(into_fake_redis, fake_redis):
+    import time
+
+    from workflow.heartbeats import record_beat
+
+    url = ["--redis-url", "redis://example.invalid:6379/3", "--only", "beat"]
+    result = CliRunner().invoke(cli.main, ["health", *url])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {
+        "status": "not ready", "beat": "never heard from", "worker_hosts": []
+    }
+    record_beat(fake_redis, time.time())
+    result = CliRunner().invoke(cli.main, ["health", *url])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["beat"] == "ok"
+    # Without --only every check is asked: no worker has swept, so not ready.
+    result = CliRunner().invoke(cli.main, ["health", "--redis-url", "redis://x.invalid:1/0"])
+    assert result.exit_code == 1 and json.loads(result.stdout)["workers"] != "ok"

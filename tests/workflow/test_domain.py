@@ -118,7 +118,7 @@ def test_rebuild_applies_events_in_order():
         {"v": 3, "at": "t3", "to": "on_hold"},
     ]
     assert rebuild(events) == {"id": "d", "a": "2", "state": "on_hold", "version": "3",
-                               "created_at": "t1", "updated_at": "t3"}
+                               "created_at": "t1", "updated_at": "t3", "state_at": "t3"}
     assert rebuild([]) == {}
 
 

@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from flask_login import UserMixin, current_user
 
 from web.extensions import login_manager
+from workflow.logs import bind
 from workflow.users import EXPORTER, OFFICER, User, Users
 
 # When the password was last entered (epoch seconds), for actions that need a fresh login.
@@ -53,6 +54,7 @@ def _load_user(session_id: str) -> SessionUser | None:
     user = user_store().by_session_id(session_id)
     if user is None or not subject_exists(user):
         return None
+    bind(bank_id=user.bank_id or None, exporter=user.exporter_uscc or None)
     return SessionUser(user, session_id)
 
 
