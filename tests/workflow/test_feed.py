@@ -393,3 +393,36 @@ def test_any_route_feed_equals_the_deal_api(make_workflow, large, actions):
             assert (
                 not by.startswith("bank:") or by.startswith(f"bank:{bank}:") or (by == "bank:other")
             )
+
+
+# --- webhooks deliver the feed -------------------------------------------------------------------
+
+
+def test_webhooks_deliver_each_bank_its_feed_from_real_transitions(wf):
+    """The feed the transitions write is what each bank's webhook posts: the same events and
+    ids, in feed order, nothing of another bank's deals."""
+    from tests.workflow.test_webhooks import Clock as HookClock
+    from tests.workflow.test_webhooks import Receiver, run
+    from workflow import webhooks
+
+    r = wf.store.redis
+    urls = {
+        bank: webhooks.add_webhook(r, bank, f"https://{bank.lower()}.example/h", now=1e9).url
+        for bank in BANKS
+    }
+    deal = pending(wf)
+    decline(wf, deal.id, BOC)
+    wf.route(deal.id)
+    approve(wf, deal.id, ICBC)
+    receiver = Receiver()
+    run(r, receiver, HookClock(), rounds=2)
+    for bank in BANKS:
+        posted = receiver.bodies(urls[bank])
+        feed = whole_feed(wf, bank)
+        assert [b["event_id"] for b in posted] == [e.event_id for e in feed]
+        assert [{k: b[k] for k in e.event} for b, e in zip(posted, feed, strict=True)] == [
+            e.event for e in feed
+        ]
+    assert receiver.bodies(urls[CCB]) == []
+    icbc = [b["type"] for b in receiver.bodies(urls[ICBC])]
+    assert icbc[0] == "submitted" and icbc[-1] == "approved"
