@@ -27,7 +27,11 @@ DEV_SECRET_KEY = "dev-only-not-secret"
 
 def build_workflow(client: Any, settings: Settings) -> Workflow:
     reference = ReferenceRepository(client)
-    store = DealStore(client, observers=(observe_transition,))
+    store = DealStore(
+        client,
+        observers=(observe_transition,),
+        feed_retention_days=settings.feed_retention_days,
+    )
     return Workflow(store, reference, build_insurer(settings, reference), settings)
 
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
+from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest
 
 from tasks.pipeline import dispatch_route, dispatch_settle_claim, schedule_drain
@@ -21,6 +22,7 @@ from web.schemas import (
     DeferralSchema,
     DisbursementCheckSchema,
     DisbursementSchema,
+    FeedQuerySchema,
     ListQuerySchema,
     NoticeSchema,
     RecoverySchema,
@@ -30,6 +32,7 @@ from web.schemas import (
 )
 from workflow import keys
 from workflow.deal import Deal
+from workflow.feed import FeedCursorExpired, read_bank_feed
 from workflow.money import fmt
 from workflow.pipeline import (
     DealNotFound,
@@ -63,6 +66,7 @@ _notice = NoticeSchema()
 _claim = ClaimSchema()
 _recovery = RecoverySchema()
 _list_query = ListQuerySchema()
+_feed_query = FeedQuerySchema()
 
 
 def flow() -> Workflow:
@@ -378,6 +382,40 @@ def list_deals():
     return jsonify(
         {"items": [view(d) for d in deals], "page": page, "per_page": per_page, "total": total}
     )
+
+
+@api.get("/events")
+@require("bank")
+def bank_events():
+    """The bank's event feed: every event of its deals it may see, oldest first, from a
+    cursor (workflow/feed.py)."""
+    try:
+        query = _feed_query.load(request.args.to_dict())
+    except ValidationError as exc:
+        # A query string, not a body: 400, naming the parameter.
+        fields = {k: [str(m) for m in v] for k, v in exc.normalized_messages().items()}
+        raise ApiError(
+            400, "BAD_QUERY", f"invalid query: {', '.join(sorted(fields))}", fields
+        ) from None
+    after = query.get("after")
+    try:
+        entries = read_bank_feed(
+            flow().store.redis, current_principal().subject, after, query["limit"]
+        )
+    except FeedCursorExpired as exc:
+        raise ApiError(
+            410,
+            "CURSOR_EXPIRED",
+            f"events after {after} are no longer kept (retention "
+            f"{flow().settings.feed_retention_days} days): you missed some; read your deals "
+            "again (GET /api/v1/deals) and restart the feed without after=",
+            {"after": [f"older than what the feed keeps (removed up to {exc.oldest_gone})"]},
+        ) from None
+    events = [
+        {"cursor": e.cursor, "event_id": e.event_id, "deal_id": e.deal_id, **e.event}
+        for e in entries
+    ]
+    return jsonify({"events": events, "next": entries[-1].cursor if entries else after})
 
 
 @api.get("/openapi.json")

@@ -21,11 +21,13 @@ from web.schemas import (
     DisbursementSchema,
     ErrorSchema,
     EventListSchema,
+    FeedPageSchema,
     NoticeSchema,
     RecoverySchema,
     RepaymentSchema,
     WithdrawSchema,
 )
+from workflow.feed import MAX_LIMIT as FEED_MAX_LIMIT
 
 JSON = "application/json"
 
@@ -75,6 +77,20 @@ _LIST_PARAMS = [
         "in": "query",
         "schema": {"type": "string", "enum": ["pending_bank"]},
         "description": "Banks: only the deals awaiting your decision, most urgent first",
+    },
+]
+
+_FEED_PARAMS = [
+    {
+        "name": "after",
+        "in": "query",
+        "schema": {"type": "string", "pattern": r"^\d{1,20}(-\d{1,20})?$"},
+        "description": "A cursor from an earlier answer; none: from the oldest event kept",
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": FEED_MAX_LIMIT, "default": 100},
     },
 ]
 
@@ -161,6 +177,7 @@ def spec_dict() -> dict[str, Any]:
         ("Claim", ClaimSchema),
         ("Recovery", RecoverySchema),
         ("EventList", EventListSchema),
+        ("FeedPage", FeedPageSchema),
     ):
         spec.components.schema(name, schema=schema)
     deals, one = "/api/v1/deals", "/api/v1/deals/{deal_id}"
@@ -212,6 +229,23 @@ def spec_dict() -> dict[str, Any]:
                 _ok("Events, oldest first", "EventList"),
                 params=[_DEAL_ID],
                 errors={"404": "No such deal for you"},
+            )
+        },
+    )
+    spec.path(
+        path="/api/v1/events",
+        operations={
+            "get": _operation(
+                "Your bank's event feed: every event of your deals you may see (as in "
+                "/deals/{deal_id}/events), oldest first, resumable from a cursor (bank token)",
+                "200",
+                _ok("Events after the cursor and the cursor to ask with next", "FeedPage"),
+                params=_FEED_PARAMS,
+                errors={
+                    "400": "A malformed cursor or limit, named in error.fields",
+                    "410": "CURSOR_EXPIRED: events after the cursor were removed by retention "
+                    "(XINBAO_FEED_RETENTION_DAYS); reconcile and restart without after=",
+                },
             )
         },
     )

@@ -10,6 +10,8 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from workflow.checks import check_results
 from workflow.deal import Application, Buyer, Deal, Invoice
+from workflow.feed import MAX_LIMIT as FEED_MAX_LIMIT
+from workflow.feed import FeedCursorInvalid, parse_cursor
 from workflow.identifiers import (
     validate_bill_of_lading,
     validate_customs_declaration,
@@ -361,6 +363,41 @@ class EventSchema(Schema):
 class EventListSchema(Schema):
     deal_id = fields.String()
     events = fields.List(fields.Nested(EventSchema))
+
+
+class FeedQuerySchema(Schema):
+    """GET /api/v1/events: the cursor to read after (none: from the oldest kept) and how many."""
+
+    after = fields.String()
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=FEED_MAX_LIMIT))
+
+
+    @post_load
+    def _cursor(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if "after" in data:
+            try:
+                data["after"] = parse_cursor(data["after"])
+            except FeedCursorInvalid as exc:
+                raise ValidationError({"after": [str(exc)]}) from None
+        return data
+
+
+class FeedEventSchema(EventSchema):
+    """One event of a bank's feed: a deal event as the bank sees it, with where it stands."""
+
+    cursor = fields.String(metadata={"description": "Resume after this entry: ?after=<cursor>"})
+    event_id = fields.String(
+        metadata={"description": "<deal id>:<event version>, the same in every copy (de-dup)"}
+    )
+    deal_id = fields.String()
+
+
+class FeedPageSchema(Schema):
+    events = fields.List(fields.Nested(FeedEventSchema))
+    next = fields.String(
+        allow_none=True,
+        metadata={"description": "The cursor to ask with next (the one given if no events)"},
+    )
 
 
 def explained(failure: dict[str, str]) -> dict[str, str]:

@@ -66,6 +66,15 @@ def _tolerance(name: str, default: Decimal) -> Decimal:
     return value
 
 
+def _positive(name: str, default: int) -> int:
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{name}={raw!r} is not a whole number of at least 1")
+    return int(raw)
+
+
 def _date(name: str) -> date | None:
     raw = (os.environ.get(name) or "").strip()
     if not raw:
@@ -128,6 +137,9 @@ class Settings:
     # amount (a share of the declared amount) before it is TRADE_DOCUMENTS_MISMATCH.
     customs_check: str = "auto"
     customs_tolerance: Decimal = Decimal("0.05")
+    # Each bank's event feed (GET /api/v1/events) keeps its entries this many days; a cursor
+    # older than what is kept is answered 410 Gone.
+    feed_retention_days: int = 30
     # How often a worker checks that its consumer still takes tasks while some wait (it is
     # reconnected after three checks in a row found it idle: tasks/stall_guard.py).
     stall_check_seconds: float = 10.0
@@ -270,6 +282,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             **_insurer_settings(),
             customs_check=_customs_check(os.environ.get("XINBAO_CUSTOMS_CHECK")),
             customs_tolerance=_tolerance("XINBAO_CUSTOMS_TOLERANCE", Decimal("0.05")),
+            feed_retention_days=_positive("XINBAO_FEED_RETENTION_DAYS", 30),
             stall_check_seconds=_float("XINBAO_STALL_CHECK_SECONDS", 10.0),
             redis_sentinels=sentinels,
             redis_sentinel_master=(

@@ -12,6 +12,7 @@ from typing import Any
 
 from workflow import keys
 from workflow.deal import DERIVED_FIELDS, Deal, encode_fields, iso, utcnow
+from workflow.feed import DEFAULT_RETENTION_DAYS, feed_json, feed_targets
 from workflow.states import TERMINAL, State, can_transition
 
 # Told of every committed transition: (the deal as read before, or None for a new one; the deal
@@ -123,6 +124,24 @@ class Ops:
     def unlock(self, key: str, holder: str) -> Ops:
         return self._add("unlock", self._key(key), holder)
 
+    def feed(
+        self, bank_id: str, deal_id: str, event_json: str, backfill: bool, retention_ms: int
+    ) -> Ops:
+        """Append the event to the bank's feed (after the deal's earlier events if
+        ``backfill``), trimming what is older than ``retention_ms``; see workflow/feed.py."""
+        return self._add(
+            "feed",
+            self._key(keys.bank_feed(bank_id)),
+            self._key(keys.bank_feed_trimmed(bank_id)),
+            deal_id,
+            event_json,
+            "1" if backfill else "0",
+            str(retention_ms),
+        )
+
+    def copy(self) -> Ops:
+        return Ops(list(self.keys), list(self.args), self.count)
+
 
 def epoch_seconds(moment: datetime) -> float:
     """A sorted-set score for a moment: epoch seconds to the millisecond."""
@@ -132,9 +151,15 @@ def epoch_seconds(moment: datetime) -> float:
 class DealStore:
     """Reads and atomically changes deals in Redis (a client with ``decode_responses=True``)."""
 
-    def __init__(self, redis: Any, observers: tuple[Observer, ...] = ()):
+    def __init__(
+        self,
+        redis: Any,
+        observers: tuple[Observer, ...] = (),
+        feed_retention_days: int = DEFAULT_RETENTION_DAYS,
+    ):
         self.redis = redis
         self.observers = list(observers)
+        self.feed_retention_ms = feed_retention_days * 86_400_000
         lua = resources.files("workflow").joinpath("lua")
         self._transition = redis.register_script(lua.joinpath("transition.lua").read_text())
         self._index_entry = redis.register_script(lua.joinpath("index_entry.lua").read_text())
@@ -305,6 +330,13 @@ class DealStore:
         }
         if reasons:
             event["why"] = reasons
+        targets = feed_targets(before, event_type, changes)
+        if targets:
+            # The banks' feeds get the event in the same script: a copy of the caller's ops,
+            # which it may run again after a conflict.
+            ops, shown = ops.copy(), feed_json(event)
+            for bank_id, backfill in targets:
+                ops.feed(bank_id, deal_id, shown, backfill, self.feed_retention_ms)
         argv: list[str] = [
             expected,
             str(expected_state),

@@ -25,6 +25,7 @@ ROUTES = {
     "/api/v1/deals/{deal_id}/claim": {"post"},
     "/api/v1/deals/{deal_id}/recoveries": {"post"},
     "/api/v1/portfolio": {"get"},
+    "/api/v1/events": {"get"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 

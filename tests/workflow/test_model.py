@@ -49,6 +49,7 @@ from tests.recompute import (
 )
 from workflow import intake, keys
 from workflow.deal import Deal
+from workflow.feed import read_bank_feed
 from workflow.interest import accrue
 from workflow.money import to_cents
 from workflow.pipeline import (
@@ -67,6 +68,7 @@ from workflow.pipeline import (
 from workflow.reference.records import exposure_of
 from workflow.states import TERMINAL, TRANSITIONS, WORKER_OWNED, State
 from workflow.store import StoreError, VersionConflict, epoch_seconds
+from workflow.visibility import as_seen_by_bank
 
 pytestmark = pytest.mark.redis
 
@@ -187,6 +189,7 @@ class DealModel(RuleBasedStateMachine):
             "zset": lambda p, k: p.zrange(k, 0, -1, withscores=True),
             "string": lambda p, k: p.get(k),
             "set": lambda p, k: p.smembers(k),
+            "stream": lambda p, k: p.xrange(k),
         }
         for name, kind in zip(names, kinds, strict=True):
             read[kind](pipe, name)
@@ -1101,6 +1104,27 @@ class DealModel(RuleBasedStateMachine):
         for index, entries in indexed.items():
             for member in entries:
                 check(member in deals, f"{index} holds {member}, which does not exist")
+        self.feeds_are_the_deal_api(deals, events)
+
+    def feeds_are_the_deal_api(self, deals: dict, events: dict) -> None:
+        """Each bank's feed: every event of its deals the deal API shows it, in order, once."""
+        for bank in BANKS:
+            feed, after = [], None
+            while batch := read_bank_feed(self.r, bank, after, 1000):
+                feed += batch
+                after = batch[-1].cursor
+            ids = [e.event_id for e in feed]
+            check(len(ids) == len(set(ids)), f"{bank}'s feed repeats an event: {ids}")
+            got: dict[str, list] = {}
+            for entry in feed:
+                got.setdefault(entry.deal_id, []).append(entry.event)
+            for deal_id, fields in deals.items():
+                deal = Deal(dict(fields))
+                shown = (as_seen_by_bank(deal, events[deal_id], bank)[1]
+                         if bank in deal.offered_banks else [])
+                check(got.pop(deal_id, []) == shown,
+                      f"{bank}'s feed of {deal_id} is not what the deal API shows it")
+            check(not got, f"{bank}'s feed has deals it was never offered: {sorted(got)}")
 
 
 def model_settings() -> settings:

@@ -7,10 +7,12 @@
 --       nops, {op, args...}* with the op arities below (first arg is always a KEYS index).
 -- Returns {"OK", new_version} | {"CONFLICT", version, state} | {"LIMIT", key_index}
 --       | {"LOCKED", key_index, holder}
+-- The op "feed" writes the event (ARGV-given, without its field changes) to a bank's feed
+-- stream; see workflow/feed.py.
 
 local unpack = unpack or table.unpack
 local ARITY = {zadd = 3, zrem = 2, reserve = 5, release = 3, shrink = 4, lock = 3, unlock = 2,
-               rpush = 2, hincr = 3, sadd_count = 4}
+               rpush = 2, hincr = 3, sadd_count = 4, feed = 6}
 
 local expected = ARGV[1]
 local expected_state = ARGV[2]
@@ -114,6 +116,29 @@ for _, op in ipairs(ops) do
     redis.call("RPUSH", key, a[2])
   elseif name == "unlock" then
     if redis.call("GET", key) == a[2] then redis.call("DEL", key) end
+  elseif name == "feed" then
+    -- a: stream_idx, trimmed_idx, deal_id, event_json, backfill, retention_ms. With backfill
+    -- "1" the deal's earlier events go first (the bank was just offered the deal): its log
+    -- before this event, without their field changes, in order.
+    if a[5] == "1" then
+      for _, raw in ipairs(redis.call("LRANGE", KEYS[2], 0, -2)) do
+        local earlier = cjson.decode(raw)
+        earlier["set"] = nil
+        redis.call("XADD", key, "*", "deal", a[3], "event", cjson.encode(earlier))
+      end
+    end
+    local id = redis.call("XADD", key, "*", "deal", a[3], "event", a[4])
+    -- Retention, against the stream's own clock: remove the entries older than the newest
+    -- minus retention_ms, exactly, and remember the newest one removed (a cursor before it
+    -- has missed events). Usually nothing is that old: one XRANGE of the first entry.
+    local horizon = tonumber(string.match(id, "^%d+")) - tonumber(a[6])
+    local first = redis.call("XRANGE", key, "-", "+", "COUNT", 1)[1]
+    if tonumber(string.match(first[1], "^%d+")) < horizon then
+      local minid = string.format("%.0f", horizon) .. "-0"
+      local last_gone = redis.call("XREVRANGE", key, "(" .. minid, "-", "COUNT", 1)[1]
+      redis.call("XTRIM", key, "MINID", minid)
+      redis.call("SET", KEYS[tonumber(a[2])], last_gone[1])
+    end
   end
 end
 
