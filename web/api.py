@@ -32,7 +32,7 @@ from web.schemas import (
 )
 from workflow import keys
 from workflow.deal import Deal
-from workflow.feed import FeedCursorExpired, read_bank_feed
+from workflow.feed import FeedCursorAhead, FeedCursorExpired, read_bank_feed
 from workflow.money import fmt
 from workflow.pipeline import (
     DealNotFound,
@@ -410,6 +410,13 @@ def bank_events():
             f"{flow().settings.feed_retention_days} days): you missed some; read your deals "
             "again (GET /api/v1/deals) and restart the feed without after=",
             {"after": [f"older than what the feed keeps (removed up to {exc.oldest_gone})"]},
+        ) from None
+    except FeedCursorAhead as exc:
+        raise ApiError(
+            400,
+            "BAD_QUERY",
+            "invalid query: after",
+            {"after": [f"not a cursor of this feed: its newest event is {exc.newest or 'none'}"]},
         ) from None
     events = [
         {"cursor": e.cursor, "event_id": e.event_id, "deal_id": e.deal_id, **e.event}

@@ -77,6 +77,15 @@ class FeedCursorInvalid(ValueError):
     """The cursor is not a feed entry id ("<milliseconds>-<sequence>")."""
 
 
+class FeedCursorAhead(ValueError):
+    """The cursor is past the newest event the feed ever held: not one this feed gave out
+    (answering "nothing new" for it would hide every later event from the client)."""
+
+    def __init__(self, cursor: str, newest: str | None):
+        super().__init__(f"cursor {cursor} is ahead of the feed (newest: {newest or 'none'})")
+        self.cursor, self.newest = cursor, newest
+
+
 def parse_cursor(raw: str) -> str:
     """``raw`` as a full stream id ("123" -> "123-0"); FeedCursorInvalid if it is none."""
     match = CURSOR_RE.fullmatch(raw.strip()) if isinstance(raw, str) else None
@@ -134,7 +143,18 @@ def read_bank_feed(
                 break
         if len(batch) < limit:
             break
+    if not found and after is not None and position not in (None, "0-0"):
+        _check_not_ahead(client, stream, position)
     return found
+
+
+def _check_not_ahead(client: Any, stream: str, position: str) -> None:
+    """FeedCursorAhead when ``position`` is past the newest entry (retention always keeps the
+    newest one, so the newest entry is the newest id the feed ever gave out)."""
+    newest = client.xrevrange(stream, "+", "-", count=1)
+    newest_id = _text(newest[0][0]) if newest else None
+    if newest_id is None or _id_key(position) > _id_key(newest_id):
+        raise FeedCursorAhead(position, newest_id)
 
 
 # --- writing (used by workflow.store inside each transition) -----------------------------------
@@ -175,6 +195,7 @@ __all__ = [
     "DEFAULT_RETENTION_DAYS",
     "MAX_LIMIT",
     "FeedCursorExpired",
+    "FeedCursorAhead",
     "FeedCursorInvalid",
     "FeedEntry",
     "feed_json",

@@ -2,7 +2,8 @@
 
 ``(18446744073709551615-18446744073709551615`` is no interval start for Redis ("invalid start
 ID for the interval"): read_bank_feed raised a ResponseError, which GET /api/v1/events?after=
-(branch feed) answers with a 500. Nothing can come after the largest id: no events.
+(branch feed) answers with a 500. No feed gives out the largest id, so it is refused as ahead
+of the feed (400 in the API), never a server error.
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ import json
 import pytest
 
 from workflow import keys
-from workflow.feed import parse_cursor, read_bank_feed
+from workflow.feed import FeedCursorAhead, parse_cursor, read_bank_feed
 
 LARGEST = "18446744073709551615-18446744073709551615"
 
 
 @pytest.mark.parametrize("cursor", [LARGEST, " 18446744073709551615-18446744073709551615 "])
-def test_the_largest_cursor_reads_no_events(real_redis, cursor):
+def test_the_largest_cursor_is_refused_as_ahead_of_the_feed(real_redis, cursor):
     event = {"v": 1, "type": "submitted", "by": "exporter:X", "at": "2027-01-04T09:00:00+00:00"}
     real_redis.xadd(keys.bank_feed("BOC-NB"), {"deal": "D-1", "event": json.dumps(event)})
     assert parse_cursor(cursor) == LARGEST
-    assert read_bank_feed(real_redis, "BOC-NB", cursor) == []
+    with pytest.raises(FeedCursorAhead):
+        read_bank_feed(real_redis, "BOC-NB", cursor)
     # Smaller cursors still read the entry.
     assert len(read_bank_feed(real_redis, "BOC-NB", "0-0")) == 1

@@ -151,3 +151,25 @@ def test_the_feed_reads_straight_from_the_stream(api, fake_redis):
     fake_redis.xadd(keys.bank_feed("CCB-NB"), {"deal": "D1", "event": json.dumps(event)})
     got = feed(api, "ccb").get_json()["events"]
     assert [(e["deal_id"], e["event_id"], e["type"]) for e in got] == [("D1", "D1:1", "submitted")]
+
+
+def test_a_cursor_ahead_of_the_feed_is_400_not_an_endless_nothing_new(api, fake_redis):
+    # A client that sent a cursor this feed never gave out would otherwise get "no events"
+    # for ever, and miss every later one.
+    deal = api.create(deal_body())
+    page = api.client.get("/api/v1/events", headers=auth("boc")).get_json()
+    newest = page["next"]
+    assert page["events"] and newest
+    # Resuming from the newest cursor: nothing new, and that is fine.
+    again = api.client.get(f"/api/v1/events?after={newest}", headers=auth("boc"))
+    assert again.status_code == 200 and again.get_json() == {"events": [], "next": newest}
+    ms = int(newest.split("-")[0])
+    for ahead in (f"{ms + 1}-0", "99999999999999-0"):
+        rv = api.client.get(f"/api/v1/events?after={ahead}", headers=auth("boc"))
+        body = error_of(rv, 400, "BAD_QUERY")
+        assert "after" in body["fields"]
+    # A bank whose feed is still empty: any cursor but 0-0 is ahead of it.
+    assert api.client.get("/api/v1/events?after=0-0", headers=auth("ccb")).status_code == 200
+    rv = api.client.get(f"/api/v1/events?after={newest}", headers=auth("ccb"))
+    error_of(rv, 400, "BAD_QUERY")
+    assert deal["id"]
