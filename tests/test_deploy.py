@@ -33,7 +33,7 @@ def test_web_worker_and_exactly_one_beat():
     services = compose()["services"]
     assert "gunicorn" in services["web"]["command"]
     assert services["worker"]["command"][:4] == ["celery", "-A", "tasks.worker", "worker"]
-    assert services["beat"]["command"][:4] == ["celery", "-A", "tasks.worker", "beat"]
+    assert services["beat"]["command"][:5] == ["celery", "-A", "tasks.worker", "--quiet", "beat"]
     assert services["beat"]["deploy"]["replicas"] == 1
     beats = [name for name, svc in services.items() if "beat" in svc.get("command", [])]
     assert beats == ["beat"]
