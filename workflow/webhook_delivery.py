@@ -23,6 +23,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -101,8 +102,12 @@ def http_post(url: str, headers: dict[str, str], body: bytes, config: DeliveryCo
 
     httpx's timeouts bound each socket operation, not the attempt: an endpoint sending its
     answer a byte at a time would hold the post (and outlive the webhook's lease, letting a
-    second task post beside it). So the whole attempt also ends after connect + read timeout."""
-    return anyio.run(_post, url, headers, body, config)
+    second task post beside it). So the whole attempt also ends after connect + read timeout.
+
+    The attempt runs its own event loop on a thread of its own: the calling thread may already
+    run one (a gevent or asyncio host, a test driving a browser), and anyio.run refuses that."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-post") as pool:
+        return pool.submit(anyio.run, _post, url, headers, body, config).result()
 
 
 async def _post(
