@@ -124,6 +124,14 @@ def test_deals_flow_on_through_a_failover_and_no_accepted_deal_is_lost(sentinel_
     mine = [d["id"] for d in listed if d["id"] in {a["id"] for a in accepted.values()}]
     assert sorted(mine) == sorted(a["id"] for a in accepted.values())
     assert len(listed) == len(accepted)
+    # Readiness through the sentinels, on the promoted primary: Redis, the sentinel:// broker,
+    # a worker that swept and beat all answer there.
+    def ready() -> Any:
+        answer = web.get("/readyz")
+        return answer.get_json() if answer.status_code == 200 else None
+
+    body = wait_until(ready, 40, interval=0.5, what="/readyz through the sentinels")
+    assert body["redis"] == "ok" and body["broker"] == "ok" and body["worker_hosts"]
 
 
 def test_without_the_guard_a_failover_loses_what_the_replica_never_got(sentinel_stack):

