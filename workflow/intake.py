@@ -22,6 +22,7 @@ from workflow.errors import (
 from workflow.logs import current_request_id
 from workflow.money import from_cents, quantize, to_cents
 from workflow.reasons import Reason
+from workflow.reference.cache import ReferenceView
 from workflow.states import State
 from workflow.steps import WORKER, Steps, log
 from workflow.store import (
@@ -130,7 +131,7 @@ class Intake(Steps):
         """Check cover and whitelist; reserve the limit; then route. Safe to run any number of
         times: it only acts on a deal in submitted, on_hold, verifying or routing."""
         for _ in range(5):
-            deal = self.store.get(deal_id)
+            deal, reference = self._read_with_reference(deal_id)
             if deal is None:
                 log.warning("verify: no deal %s", deal_id, extra={"deal_id": deal_id})
                 return None
@@ -142,21 +143,23 @@ class Intake(Steps):
                         deal, State.VERIFYING, actor=WORKER, event="verification_started"
                     )
                 if deal.state == State.VERIFYING:
-                    deal = self._check(deal)
+                    deal = self._check(deal, reference)
                 if deal.state == State.ROUTING:
-                    return self._route(deal)
+                    return self._route(deal, reference)
                 return deal
             except VersionConflict:
                 continue  # someone else moved it: re-read and carry on from where it is now
         return self.store.get(deal_id)
 
-    def _check(self, deal: Deal) -> Deal:
+    def _check(self, deal: Deal, reference: ReferenceView) -> Deal:
         app = deal.application
         today = self.clock().date()
-        facts = self.insurer.cover_facts(app)
+        # The local insurer answers from the reference data, cached for this version.
+        cover_at = getattr(self.insurer, "cover_facts_at", None)
+        facts = cover_at(app, reference) if cover_at else self.insurer.cover_facts(app)
         customs = self._customs_facts(app)
         verdict = verify_cover(app, facts, today, customs)
-        whitelist = whitelist_status(self.reference.whitelists_of(app.exporter_uscc), today)
+        whitelist = whitelist_status(reference.whitelists_of(app.exporter_uscc), today)
         # Only failures are stored; check_results() derives the full table from them.
         changes = {"failures": verdict.failures, "whitelist": whitelist.to_wire()}
         if not customs.required and any(i.customs_declaration for i in app.invoices):

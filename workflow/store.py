@@ -170,6 +170,14 @@ class DealStore:
         fields = self.redis.hgetall(keys.deal(deal_id))
         return Deal(fields) if fields else None
 
+    def get_with(self, deal_id: str, key: str) -> tuple[Deal | None, str | None]:
+        """The deal and the string value of ``key``, read in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(keys.deal(deal_id))
+        pipe.get(key)
+        fields, value = pipe.execute()
+        return (Deal(fields) if fields else None), value
+
     def get_many(self, deal_ids: list[str]) -> list[Deal]:
         pipe = self.redis.pipeline(transaction=False)
         for deal_id in deal_ids:
