@@ -38,10 +38,18 @@ from workflow.sweeps import ready_entry
 DOCUMENT_WORDS = {"bill_of_lading": "bill of lading", "customs_declaration": "customs declaration"}
 
 
+# How long the "a drain is queued" flag lives: a drain message that is lost only delays the
+# next one this long (tasks/pipeline.py, which also sets it outside a submission).
+DRAIN_FLAG_SECONDS = 10
+
+
 @dataclass(frozen=True)
 class Submitted:
     deal: Deal
     replayed: bool
+    # True when this submission queued the drain flag (in its own atomic step), so the caller
+    # must publish the drain (tasks.pipeline.publish_drain); False when one is already queued.
+    drain_due: bool = False
 
 
 def new_deal_id() -> str:
@@ -75,6 +83,8 @@ class Intake(Steps):
             ops.lock(key, deal_id)
         ops.zadd(keys.by_exporter(app.exporter_uscc), epoch_seconds(now), deal_id)
         ops.rpush(keys.ready(), ready_entry(deal_id, current_request_id()))
+        # The drain flag goes in the same script: no SET NX round trip of its own per deal.
+        ops.flag(keys.drain_scheduled(), DRAIN_FLAG_SECONDS)
         due = now + timedelta(seconds=self.settings.stale_after_seconds)
         ops.zadd(keys.by_state(State.SUBMITTED), epoch_seconds(due), deal_id)
         fields = {
@@ -93,6 +103,9 @@ class Intake(Steps):
             deal = self.store.get(deal_id)
             if deal is None or deal.fields.get("request_digest") != app.fingerprint():
                 raise
+            # Whether the first attempt set the drain flag is unknown: publish one anyway (a
+            # drain with nothing to do costs one message; a missed one would delay the deal).
+            return Submitted(deal, replayed=False, drain_due=True)
         except Locked as exc:
             if idempotency_key and exc.key == keys.idempotency(app.exporter_uscc, idempotency_key):
                 existing = self.store.get(exc.holder)
@@ -108,7 +121,7 @@ class Intake(Steps):
                 f"invoice {invoice} is already in a live deal", invoice=invoice, deal_id=exc.holder
             ) from exc
         log.info("deal %s submitted", deal_id, extra={"deal_id": deal_id, "event": "submitted"})
-        return Submitted(deal, replayed=False)
+        return Submitted(deal, replayed=False, drain_due=ops.flagged)
 
     def _duplicate_document(
         self, app: Application, document: tuple[str, str, str], holder: str
