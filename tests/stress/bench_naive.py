@@ -1,0 +1,191 @@
+"""`make bench`, part: Xinbao against the naive Flask + Celery app of its shape (issue 11).
+
+One private Redis (AOF, the bench's fsync policy) with Xinbao's reference data; Xinbao's stack
+as ``bench.pipeline_stack`` starts it, and beside it the naive app (``naive_app.py``) under the
+same gunicorn settings with a worker of the same concurrency and Celery settings. Each burst
+(400 and 2,000 deals by default) is sent by the same closed-loop client (``bench.Client``, 16
+concurrent) to one system while the other's worker is stopped (their gunicorns idle), the same
+deal bodies to both; deals/s counts from the first POST to the last result written
+(Xinbao: ``offered_to_bank`` committed; naive: the task's SET). Rounds alternate which system
+goes first. Prints ``ratio_vs_naive_<size>`` (Xinbao's mean deals/s over the naive's) and CPU
+per deal of each.
+
+    python -m tests.stress.bench_naive [--sizes 400,2000] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from tests.stress import bench, naive_app
+from tests.support import BIN, free_port, wait_until
+from workflow import keys
+
+SIZES = (400, 2000)
+ROUNDS = 2
+CONCURRENCY = 16
+XINBAO, NAIVE = "xinbao", "naive"
+# Warm-up deals of undeclared invoices, far from any burst's indexes: they only prove the
+# freshly started worker is consuming.
+WARM_INDEX = 5 * 10**6
+
+
+def naive_results(r: redis.Redis, deal_ids: list[str]) -> dict[str, float]:
+    """When each naive deal's result was written (deals still waiting are left out)."""
+    out = {}
+    for chunk in range(0, len(deal_ids), 1000):
+        part = deal_ids[chunk:chunk + 1000]
+        for deal_id, raw in zip(part, r.mget([naive_app.deal_key(d) for d in part]),
+                                strict=True):
+            deal = json.loads(raw) if raw else {}
+            if "verified_at" in deal:
+                out[deal_id] = deal["verified_at"]
+    return out
+
+
+class Pair:
+    """Xinbao's bench stack and the naive app on its Redis, one worker running at a time."""
+
+    def __init__(self, stack: bench.Stack, concurrency: int):
+        self.stack, self.concurrency = stack, concurrency
+        port = free_port()
+        bench.gunicorn(stack.procs, "naive-web", "tests.stress.naive_app:create_app()", port)
+        self.naive = bench.Client(f"http://127.0.0.1:{port}")
+        self.warmed = 0
+        self.running = XINBAO  # pipeline_stack leaves Xinbao's worker and beat running
+
+    def roots(self, system: str) -> dict[str, int]:
+        names = ("web", "worker", "beat") if system == XINBAO else ("naive-web", "naive-worker")
+        roots = {name: self.stack.procs.running[name].pid for name in names}
+        roots["redis"] = self.stack.server.process.pid
+        return roots
+
+    def use(self, system: str) -> None:
+        """Stop the other system's worker (and beat), start this one's, wait until it works."""
+        if self.running == system:
+            return
+        procs = self.stack.procs
+        if system == XINBAO:
+            procs.stop("naive-worker")
+            procs.worker(concurrency=bench.WORKER_CONCURRENCY)  # as pipeline_stack starts it
+            procs.beat()
+        else:
+            procs.stop("worker")
+            procs.stop("beat")
+            procs.start("naive-worker", [
+                str(BIN / "celery"), "-A", "tests.stress.naive_worker", "worker", "-Q",
+                naive_app.QUEUE, "--concurrency", str(bench.WORKER_CONCURRENCY),
+                "--loglevel", "WARNING", "--without-gossip", "--without-mingle"])
+        self.running = system
+        self.warm(system)
+
+    def warm(self, system: str) -> None:
+        self.warmed += 1
+        sent = self.client(system).post_deal(WARM_INDEX + self.warmed)
+        assert sent.deal_id, f"{system} refused its warm-up deal ({sent.status})"
+        r = self.stack.r
+        if system == XINBAO:
+            def done() -> bool:
+                return r.hget(keys.deal(sent.deal_id), "state") not in (
+                    None, "submitted", "verifying")
+        else:
+            def done() -> bool:
+                return bool(naive_results(r, [sent.deal_id]))
+        wait_until(done, 60, interval=0.05, what=f"{system} warm-up deal")
+
+    def client(self, system: str) -> bench.Client:
+        return self.stack.client if system == XINBAO else self.naive
+
+    def burst(self, system: str, indexes: range) -> tuple[float, str]:
+        """Deals/s from the first POST to the last result written, and CPU ms per deal."""
+        self.use(system)
+        r = self.stack.r
+        roots = self.roots(system)
+        before = bench.cpu_seconds(roots)
+        sent = bench.closed_loop(self.client(system), indexes, self.concurrency)
+        ids = [s.deal_id for s in sent if s.deal_id]
+        assert len(ids) == len(indexes), f"{system} refused some deals"
+        if system == XINBAO:
+            bench.await_pending(r, ids, 600)
+            done = bench.offered_at(r, ids)
+        else:
+            wait_until(lambda: len(naive_results(r, ids)) == len(ids), 600, interval=0.1,
+                       what=f"{len(ids)} naive deals verified")
+            done = naive_results(r, ids)
+            states = {json.loads(raw)["state"]
+                      for raw in r.mget([naive_app.deal_key(d) for d in ids[:200]])}
+            assert states == {naive_app.PENDING}, states
+        cpu = bench.cpu_report(before, bench.cpu_seconds(roots), len(ids))
+        return len(ids) / (max(done.values()) - min(s.at for s in sent)), cpu
+
+
+def run(sizes: tuple[int, ...], rounds: int, concurrency: int, appendfsync: str, work: Path,
+        emit: Callable[[str], None] = print) -> dict[str, float]:
+    """Measure both systems on bursts of each size, ``rounds`` times; return the figures."""
+    invoices = sum(sizes) * rounds
+    rates: dict[tuple[str, int], list[float]] = {}
+    with bench.pipeline_stack(work / "naive", appendfsync, invoices) as stack:
+        pair = Pair(stack, concurrency)
+        start = 0
+        for round_ in range(rounds):
+            order = (XINBAO, NAIVE) if round_ % 2 == 0 else (NAIVE, XINBAO)
+            for size in sizes:
+                line = []
+                for system in order:
+                    rate, cpu = pair.burst(system, range(start, start + size))
+                    rates.setdefault((system, size), []).append(rate)
+                    line.append(f"{system} {rate:.1f} deals/s (cpu ms per deal: {cpu})")
+                start += size
+                emit(f"naive: {size} deals POST->result, round {round_ + 1}: "
+                     + "; ".join(line))
+    out: dict[str, float] = {}
+    for size in sizes:
+        ours = statistics.mean(rates[(XINBAO, size)])
+        theirs = statistics.mean(rates[(NAIVE, size)])
+        out[f"xinbao_{size}_per_s"], out[f"naive_{size}_per_s"] = ours, theirs
+        out[f"ratio_vs_naive_{size}"] = ours / theirs
+    out["ratio_vs_naive"] = min(out[f"ratio_vs_naive_{size}"] for size in sizes)
+    emit("naive: " + " ".join(
+        f"ratio_vs_naive_{size}={out[f'ratio_vs_naive_{size}']:.2f} "
+        f"(xinbao {out[f'xinbao_{size}_per_s']:.0f} / naive {out[f'naive_{size}_per_s']:.0f} "
+        f"deals/s)" for size in sizes)
+        + f" ratio_vs_naive={out['ratio_vs_naive']:.2f} (target >= 1.5; mean of {rounds} "
+        f"round(s), {concurrency} concurrent clients)")
+    return out
+
+
+def parse_sizes(raw: str) -> tuple[int, ...]:
+    return tuple(int(s) for s in raw.split(",") if s.strip())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
+    parser.add_argument("--appendfsync", choices=("always", "everysec"), default="always")
+    args = parser.parse_args()
+    # Stopped from outside: still stop every process this run started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    print(f"machine: {bench.machine()}", flush=True)
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix="xinbao-bench-naive-") as tmp:
+        run(parse_sizes(args.sizes), args.rounds, args.concurrency, args.appendfsync,
+            Path(tmp), emit=lambda line: print(line, flush=True))
+    print(f"naive: took {time.time() - t0:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
