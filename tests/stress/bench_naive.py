@@ -44,9 +44,8 @@ def naive_results(r: redis.Redis, deal_ids: list[str]) -> dict[str, float]:
     """When each naive deal's result was written (deals still waiting are left out)."""
     out = {}
     for chunk in range(0, len(deal_ids), 1000):
-        part = deal_ids[chunk:chunk + 1000]
-        for deal_id, raw in zip(part, r.mget([naive_app.deal_key(d) for d in part]),
-                                strict=True):
+        part = deal_ids[chunk : chunk + 1000]
+        for deal_id, raw in zip(part, r.mget([naive_app.deal_key(d) for d in part]), strict=True):
             deal = json.loads(raw) if raw else {}
             if "verified_at" in deal:
                 out[deal_id] = deal["verified_at"]
@@ -82,10 +81,23 @@ class Pair:
         else:
             procs.stop("worker")
             procs.stop("beat")
-            procs.start("naive-worker", [
-                str(BIN / "celery"), "-A", "tests.stress.naive_worker", "worker", "-Q",
-                naive_app.QUEUE, "--concurrency", str(bench.WORKER_CONCURRENCY),
-                "--loglevel", "WARNING", "--without-gossip", "--without-mingle"])
+            procs.start(
+                "naive-worker",
+                [
+                    str(BIN / "celery"),
+                    "-A",
+                    "tests.stress.naive_worker",
+                    "worker",
+                    "-Q",
+                    naive_app.QUEUE,
+                    "--concurrency",
+                    str(bench.WORKER_CONCURRENCY),
+                    "--loglevel",
+                    "WARNING",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+            )
         self.running = system
         self.warm(system)
 
@@ -95,12 +107,18 @@ class Pair:
         assert sent.deal_id, f"{system} refused its warm-up deal ({sent.status})"
         r = self.stack.r
         if system == XINBAO:
+
             def done() -> bool:
                 return r.hget(keys.deal(sent.deal_id), "state") not in (
-                    None, "submitted", "verifying")
+                    None,
+                    "submitted",
+                    "verifying",
+                )
         else:
+
             def done() -> bool:
                 return bool(naive_results(r, [sent.deal_id]))
+
         wait_until(done, 60, interval=0.05, what=f"{system} warm-up deal")
 
     def client(self, system: str) -> bench.Client:
@@ -119,18 +137,30 @@ class Pair:
             bench.await_pending(r, ids, 600)
             done = bench.offered_at(r, ids)
         else:
-            wait_until(lambda: len(naive_results(r, ids)) == len(ids), 600, interval=0.1,
-                       what=f"{len(ids)} naive deals verified")
+            wait_until(
+                lambda: len(naive_results(r, ids)) == len(ids),
+                600,
+                interval=0.1,
+                what=f"{len(ids)} naive deals verified",
+            )
             done = naive_results(r, ids)
-            states = {json.loads(raw)["state"]
-                      for raw in r.mget([naive_app.deal_key(d) for d in ids[:200]])}
+            states = {
+                json.loads(raw)["state"]
+                for raw in r.mget([naive_app.deal_key(d) for d in ids[:200]])
+            }
             assert states == {naive_app.PENDING}, states
         cpu = bench.cpu_report(before, bench.cpu_seconds(roots), len(ids))
         return len(ids) / (max(done.values()) - min(s.at for s in sent)), cpu
 
 
-def run(sizes: tuple[int, ...], rounds: int, concurrency: int, appendfsync: str, work: Path,
-        emit: Callable[[str], None] = print) -> dict[str, float]:
+def run(
+    sizes: tuple[int, ...],
+    rounds: int,
+    concurrency: int,
+    appendfsync: str,
+    work: Path,
+    emit: Callable[[str], None] = print,
+) -> dict[str, float]:
     """Measure both systems on bursts of each size, ``rounds`` times; return the figures."""
     invoices = sum(sizes) * rounds
     rates: dict[tuple[str, int], list[float]] = {}
@@ -146,8 +176,7 @@ def run(sizes: tuple[int, ...], rounds: int, concurrency: int, appendfsync: str,
                     rates.setdefault((system, size), []).append(rate)
                     line.append(f"{system} {rate:.1f} deals/s (cpu ms per deal: {cpu})")
                 start += size
-                emit(f"naive: {size} deals POST->result, round {round_ + 1}: "
-                     + "; ".join(line))
+                emit(f"naive: {size} deals POST->result, round {round_ + 1}: " + "; ".join(line))
     out: dict[str, float] = {}
     for size in sizes:
         ours = statistics.mean(rates[(XINBAO, size)])
@@ -155,12 +184,17 @@ def run(sizes: tuple[int, ...], rounds: int, concurrency: int, appendfsync: str,
         out[f"xinbao_{size}_per_s"], out[f"naive_{size}_per_s"] = ours, theirs
         out[f"ratio_vs_naive_{size}"] = ours / theirs
     out["ratio_vs_naive"] = min(out[f"ratio_vs_naive_{size}"] for size in sizes)
-    emit("naive: " + " ".join(
-        f"ratio_vs_naive_{size}={out[f'ratio_vs_naive_{size}']:.2f} "
-        f"(xinbao {out[f'xinbao_{size}_per_s']:.0f} / naive {out[f'naive_{size}_per_s']:.0f} "
-        f"deals/s)" for size in sizes)
+    emit(
+        "naive: "
+        + " ".join(
+            f"ratio_vs_naive_{size}={out[f'ratio_vs_naive_{size}']:.2f} "
+            f"(xinbao {out[f'xinbao_{size}_per_s']:.0f} / naive {out[f'naive_{size}_per_s']:.0f} "
+            f"deals/s)"
+            for size in sizes
+        )
         + f" ratio_vs_naive={out['ratio_vs_naive']:.2f} (target >= 1.5; mean of {rounds} "
-        f"round(s), {concurrency} concurrent clients)")
+        f"round(s), {concurrency} concurrent clients)"
+    )
     return out
 
 
@@ -169,8 +203,9 @@ def parse_sizes(raw: str) -> tuple[int, ...]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
@@ -181,8 +216,14 @@ def main() -> int:
     print(f"machine: {bench.machine()}", flush=True)
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="xinbao-bench-naive-") as tmp:
-        run(parse_sizes(args.sizes), args.rounds, args.concurrency, args.appendfsync,
-            Path(tmp), emit=lambda line: print(line, flush=True))
+        run(
+            parse_sizes(args.sizes),
+            args.rounds,
+            args.concurrency,
+            args.appendfsync,
+            Path(tmp),
+            emit=lambda line: print(line, flush=True),
+        )
     print(f"naive: took {time.time() - t0:.0f} s", flush=True)
     return 0
 

@@ -49,8 +49,9 @@ class BuyerSchema(Schema):
 
 class InvoiceSchema(Schema):
     number = fields.String(required=True, validate=validate_code)
-    amount = fields.Decimal(required=True, as_string=True, places=2,
-                            validate=validate.Range(min=Decimal("0.01")))
+    amount = fields.Decimal(
+        required=True, as_string=True, places=2, validate=validate.Range(min=Decimal("0.01"))
+    )
     currency = fields.String(required=True, validate=validate_currency)
     issue_date = fields.Date(required=True)
     shipment_date = fields.Date(required=True)
@@ -66,10 +67,12 @@ class DealSchema(Schema):
     exporter_uscc = fields.String(required=True, validate=validate_uscc)
     policy_no = fields.String(required=True, validate=validate_code)
     buyer = fields.Nested(BuyerSchema, required=True)
-    invoices = fields.List(fields.Nested(InvoiceSchema), required=True,
-                           validate=validate.Length(min=1, max=50))
-    requested_amount = fields.Decimal(required=True, as_string=True, places=2,
-                                      validate=validate.Range(min=Decimal("0.01")))
+    invoices = fields.List(
+        fields.Nested(InvoiceSchema), required=True, validate=validate.Length(min=1, max=50)
+    )
+    requested_amount = fields.Decimal(
+        required=True, as_string=True, places=2, validate=validate.Range(min=Decimal("0.01"))
+    )
     currency = fields.String(required=True, validate=validate_currency)
 
     @validates_schema
@@ -99,8 +102,7 @@ def celery_init_app(app: Flask) -> Celery:
 def create_app() -> Flask:
     app = Flask(__name__)
     app.config["CELERY"] = bare_celery.worker_config(QUEUE)
-    app.extensions["redis"] = redis.Redis.from_url(load_settings().redis_url,
-                                                   decode_responses=True)
+    app.extensions["redis"] = redis.Redis.from_url(load_settings().redis_url, decode_responses=True)
     celery_init_app(app)
 
     @app.post("/api/v1/deals")
@@ -140,21 +142,30 @@ def verify(deal_id: str) -> str:
     policy = _json(r.get(keys.policy(policy_no)))
     if policy is None or policy["status"] != "active" or not policy["premium_paid"]:
         reasons.append("POLICY_INACTIVE")
-    limits = [_json(r.get(keys.limit(i))) for i in sorted(r.smembers(
-        keys.limits_for(policy_no, buyer)))]
-    if not any(lim and lim["currency"] == deal["currency"] and Decimal(lim["amount"]) >= amount
-               for lim in limits):
+    limits = [
+        _json(r.get(keys.limit(i))) for i in sorted(r.smembers(keys.limits_for(policy_no, buyer)))
+    ]
+    if not any(
+        lim and lim["currency"] == deal["currency"] and Decimal(lim["amount"]) >= amount
+        for lim in limits
+    ):
         reasons.append("LIMIT_INSUFFICIENT")
     for invoice in deal["invoices"]:
         if r.get(keys.declaration(policy_no, buyer, invoice["number"])) is None:
             reasons.append("SHIPMENT_NOT_DECLARED")
     if r.hvals(keys.overdues(policy_no, buyer)):
         reasons.append("BUYER_OVERDUE")
-    whitelists = [p for p in sorted(r.smembers(keys.whitelists()))
-                  if r.sismember(keys.whitelist_members(p), deal["exporter_uscc"])]
+    whitelists = [
+        p
+        for p in sorted(r.smembers(keys.whitelists()))
+        if r.sismember(keys.whitelist_members(p), deal["exporter_uscc"])
+    ]
     banks = [_json(r.get(keys.bank(b))) for b in sorted(r.smembers(keys.banks()))]
-    eligible = [b for b in banks if b and deal["currency"] in b["currencies"]
-                and (whitelists or not b["requires_whitelist"])]
+    eligible = [
+        b
+        for b in banks
+        if b and deal["currency"] in b["currencies"] and (whitelists or not b["requires_whitelist"])
+    ]
     if not eligible and not reasons:
         reasons.append("NO_ELIGIBLE_BANK")
     if reasons:
@@ -164,4 +175,3 @@ def verify(deal_id: str) -> str:
     deal["verified_at"] = time.time()
     r.set(deal_key(deal_id), json.dumps(deal))
     return deal["state"]
-
