@@ -29,7 +29,6 @@ import redis
 
 from tests.stress import bench, naive_app
 from tests.support import BIN, free_port, wait_until
-from workflow import keys
 
 SIZES = (400, 2000)
 ROUNDS = 2
@@ -103,23 +102,17 @@ class Pair:
 
     def warm(self, system: str) -> None:
         self.warmed += 1
-        sent = self.client(system).post_deal(WARM_INDEX + self.warmed)
-        assert sent.deal_id, f"{system} refused its warm-up deal ({sent.status})"
-        r = self.stack.r
         if system == XINBAO:
-
-            def done() -> bool:
-                return r.hget(keys.deal(sent.deal_id), "state") not in (
-                    None,
-                    "submitted",
-                    "verifying",
-                )
-        else:
-
-            def done() -> bool:
-                return bool(naive_results(r, [sent.deal_id]))
-
-        wait_until(done, 60, interval=0.05, what=f"{system} warm-up deal")
+            bench.await_worker(self.stack, WARM_INDEX + self.warmed)
+            return
+        sent = self.naive.post_deal(WARM_INDEX + self.warmed)
+        assert sent.deal_id, f"the naive app refused its warm-up deal ({sent.status})"
+        wait_until(
+            lambda: bool(naive_results(self.stack.r, [sent.deal_id])),
+            60,
+            interval=0.05,
+            what="the naive warm-up deal",
+        )
 
     def client(self, system: str) -> bench.Client:
         return self.stack.client if system == XINBAO else self.naive
@@ -131,12 +124,11 @@ class Pair:
         roots = self.roots(system)
         before = bench.cpu_seconds(roots)
         sent = bench.closed_loop(self.client(system), indexes, self.concurrency)
-        ids = [s.deal_id for s in sent if s.deal_id]
-        assert len(ids) == len(indexes), f"{system} refused some deals"
         if system == XINBAO:
-            bench.await_pending(r, ids, 600)
-            done = bench.offered_at(r, ids)
+            rate = bench.pending_rate(r, sent)
         else:
+            ids = [s.deal_id for s in sent if s.deal_id]
+            assert len(ids) == len(indexes), "the naive app refused some deals"
             wait_until(
                 lambda: len(naive_results(r, ids)) == len(ids),
                 600,
@@ -149,8 +141,8 @@ class Pair:
                 for raw in r.mget([naive_app.deal_key(d) for d in ids[:200]])
             }
             assert states == {naive_app.PENDING}, states
-        cpu = bench.cpu_report(before, bench.cpu_seconds(roots), len(ids))
-        return len(ids) / (max(done.values()) - min(s.at for s in sent)), cpu
+            rate = len(ids) / (max(done.values()) - min(s.at for s in sent))
+        return rate, bench.cpu_report(before, bench.cpu_seconds(roots), len(sent))
 
 
 def run(
