@@ -37,6 +37,8 @@ XINBAO, NAIVE = "xinbao", "naive"
 # Warm-up deals of undeclared invoices, far from any burst's indexes: they only prove the
 # freshly started worker is consuming.
 WARM_INDEX = 5 * 10**6
+# Celery's log level as tests.support.Processes.worker starts Xinbao's worker in pipeline_stack.
+WORKER_LOGLEVEL = "INFO"
 
 
 def naive_results(r: redis.Redis, deal_ids: list[str]) -> dict[str, float]:
@@ -92,7 +94,7 @@ class Pair:
                     "--concurrency",
                     str(bench.WORKER_CONCURRENCY),
                     "--loglevel",
-                    "WARNING",
+                    WORKER_LOGLEVEL,
                     "--without-gossip",
                     "--without-mingle",
                 ],

@@ -25,7 +25,7 @@ DEALS = 500  # per process count
 COUNTS = (1, 2, 4)
 INVOICES = (1, 10, 50)
 # Deals per invoice count (multiples of dataset.BUYERS): fewer of the bigger deals.
-INVOICE_DEALS = {1: 200, 10: 60, 50: 20}
+INVOICE_DEALS = {1: 200, 10: 100, 50: 40}
 CONCURRENCY = 16
 WARM_INDEX = 6 * 10**6
 
