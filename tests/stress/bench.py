@@ -3,7 +3,10 @@
 Starts a private redis-server (AOF; ``--appendfsync`` or $APPENDFSYNC picks ``always`` or
 ``everysec``, default ``always`` as shipped), the web app under gunicorn, a Celery worker and
 beat, drives deals through HTTP with a concurrent client, and prints throughput, latency at a
-fixed offered load, the baselines and their ratios, Redis memory per deal, and the bank queue's
+fixed offered load and at 80% of the measured maximum, the baselines and their ratios, Redis
+memory per deal, Xinbao against the naive Flask + Celery app of its shape on 400- and 2,000-deal
+bursts (``bench_naive``: ``ratio_vs_naive_<size>``), deals/s by worker and web process count
+and CPU per deal of 1, 10 and 50 invoices (``bench_scaling``), and the bank queue's
 response time at 1,000 and 100,000 pending deals, in the API and on the officer desk's pages
 (``bench_pages``: goal p95 < 50 ms at 100,000), then the arrears sweep and the portfolio at
 100,000 open advances (``bench_sweeps``), and a 100,000-member whitelist import from CSV and
