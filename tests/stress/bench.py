@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -291,6 +291,18 @@ def memory_of(r: redis.Redis, deal_ids: list[str]) -> float:
         pipe.memory_usage(keys.events(deal_id), samples=0)
     sizes = pipe.execute()
     return sum(sizes) / len(deal_ids)
+
+
+def run_alone(name: str, part: Callable[[Path, Callable[[str], None]], object]) -> int:
+    """Run one bench part by itself (``python -m tests.stress.bench_<name>``): the machine, a
+    temporary work directory, every process stopped even on SIGTERM, and the time it took."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    print(f"machine: {machine()}", flush=True)
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix=f"xinbao-bench-{name}-") as tmp:
+        part(Path(tmp), lambda line: print(line, flush=True))
+    print(f"{name}: took {time.time() - t0:.0f} s", flush=True)
+    return 0
 
 
 def main() -> int:

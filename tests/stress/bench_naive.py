@@ -17,11 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import statistics
-import sys
-import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -217,21 +213,12 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
     parser.add_argument("--appendfsync", choices=("always", "everysec"), default="always")
     args = parser.parse_args()
-    # Stopped from outside: still stop every process this run started.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    print(f"machine: {bench.machine()}", flush=True)
-    t0 = time.time()
-    with tempfile.TemporaryDirectory(prefix="xinbao-bench-naive-") as tmp:
-        run(
-            parse_sizes(args.sizes),
-            args.rounds,
-            args.concurrency,
-            args.appendfsync,
-            Path(tmp),
-            emit=lambda line: print(line, flush=True),
-        )
-    print(f"naive: took {time.time() - t0:.0f} s", flush=True)
-    return 0
+    return bench.run_alone(
+        "naive",
+        lambda work, emit: run(
+            parse_sizes(args.sizes), args.rounds, args.concurrency, args.appendfsync, work, emit
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -11,15 +11,12 @@ cores show what contention costs, not what more cores would give.
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.stress import bench, dataset
+from tests.stress import bench, bench_naive, dataset
 
 DEALS = 500  # per process count
 COUNTS = (1, 2, 4)
@@ -116,10 +113,6 @@ def run(
     return out
 
 
-def parse(raw: str) -> tuple[int, ...]:
-    return tuple(int(s) for s in raw.split(",") if s.strip())
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -129,21 +122,18 @@ def main() -> int:
     parser.add_argument("--invoices", default=",".join(map(str, INVOICES)))
     parser.add_argument("--appendfsync", choices=("always", "everysec"), default="always")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    print(f"machine: {bench.machine()}", flush=True)
-    t0 = time.time()
-    with tempfile.TemporaryDirectory(prefix="xinbao-bench-scaling-") as tmp:
-        run(
+    return bench.run_alone(
+        "scaling",
+        lambda work, emit: run(
             args.deals,
-            parse(args.counts),
-            parse(args.invoices),
+            bench_naive.parse_sizes(args.counts),
+            bench_naive.parse_sizes(args.invoices),
             INVOICE_DEALS,
             args.appendfsync,
-            Path(tmp),
-            emit=lambda line: print(line, flush=True),
-        )
-    print(f"scaling: took {time.time() - t0:.0f} s", flush=True)
-    return 0
+            work,
+            emit,
+        ),
+    )
 
 
 if __name__ == "__main__":
