@@ -13,6 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from workflow import keys
 from workflow.gateway import InsurerUnavailable
 from workflow.heartbeats import record_worker
+from workflow.intake import DRAIN_FLAG_SECONDS
 from workflow.limit_usage import drain_usage
 from workflow.logs import bound
 from workflow.pipeline import Workflow
@@ -169,12 +170,24 @@ def schedule_drain() -> None:
     redis = workflow().store.redis
     try:
         # The flag expires, so a drain message that is lost only delays the next one.
-        if redis.set(keys.drain_scheduled(), "1", nx=True, ex=10):
-            try:
-                drain_ready.delay()
-            except Exception:
-                redis.delete(keys.drain_scheduled())  # let the next submission try again
-                raise
+        if not redis.set(keys.drain_scheduled(), "1", nx=True, ex=DRAIN_FLAG_SECONDS):
+            return
+    except Exception:  # noqa: BLE001 - any broker failure: the sweeper owns the retry
+        log.exception("could not schedule a drain; the sweeper will")
+        return
+    publish_drain()
+
+
+def publish_drain() -> None:
+    """Publish a drain whose flag the caller has just set (a submission sets it in its own
+    atomic step: ``Submitted.drain_due``); on failure clear the flag so the next submission
+    tries again, and leave the deal to the sweeper."""
+    try:
+        try:
+            drain_ready.delay()
+        except Exception:
+            workflow().store.redis.delete(keys.drain_scheduled())
+            raise
     except Exception:  # noqa: BLE001 - any broker failure: the sweeper owns the retry
         log.exception("could not schedule a drain; the sweeper will")
 

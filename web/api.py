@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest
 
-from tasks.pipeline import dispatch_route, dispatch_settle_claim, schedule_drain
+from tasks.pipeline import dispatch_route, dispatch_settle_claim, publish_drain
 from web.bearer import current_principal, require
 from web.errors import ApiError
 from web.replica_ack import require_replica_ack
@@ -166,8 +166,8 @@ def submit_deal():
             {"Idempotency-Key": ["must be 1-128 printable ASCII characters, not blank"]},
         )
     result = flow().submit(application, key)
-    if not result.replayed:
-        schedule_drain()
+    if result.drain_due:
+        publish_drain()
     headers = {"Location": url_for("api.get_deal", deal_id=result.deal.id)}
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -16,6 +16,7 @@ from workflow.deal import Application
 from workflow.deferral_rules import DeferralConsent, DeferralRequest, LocalDeferralRules
 from workflow.limit_usage import LimitUsage
 from workflow.reference import CoverFacts, ReferenceRepository
+from workflow.reference.cache import ReferenceView
 
 
 class InsurerUnavailable(Exception):
@@ -64,6 +65,16 @@ class ReferenceDataInsurer:
     def consent_to_deferral(self, request: DeferralRequest) -> DeferralConsent:
         """Answered at once by the documented local rules (workflow.deferral_rules)."""
         return LocalDeferralRules().decide(request, self.reference.policy(request.policy_no))
+
+    def cover_facts_at(self, application: Application, view: ReferenceView) -> CoverFacts:
+        """As :meth:`cover_facts`, through a step's view of the reference data (its cache)."""
+        if view.repository is not self.reference:
+            return self.cover_facts(application)
+        return view.cover_facts(
+            application.policy_no,
+            application.buyer.code,
+            [inv.number for inv in application.invoices],
+        )
 
     def cover_facts(self, application: Application) -> CoverFacts:
         return self.reference.cover_facts(

@@ -22,6 +22,7 @@ from workflow.errors import (
 from workflow.logs import current_request_id
 from workflow.money import from_cents, quantize, to_cents
 from workflow.reasons import Reason
+from workflow.reference.cache import ReferenceView
 from workflow.states import State
 from workflow.steps import WORKER, Steps, log
 from workflow.store import (
@@ -37,10 +38,18 @@ from workflow.sweeps import ready_entry
 DOCUMENT_WORDS = {"bill_of_lading": "bill of lading", "customs_declaration": "customs declaration"}
 
 
+# How long the "a drain is queued" flag lives: a drain message that is lost only delays the
+# next one this long (tasks/pipeline.py, which also sets it outside a submission).
+DRAIN_FLAG_SECONDS = 10
+
+
 @dataclass(frozen=True)
 class Submitted:
     deal: Deal
     replayed: bool
+    # True when this submission queued the drain flag (in its own atomic step), so the caller
+    # must publish the drain (tasks.pipeline.publish_drain); False when one is already queued.
+    drain_due: bool = False
 
 
 def new_deal_id() -> str:
@@ -74,6 +83,8 @@ class Intake(Steps):
             ops.lock(key, deal_id)
         ops.zadd(keys.by_exporter(app.exporter_uscc), epoch_seconds(now), deal_id)
         ops.rpush(keys.ready(), ready_entry(deal_id, current_request_id()))
+        # The drain flag goes in the same script: no SET NX round trip of its own per deal.
+        ops.flag(keys.drain_scheduled(), DRAIN_FLAG_SECONDS)
         due = now + timedelta(seconds=self.settings.stale_after_seconds)
         ops.zadd(keys.by_state(State.SUBMITTED), epoch_seconds(due), deal_id)
         fields = {
@@ -92,6 +103,9 @@ class Intake(Steps):
             deal = self.store.get(deal_id)
             if deal is None or deal.fields.get("request_digest") != app.fingerprint():
                 raise
+            # Whether the first attempt set the drain flag is unknown: publish one anyway (a
+            # drain with nothing to do costs one message; a missed one would delay the deal).
+            return Submitted(deal, replayed=False, drain_due=True)
         except Locked as exc:
             if idempotency_key and exc.key == keys.idempotency(app.exporter_uscc, idempotency_key):
                 existing = self.store.get(exc.holder)
@@ -107,7 +121,7 @@ class Intake(Steps):
                 f"invoice {invoice} is already in a live deal", invoice=invoice, deal_id=exc.holder
             ) from exc
         log.info("deal %s submitted", deal_id, extra={"deal_id": deal_id, "event": "submitted"})
-        return Submitted(deal, replayed=False)
+        return Submitted(deal, replayed=False, drain_due=ops.flagged)
 
     def _duplicate_document(
         self, app: Application, document: tuple[str, str, str], holder: str
@@ -130,7 +144,7 @@ class Intake(Steps):
         """Check cover and whitelist; reserve the limit; then route. Safe to run any number of
         times: it only acts on a deal in submitted, on_hold, verifying or routing."""
         for _ in range(5):
-            deal = self.store.get(deal_id)
+            deal, reference = self._read_with_reference(deal_id)
             if deal is None:
                 log.warning("verify: no deal %s", deal_id, extra={"deal_id": deal_id})
                 return None
@@ -142,21 +156,23 @@ class Intake(Steps):
                         deal, State.VERIFYING, actor=WORKER, event="verification_started"
                     )
                 if deal.state == State.VERIFYING:
-                    deal = self._check(deal)
+                    deal = self._check(deal, reference)
                 if deal.state == State.ROUTING:
-                    return self._route(deal)
+                    return self._route(deal, reference)
                 return deal
             except VersionConflict:
                 continue  # someone else moved it: re-read and carry on from where it is now
         return self.store.get(deal_id)
 
-    def _check(self, deal: Deal) -> Deal:
+    def _check(self, deal: Deal, reference: ReferenceView) -> Deal:
         app = deal.application
         today = self.clock().date()
-        facts = self.insurer.cover_facts(app)
+        # The local insurer answers from the reference data, cached for this version.
+        cover_at = getattr(self.insurer, "cover_facts_at", None)
+        facts = cover_at(app, reference) if cover_at else self.insurer.cover_facts(app)
         customs = self._customs_facts(app)
         verdict = verify_cover(app, facts, today, customs)
-        whitelist = whitelist_status(self.reference.whitelists_of(app.exporter_uscc), today)
+        whitelist = whitelist_status(reference.whitelists_of(app.exporter_uscc), today)
         # Only failures are stored; check_results() derives the full table from them.
         changes = {"failures": verdict.failures, "whitelist": whitelist.to_wire()}
         if not customs.required and any(i.customs_declaration for i in app.invoices):

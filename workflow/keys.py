@@ -274,6 +274,13 @@ def exporters() -> str:
     return f"{P}ref:exporters"
 
 
+def reference_version() -> str:
+    """A fresh random token written with every change of reference data (a load, a whitelist
+    import): processes that cache reference data read it with their work and drop their cache
+    when it differs (workflow/reference/cache.py)."""
+    return f"{P}ref:version"
+
+
 def token_registry() -> str:
     """Hash digest -> {role, subject, source} of every live token."""
     return f"{P}tokens"

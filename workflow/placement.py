@@ -20,6 +20,7 @@ from workflow.errors import (
 from workflow.money import quantize
 from workflow.officers import check_officers, officer_id
 from workflow.reasons import Reason
+from workflow.reference.cache import ReferenceView
 from workflow.routing import RoutingInput, next_offer
 from workflow.states import TERMINAL, State, sources_of
 from workflow.steps import WORKER, Steps
@@ -53,16 +54,16 @@ class Placement(Steps):
     def route(self, deal_id: str) -> Deal | None:
         """Offer a deal in ``routing`` to the next eligible bank, or end it ``unplaced``."""
         for _ in range(5):
-            deal = self.store.get(deal_id)
+            deal, reference = self._read_with_reference(deal_id)
             if deal is None or deal.state != State.ROUTING:
                 return deal
             try:
-                return self._route(deal)
+                return self._route(deal, reference)
             except VersionConflict:
                 continue
         return self.store.get(deal_id)
 
-    def _route(self, deal: Deal) -> Deal:
+    def _route(self, deal: Deal, reference: ReferenceView) -> Deal:
         now = self.clock()
         app = deal.application
         whitelist = deal.get("whitelist", {})
@@ -77,7 +78,7 @@ class Placement(Steps):
             trade_documents=app.has_trade_documents,
         )
         offered = deal.offered_banks
-        offer, passed_over = next_offer(self.reference.banks(), routing_input, offered)
+        offer, passed_over = next_offer(reference.banks(), routing_input, offered)
         notes = {**deal.get("routing_notes", {}), **passed_over}
         if offer is None:
             reasons = [str(Reason.NO_ELIGIBLE_BANK)]

@@ -15,6 +15,7 @@ from workflow.limit_usage import usage_ops
 from workflow.officers import officer_id
 from workflow.portfolio import portfolio_ops
 from workflow.reference import ReferenceRepository
+from workflow.reference.cache import ReferenceCache, ReferenceView
 from workflow.settings import Settings
 from workflow.states import TERMINAL, WORKER_OWNED, State
 from workflow.store import (
@@ -57,6 +58,15 @@ class Steps:
             if len(batch) < SWEEP_BATCH:
                 return
             last = batch
+
+    def _read_with_reference(self, deal_id: str) -> tuple[Deal | None, ReferenceView]:
+        """The deal and a view of the reference data as of now, in one round trip: the
+        reference version comes with the deal, so a reload is seen by the next step."""
+        deal, version = self.store.get_with(deal_id, keys.reference_version())
+        cache = self.__dict__.get("_reference_cache")
+        if cache is None or cache.repository is not self.reference:
+            cache = self.__dict__["_reference_cache"] = ReferenceCache(self.reference)
+        return deal, cache.at(version)
 
     def today(self) -> date:
         """Today's business date (Asia/Shanghai)."""

@@ -57,6 +57,8 @@ class Ops:
     keys: list[str] = field(default_factory=list)
     args: list[str] = field(default_factory=list)
     count: int = 0
+    # Set by the store once the transition committed: whether a ``flag`` op set its flag.
+    flagged: bool = False
 
     def _key(self, key: str) -> str:
         # Key indexes are 1-based and KEYS[1], KEYS[2] are the deal and its events.
@@ -118,6 +120,11 @@ class Ops:
         """Take ``key`` for ``holder``; fails the transition if another holder has it."""
         return self._add("lock", self._key(key), holder, str(ttl_seconds))
 
+    def flag(self, key: str, ttl_seconds: int) -> Ops:
+        """Set ``key`` if it is not set (SET NX EX); ``flagged`` then says whether this did.
+        Never refuses the transition: one round trip fewer than a SET of its own."""
+        return self._add("flag", self._key(key), str(ttl_seconds))
+
     def rpush(self, key: str, value: str) -> Ops:
         return self._add("rpush", self._key(key), value)
 
@@ -169,6 +176,14 @@ class DealStore:
     def get(self, deal_id: str) -> Deal | None:
         fields = self.redis.hgetall(keys.deal(deal_id))
         return Deal(fields) if fields else None
+
+    def get_with(self, deal_id: str, key: str) -> tuple[Deal | None, str | None]:
+        """The deal and the string value of ``key``, read in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(keys.deal(deal_id))
+        pipe.get(key)
+        fields, value = pipe.execute()
+        return (Deal(fields) if fields else None), value
 
     def get_many(self, deal_ids: list[str]) -> list[Deal]:
         pipe = self.redis.pipeline(transaction=False)
@@ -316,6 +331,7 @@ class DealStore:
         now: datetime,
         before: Deal | None = None,
     ) -> Deal:
+        caller_ops = ops  # the ops below may be copies; ``flagged`` goes back on the caller's
         encoded = encode_fields(changes)
         version = int(expected) + 1
         event = {
@@ -354,6 +370,7 @@ class DealStore:
         result = self._transition(keys=all_keys, args=argv)
         outcome = result[0]
         if outcome == "OK":
+            caller_ops.flagged = len(result) > 2 and int(result[2]) == 1
             merged = dict(before.fields) if before else {}
             merged.update(encoded)
             merged["version"] = str(result[1])

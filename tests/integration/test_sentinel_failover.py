@@ -72,7 +72,7 @@ def post(web: Any, number: str, key: str | None = None) -> Any:
 def submit_until_accepted(web: Any, number: str, answers: list[str]) -> dict:
     """Submit with an Idempotency-Key, retrying each 503 as its Retry-After says: a client
     doing what the API tells it to. ``answers`` collects the refusals' codes."""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while True:
         answer = post(web, number, key=f"sentinel-{number}")
         if answer.status_code == 202:
@@ -154,7 +154,7 @@ def test_without_the_guard_a_failover_loses_what_the_replica_never_got(sentinel_
         primary.kill()
     finally:
         os.kill(replica.process.pid, signal.SIGCONT)
-    cluster.rejoin(primary, cluster.promoted(primary.port, timeout=30))
+    cluster.rejoin(primary, cluster.promoted(primary.port, timeout=60))
     web = sentinel_stack["guarded"]
     # The 202 without the guard named a deal the promoted replica never received.
     assert web.get(f"/api/v1/deals/{lost}", headers=EXPORTER).status_code == 404

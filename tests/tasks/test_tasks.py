@@ -144,14 +144,37 @@ def test_drain_hands_an_unreachable_insurer_to_the_retrying_task(app, flow):
     assert flaky.calls == 1 + flow.settings.insurer_retry_limit + 1
 
 
+def test_a_submission_sets_the_drain_flag_in_its_own_step_once(flow):
+    first = flow.submit(make_application(number="INV-DRAIN-1"))
+    assert first.drain_due  # this submission queued the flag: its caller publishes the drain
+    ttl = flow.store.redis.ttl(keys.drain_scheduled())
+    assert 0 < ttl <= 10  # a lost drain message only delays the next one
+    second = flow.submit(make_application(number="INV-DRAIN-2"))
+    assert not second.drain_due  # one is queued already: no second message
+    flow.store.redis.delete(keys.drain_scheduled())  # what a starting drain does
+    assert flow.submit(make_application(number="INV-DRAIN-3")).drain_due
+
+
+def test_a_replayed_or_refused_submission_queues_no_drain(flow):
+    application = make_application(number="INV-DRAIN-4")
+    assert flow.submit(application, "key-1").drain_due
+    flow.store.redis.delete(keys.drain_scheduled())
+    replay = flow.submit(application, "key-1")
+    assert replay.replayed and not replay.drain_due
+    assert flow.store.redis.get(keys.drain_scheduled()) is None  # the refused script wrote nothing
+
+
 def test_a_failed_drain_publish_leaves_no_flag_behind(app, flow, monkeypatch):
     def broker_down(*_args, **_kwargs):
         raise ConnectionError("broker down")
 
     monkeypatch.setattr(tasks.drain_ready, "delay", broker_down)
-    committed(flow)
+    assert flow.submit(make_application()).drain_due
     with app.app_context():
-        tasks.schedule_drain()  # logs, does not raise
+        tasks.publish_drain()  # logs, does not raise
+    assert flow.store.redis.get(keys.drain_scheduled()) is None
+    with app.app_context():
+        tasks.schedule_drain()  # the drain's own path: sets the flag, fails, clears it
     assert flow.store.redis.get(keys.drain_scheduled()) is None
 
 

@@ -577,6 +577,8 @@ def verify_with_insurer_down(wf, monkeypatch):
         raise InsurerUnavailable("timeout")
 
     monkeypatch.setattr(wf.insurer, "cover_facts", unreachable)
+    # The verification's own way in (through its cached view of the reference data).
+    monkeypatch.setattr(wf.insurer, "cover_facts_at", lambda app, _view: unreachable(app))
     with pytest.raises(InsurerUnavailable):
         wf.verify(deal.id)
     return deal

@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from marshmallow import ValidationError
 
-from tasks.pipeline import schedule_drain
+from tasks.pipeline import publish_drain
 from web.api import IDEMPOTENCY_KEY_RE, flow, known_id
 from web.auth.session import role_required
 from web.errors import flatten_messages
@@ -345,7 +345,8 @@ def _submit(form: ApplicationForm, choices: Choices, uscc: str) -> Any:
     if result.replayed:
         flash(_("This application had already been submitted: here it is."), "info")
     else:
-        schedule_drain()
+        if result.drain_due:
+            publish_drain()
         flash(_("Application submitted as deal %(id)s.", id=result.deal.id), "success")
     return redirect(url_for("portal.deal_page", deal_id=result.deal.id))
 

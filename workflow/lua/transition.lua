@@ -5,14 +5,15 @@
 -- KEYS[1] deal hash, KEYS[2] event list, KEYS[3..] keys named by the operations.
 -- ARGV: expected_version ("0" = create), expected_state, event_json, nfields, {field, value}*,
 --       nops, {op, args...}* with the op arities below (first arg is always a KEYS index).
--- Returns {"OK", new_version} | {"CONFLICT", version, state} | {"LIMIT", key_index}
+-- Returns {"OK", new_version, flagged} | {"CONFLICT", version, state} | {"LIMIT", key_index}
 --       | {"LOCKED", key_index, holder}
+-- flagged is 1 if a "flag" op set its key (SET NX EX), else 0.
 -- The op "feed" writes the event (ARGV-given, without its field changes) to a bank's feed
 -- stream; see workflow/feed.py.
 
 local unpack = unpack or table.unpack
 local ARITY = {zadd = 3, zrem = 2, reserve = 5, release = 3, shrink = 4, lock = 3, unlock = 2,
-               rpush = 2, hincr = 3, sadd_count = 4, feed = 6}
+               rpush = 2, hincr = 3, sadd_count = 4, feed = 6, flag = 2}
 
 local expected = ARGV[1]
 local expected_state = ARGV[2]
@@ -67,6 +68,7 @@ end
 redis.call(unpack(hset))
 redis.call("RPUSH", KEYS[2], event)
 
+local flagged = 0
 for _, op in ipairs(ops) do
   local name, a = op[1], op[2]
   local key = KEYS[tonumber(a[1])]
@@ -114,6 +116,9 @@ for _, op in ipairs(ops) do
     end
   elseif name == "rpush" then
     redis.call("RPUSH", key, a[2])
+  elseif name == "flag" then
+    -- a: key_idx, ttl_seconds: set if unset; the caller acts only if this call set it
+    if redis.call("SET", key, "1", "NX", "EX", a[2]) then flagged = 1 end
   elseif name == "unlock" then
     if redis.call("GET", key) == a[2] then redis.call("DEL", key) end
   elseif name == "feed" then
@@ -142,4 +147,4 @@ for _, op in ipairs(ops) do
   end
 end
 
-return {"OK", new_version}
+return {"OK", new_version, flagged}

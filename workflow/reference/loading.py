@@ -11,6 +11,7 @@ from typing import Any
 from redis.exceptions import WatchError
 
 from workflow import keys
+from workflow.reference.cache import mark_reference_changed
 from workflow.reference.file import SECTIONS, ReferenceData, ReferenceFileError
 from workflow.reference.records import as_text
 from workflow.tokens import (
@@ -99,6 +100,7 @@ def store_reference(redis: Any, data: ReferenceData) -> dict[str, int]:
                         datetime.now(UTC),
                     )
                 stage_tokens(pipe, data.tokens, data.source, skip=revoked)
+                mark_reference_changed(pipe)
                 pipe.execute()
                 break
             except WatchError:

@@ -173,6 +173,15 @@ class ReferenceRepository:
             overdues=[_overdue(json.loads(raw)) for raw in overdues],
         )
 
+    def declarations(
+        self, policy_no: str, buyer_code: str, invoices: list[str]
+    ) -> dict[str, Declaration | None]:
+        """The insurer's shipment declarations of these invoices (one MGET)."""
+        if not invoices:
+            return {}
+        raws = self.redis.mget([keys.declaration(policy_no, buyer_code, n) for n in invoices])
+        return {n: _declaration(_loads(raw)) for n, raw in zip(invoices, raws, strict=True)}
+
     def whitelists_of(self, uscc: str) -> list[Whitelist]:
         """The programmes whose list names this exporter (members are not loaded)."""
         programmes = sorted(as_text(p) for p in self.redis.smembers(keys.whitelists()))

@@ -13,6 +13,7 @@ from redis.exceptions import RedisError, WatchError
 
 from workflow import keys
 from workflow.identifiers import IDENTIFIER_HELP, IDENTIFIER_RE, text_problem
+from workflow.reference.cache import mark_reference_changed
 from workflow.reference.records import as_text
 
 # Members go to Redis in batches of this many (one SADD each, pipelined).
@@ -163,6 +164,7 @@ def import_whitelist(
                     pipe.set(keys.whitelist(spec.programme), json.dumps(meta, sort_keys=True))
                     pipe.sadd(keys.whitelists(), spec.programme)
                     pipe.sadd(keys.imported_whitelists(), spec.programme)
+                    mark_reference_changed(pipe)
                     pipe.execute()
                     return Imported(change, version, meta["member_count"])
                 except WatchError:
