@@ -206,13 +206,21 @@ def pending_rate(r: redis.Redis, sent: list[Sent]) -> float:
     return len(ids) / (max(offered.values()) - min(s.at for s in sent))
 
 
-def await_worker(stack: Stack, index: int) -> None:
-    """Once a worker was (re)started: send deal ``index`` (an undeclared invoice, far from any
-    counted deal) and wait until a worker has decided it, so a timed burst finds it working."""
-    deal_id = stack.client.post_deal(index).deal_id
-    assert deal_id, "the warm-up deal was refused"
-    wait_until(lambda: stack.r.hget(keys.deal(deal_id), "state") not in (
-        None, "submitted", "verifying"), 60, interval=0.05, what="a worker at work")
+def await_worker(stack: Stack, indexes: range) -> None:
+    """Once a worker was (re)started: send deals ``indexes`` (undeclared invoices, far from any
+    counted deal; a few, so every pool process takes some) and wait until they are decided, so
+    a timed burst finds the worker at work."""
+    sent = closed_loop(stack.client, indexes, WORKER_CONCURRENCY * 2)
+    ids = [s.deal_id for s in sent if s.deal_id]
+    assert len(ids) == len(indexes), "a warm-up deal was refused"
+
+    def decided() -> bool:
+        pipe = stack.r.pipeline(transaction=False)
+        for deal_id in ids:
+            pipe.hget(keys.deal(deal_id), "state")
+        return not {None, "submitted", "verifying"} & set(pipe.execute())
+
+    wait_until(decided, 60, interval=0.05, what="a worker at work")
 
 
 def await_pending(r: redis.Redis, deal_ids: list[str], timeout: float) -> None:

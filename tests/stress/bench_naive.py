@@ -30,9 +30,10 @@ SIZES = (400, 2000)
 ROUNDS = 2
 CONCURRENCY = 16
 XINBAO, NAIVE = "xinbao", "naive"
-# Warm-up deals of undeclared invoices, far from any burst's indexes: they only prove the
-# freshly started worker is consuming.
+# Warm-up deals of undeclared invoices, far from any burst's indexes: they prove the freshly
+# started worker is consuming, and give each of its pool processes a first deal.
 WARM_INDEX = 5 * 10**6
+WARM_DEALS = 20
 # Celery's log level as tests.support.Processes.worker starts Xinbao's worker in pipeline_stack.
 WORKER_LOGLEVEL = "INFO"
 
@@ -99,17 +100,19 @@ class Pair:
         self.warm(system)
 
     def warm(self, system: str) -> None:
-        self.warmed += 1
+        indexes = range(WARM_INDEX + self.warmed, WARM_INDEX + self.warmed + WARM_DEALS)
+        self.warmed += WARM_DEALS
         if system == XINBAO:
-            bench.await_worker(self.stack, WARM_INDEX + self.warmed)
+            bench.await_worker(self.stack, indexes)
             return
-        sent = self.naive.post_deal(WARM_INDEX + self.warmed)
-        assert sent.deal_id, f"the naive app refused its warm-up deal ({sent.status})"
+        sent = bench.closed_loop(self.naive, indexes, bench.WORKER_CONCURRENCY * 2)
+        ids = [s.deal_id for s in sent if s.deal_id]
+        assert len(ids) == WARM_DEALS, "the naive app refused a warm-up deal"
         wait_until(
-            lambda: bool(naive_results(self.stack.r, [sent.deal_id])),
+            lambda: len(naive_results(self.stack.r, ids)) == len(ids),
             60,
             interval=0.05,
-            what="the naive warm-up deal",
+            what="the naive warm-up deals",
         )
 
     def client(self, system: str) -> bench.Client:

@@ -63,7 +63,7 @@ def run(
     series = {m: _round_up(invoice_deals.get(m, dataset.BUYERS)) for m in invoices}
     needed = 2 * len(counts) * deals + sum(m * n for m, n in series.items())
     out: dict[str, float] = {}
-    warm = iter(range(WARM_INDEX, WARM_INDEX + 100))
+    warm = (range(i, i + bench_naive.WARM_DEALS) for i in range(WARM_INDEX, 7 * 10**6, 100))
     with bench.pipeline_stack(work / "scaling", appendfsync, _round_up(needed)) as stack:
         procs, start = stack.procs, 0
         for kind in ("worker", "web"):
