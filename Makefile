@@ -42,9 +42,15 @@ test-fast: $(STAMP)
 ## deals/s per web and worker core, Redis commands, CPU and memory per deal, and what one Redis
 ## primary carries on the real command mix replayed with redis-benchmark
 ## (alone: python -m tests.stress.bench_capacity; docs/capacity.md).
+## Also, on stacks of their own: Xinbao against the naive Flask + Celery app of its shape,
+## 400- and 2,000-deal bursts in turn, printing ratio_vs_naive_400 and ratio_vs_naive_2000 (target
+## >= 1.5; alone: python -m tests.stress.bench_naive), and how the cost grows: deals/s with 1, 2
+## and 4 worker and web processes, CPU per deal of 1, 10 and 50 invoices (about a minute and a
+## half; alone: python -m tests.stress.bench_scaling; BENCH_ARGS=--scaling-deals=0 skips it).
 ## Figures and how to read them: docs/performance.md and docs/capacity.md.
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python -m tests.stress.bench
+	$(BIN)/python -m tests.stress.bench $(BENCH_ARGS)
 
 ## Chaos runs against a private Redis (AOF, appendfsync always) and real processes: 2,000 deals
 ## while the worker is SIGKILLed, Redis restarts, one buyer limit under 500 concurrent

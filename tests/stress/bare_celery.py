@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from celery import Celery, chain
 
@@ -11,10 +13,17 @@ from workflow.settings import load_settings
 DONE_KEY = "bench:bare:done"
 QUEUE = "bare"
 
+
+def worker_config(queue: str) -> dict[str, Any]:
+    """Xinbao's Celery settings (acks late, prefetch, visibility timeout...) without its beat
+    schedule, publishing to ``queue``: the baselines' workers run as Xinbao's do."""
+    config = {k: v for k, v in celery_config(load_settings()).items() if k != "beat_schedule"}
+    return {**config, "task_default_queue": queue}
+
+
 _settings = load_settings()
-_config = {k: v for k, v in celery_config(_settings).items() if k != "beat_schedule"}
 app = Celery("bare")
-app.config_from_object({**_config, "task_default_queue": QUEUE})
+app.config_from_object(worker_config(QUEUE))
 _redis = redis.Redis.from_url(_settings.redis_url)
 
 

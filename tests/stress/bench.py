@@ -3,7 +3,10 @@
 Starts a private redis-server (AOF; ``--appendfsync`` or $APPENDFSYNC picks ``always`` or
 ``everysec``, default ``always`` as shipped), the web app under gunicorn, a Celery worker and
 beat, drives deals through HTTP with a concurrent client, and prints throughput, latency at a
-fixed offered load, the baselines and their ratios, Redis memory per deal, and the bank queue's
+fixed offered load and at 80% of the measured maximum, the baselines and their ratios, Redis
+memory per deal, Xinbao against the naive Flask + Celery app of its shape on 400- and 2,000-deal
+bursts (``bench_naive``: ``ratio_vs_naive_<size>``), deals/s by worker and web process count
+and CPU per deal of 1, 10 and 50 invoices (``bench_scaling``), and the bank queue's
 response time at 1,000 and 100,000 pending deals, in the API and on the officer desk's pages
 (``bench_pages``: goal p95 < 50 ms at 100,000), then the arrears sweep and the portfolio at
 100,000 open advances (``bench_sweeps``), and a 100,000-member whitelist import from CSV and
@@ -18,7 +21,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -26,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,12 +40,15 @@ import requests
 from tests.stress import (
     bare_celery,
     bench_capacity,
+    bench_naive,
     bench_pages,
     bench_replica_ack,
+    bench_scaling,
     bench_sweeps,
     bench_whitelist,
     dataset,
 )
+from tests.stress.procstat import cpu_report, cpu_seconds, machine
 from tests.support import (
     BIN,
     ROOT,
@@ -63,8 +68,12 @@ GUNICORN = ["--config", "python:web.gunicorn_conf", "--workers", str(WEB_WORKERS
             "--worker-class", "sync", "--log-level", "warning"]
 
 
-def gunicorn(procs: Processes, name: str, target: str, port: int) -> None:
-    procs.start(name, [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", *GUNICORN, target])
+def gunicorn(procs: Processes, name: str, target: str, port: int,
+             workers: int | None = None) -> None:
+    """``target`` under the bench's gunicorn settings (``workers`` overrides their count)."""
+    count = ["--workers", str(workers)] if workers else []
+    procs.start(name, [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", *GUNICORN, *count,
+                       target])
     wait_until(lambda: _listening(port), 30, what=f"{name} on port {port}")
 
 
@@ -134,7 +143,8 @@ class Stack:
 
 
 @contextlib.contextmanager
-def pipeline_stack(work: Path, appendfsync: str, invoices: int) -> Iterator[Stack]:
+def pipeline_stack(work: Path, appendfsync: str, invoices: int, web_workers: int = WEB_WORKERS,
+                   worker_concurrency: int = WORKER_CONCURRENCY) -> Iterator[Stack]:
     """Start the stack on ``invoices`` declared invoices, warmed up by one deal; stop it all
     when the block ends."""
     work.mkdir(parents=True, exist_ok=True)
@@ -147,8 +157,8 @@ def pipeline_stack(work: Path, appendfsync: str, invoices: int) -> Iterator[Stac
         subprocess.run([str(BIN / "xinbao"), "load", str(reference)],
                        env={**os.environ, **env}, check=True, capture_output=True)
         web_port = free_port()
-        gunicorn(procs, "web", "web:create_app()", web_port)
-        procs.worker(concurrency=WORKER_CONCURRENCY)
+        gunicorn(procs, "web", "web:create_app()", web_port, web_workers)
+        procs.worker(concurrency=worker_concurrency)
         procs.beat()
         client = Client(f"http://127.0.0.1:{web_port}")
         client.post_deal(10**6 - 1)  # warm up every process once (not a counted deal)
@@ -174,6 +184,43 @@ def open_loop(client: Client, indexes: range, rate: float) -> list[Sent]:
                 time.sleep(delay)
             futures.append(pool.submit(client.post_deal, index, scheduled))
         return [f.result() for f in futures]
+
+
+def latency_run(client: Client, r: redis.Redis, indexes: range,
+                rate: float) -> tuple[list[str], list[float]]:
+    """Open loop at ``rate``: the deals' ids and their latencies, POST sent (as scheduled) ->
+    pending_bank committed, in ms."""
+    sent = open_loop(client, indexes, rate)
+    ids = [s.deal_id for s in sent if s.deal_id]
+    await_pending(r, ids, 600)
+    offered = offered_at(r, ids)
+    return ids, [(offered[s.deal_id] - s.at) * 1000 for s in sent if s.deal_id]
+
+
+def pending_rate(r: redis.Redis, sent: list[Sent]) -> float:
+    """Deals/s from the first POST sent to the last deal's ``offered_to_bank`` committed."""
+    ids = [s.deal_id for s in sent if s.deal_id]
+    assert len(ids) == len(sent), "some deals were refused"
+    await_pending(r, ids, 600)
+    offered = offered_at(r, ids)
+    return len(ids) / (max(offered.values()) - min(s.at for s in sent))
+
+
+def await_worker(stack: Stack, indexes: range) -> None:
+    """Once a worker was (re)started: send deals ``indexes`` (undeclared invoices, far from any
+    counted deal; a few, so every pool process takes some) and wait until they are decided, so
+    a timed burst finds the worker at work."""
+    sent = closed_loop(stack.client, indexes, WORKER_CONCURRENCY * 2)
+    ids = [s.deal_id for s in sent if s.deal_id]
+    assert len(ids) == len(indexes), "a warm-up deal was refused"
+
+    def decided() -> bool:
+        pipe = stack.r.pipeline(transaction=False)
+        for deal_id in ids:
+            pipe.hget(keys.deal(deal_id), "state")
+        return not {None, "submitted", "verifying"} & set(pipe.execute())
+
+    wait_until(decided, 60, interval=0.05, what="a worker at work")
 
 
 def await_pending(r: redis.Redis, deal_ids: list[str], timeout: float) -> None:
@@ -254,62 +301,16 @@ def memory_of(r: redis.Redis, deal_ids: list[str]) -> float:
     return sum(sizes) / len(deal_ids)
 
 
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_of(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo += children.get(pid, [])
-    return found
-
-
-def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
-    """CPU seconds used so far by each named process tree, and by this client process."""
-    usage = {name: sum(_cpu_of(p) for p in _descendants(pid)) for name, pid in roots.items()}
-    usage["client"] = _cpu_of(os.getpid())
-    return usage
-
-
-def cpu_report(before: dict[str, float], after: dict[str, float], per: int) -> str:
-    parts = [f"{name}={(after[name] - before[name]) * 1000 / per:.2f}" for name in after]
-    return " ".join(parts)
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_kb = 0
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True,
-                                   text=True).stdout.split()[2]
-    return (f"{os.cpu_count()} cores ({cpu}), {mem_kb // 1024 // 1024} GiB, "
-            f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
-            f"Redis {redis_version.removeprefix('v=')}")
+def run_alone(name: str, part: Callable[[Path, Callable[[str], None]], object]) -> int:
+    """Run one bench part by itself (``python -m tests.stress.bench_<name>``): the machine, a
+    temporary work directory, every process stopped even on SIGTERM, and the time it took."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    print(f"machine: {machine()}", flush=True)
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix=f"xinbao-bench-{name}-") as tmp:
+        part(Path(tmp), lambda line: print(line, flush=True))
+    print(f"{name}: took {time.time() - t0:.0f} s", flush=True)
+    return 0
 
 
 def main() -> int:
@@ -318,8 +319,19 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=float, default=50.0, help="open-loop deals per second")
     parser.add_argument("--seconds", type=float, default=20.0, help="open-loop duration")
+    parser.add_argument("--peak-seconds", type=float, default=10.0,
+                        help="open-loop duration at 80%% of the measured maximum")
+    parser.add_argument("--peak-deals", type=int, default=3000,
+                        help="at most this many deals at 80%% of the maximum (0: skip)")
     parser.add_argument("--queue-sizes", default="1000,100000")
     parser.add_argument("--api-requests", type=int, default=2000)
+    parser.add_argument("--naive-sizes", default=",".join(map(str, bench_naive.SIZES)),
+                        help="bursts sent to Xinbao and to the naive Flask + Celery app "
+                        "(empty: skip)")
+    parser.add_argument("--naive-rounds", type=int, default=bench_naive.ROUNDS)
+    parser.add_argument("--scaling-deals", type=int, default=bench_scaling.DEALS,
+                        help="deals per worker and web process count (0: skip the scaling "
+                        "part: process counts and deals of 1, 10 and 50 invoices)")
     parser.add_argument("--desk-sizes", default=bench_pages.DEFAULT_SIZES,
                         help="officer desk queue sizes (empty: skip the desk pages)")
     parser.add_argument("--desk-requests", type=int, default=300,
@@ -341,7 +353,8 @@ def main() -> int:
     # Stopped from outside: still stop every process this run started (the finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     open_count = int(args.rate * args.seconds)
-    total = args.deals + open_count + args.api_requests
+    peak_start = args.deals + open_count + args.api_requests
+    total = peak_start + args.peak_deals
 
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="xinbao-bench-") as tmp:
@@ -358,14 +371,10 @@ def main() -> int:
             roots = stack.roots()
             cpu_before = cpu_seconds(roots)
             sent = closed_loop(client, range(args.deals), args.concurrency)
-            ids = [s.deal_id for s in sent if s.deal_id]
-            assert len(ids) == args.deals, "some deals were refused"
-            await_pending(r, ids, 600)
-            offered = offered_at(r, ids)
-            elapsed = max(offered.values()) - min(s.at for s in sent)
-            out["deals_per_s"] = args.deals / elapsed
+            out["deals_per_s"] = pending_rate(r, sent)
+            elapsed = args.deals / out["deals_per_s"]
             out["bytes_per_deal_total"] = (r.info("memory")["used_memory"] - used_before) / len(
-                ids)
+                sent)
             print(f"throughput: {args.deals} deals POST->pending_bank in {elapsed:.1f} s = "
                   f"{out['deals_per_s']:.1f} deals/s ({args.concurrency} concurrent clients)",
                   flush=True)
@@ -373,17 +382,25 @@ def main() -> int:
                   flush=True)
 
             # 2. latency at a fixed offered load, open loop
-            sent = open_loop(client, range(args.deals, args.deals + open_count), args.rate)
-            ids = [s.deal_id for s in sent if s.deal_id]
-            await_pending(r, ids, 600)
-            offered = offered_at(r, ids)
-            latencies = [(offered[s.deal_id] - s.at) * 1000 for s in sent if s.deal_id]
+            ids, latencies = latency_run(client, r, range(args.deals, args.deals + open_count),
+                                         args.rate)
             for pct in (50, 95, 99):
                 out[f"p{pct}_ms"] = percentile(latencies, pct)
             print(f"latency at {args.rate:g} deals/s offered for {args.seconds:g} s: "
                   f"p50={out['p50_ms']:.0f} ms p95={out['p95_ms']:.0f} ms "
                   f"p99={out['p99_ms']:.0f} ms (POST sent -> pending_bank committed)",
                   flush=True)
+
+            # 2b. latency at 80% of the maximum measured in 1, open loop (at most --peak-deals)
+            if args.peak_deals:
+                peak = 0.8 * out["deals_per_s"]
+                count = max(1, min(args.peak_deals, int(peak * args.peak_seconds)))
+                _, at_peak = latency_run(client, r, range(peak_start, peak_start + count), peak)
+                out["p99_at_80pct_ms"] = percentile(at_peak, 99)
+                print(f"latency at 80% of the maximum, {peak:.0f} deals/s offered for "
+                      f"{count / peak:.1f} s ({count} deals): p50="
+                      f"{percentile(at_peak, 50):.0f} ms p95={percentile(at_peak, 95):.0f} ms "
+                      f"p99={out['p99_at_80pct_ms']:.0f} ms", flush=True)
 
             # 3. memory per deal, pending and after the bank's approval
             sample = ids[:200]
@@ -444,7 +461,7 @@ def main() -> int:
 
             # 5. API requests/s against a bare Flask echo under the same gunicorn settings
             # (no worker running, so both servers have the machine to themselves)
-            fresh = range(args.deals + open_count, total)
+            fresh = range(args.deals + open_count, peak_start)
             api_rate = requests_per_second(f"{client.base}/api/v1/deals",
                                            dataset.auth(dataset.EXPORTER_TOKEN), fresh,
                                            args.concurrency)
@@ -476,6 +493,18 @@ def main() -> int:
                       f"{statistics.median(times):.1f} ms p95={percentile(times, 95):.1f} ms; "
                       f"a middle page p50={statistics.median(deep):.1f} ms", flush=True)
 
+        # 6b. Xinbao against the naive Flask + Celery app, 400 and 2,000 deals, same run
+        naive_sizes = bench_naive.parse_sizes(args.naive_sizes)
+        if naive_sizes:
+            out.update(bench_naive.run(naive_sizes, args.naive_rounds, args.concurrency,
+                                       args.appendfsync, work,
+                                       emit=lambda line: print(line, flush=True)))
+        # 6c. how the cost grows: worker and web process counts, invoices per deal
+        if args.scaling_deals:
+            bench_scaling.run(args.scaling_deals, bench_scaling.COUNTS, bench_scaling.INVOICES,
+                              bench_scaling.INVOICE_DEALS, args.appendfsync, work,
+                              emit=lambda line: print(line, flush=True))
+
         # 7. the officer desk's pages, in process, on a Redis of their own with the demo data
         # (every process above is stopped, so the pages have the machine to themselves)
         desk_sizes = bench_pages.parse_sizes(args.desk_sizes)
@@ -505,9 +534,13 @@ def main() -> int:
                                bench_capacity.MONITORED, bench_capacity.REQUESTS,
                                args.appendfsync, work, emit=lambda line: print(line, flush=True))
 
-    print(f"bench: deals_per_s={out['deals_per_s']:.1f} ratio_vs_bare={out['ratio_vs_bare']:.2f} "
-          f"p99_ms={out['p99_ms']:.0f} api_ratio={out['api_ratio']:.2f} "
-          f"bytes_per_deal={out['bytes_per_deal']:.0f} appendfsync={args.appendfsync}"
+    figures = ["deals_per_s", "ratio_vs_bare", "p99_ms", "p99_at_80pct_ms", "api_ratio",
+               "ratio_vs_naive_400", "ratio_vs_naive_2000", "ratio_vs_naive", "bytes_per_deal"]
+    shown = [name for name in figures if name in out]
+    shown += [n for n in out if n.startswith("ratio_vs_naive_") and n not in shown]
+    digits = {"deals_per_s": 1, "p99_ms": 0, "p99_at_80pct_ms": 0, "bytes_per_deal": 0}
+    print("bench: " + " ".join(f"{name}={out[name]:.{digits.get(name, 2)}f}" for name in shown)
+          + f" appendfsync={args.appendfsync}"
           + (f" desk_p95_ms={out['desk_p95_ms']:.1f} desk={'PASS' if desk_ok else 'FAIL'}"
              if "desk_p95_ms" in out else ""))
     return 0

@@ -99,3 +99,19 @@ def deal_body(index: int, amount: str = "10000.00", buyer: str | None = None,
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def invoice_indexes(start: int, deal: int, invoices: int) -> list[int]:
+    """The declared invoice indexes of deal ``deal`` (0, 1, ...) of ``invoices`` invoices each,
+    counted from ``start`` (a multiple of BUYERS): all of one buyer, none shared by two deals
+    of the series, 20 deals spanning ``BUYERS * invoices`` indexes."""
+    block, buyer = divmod(deal, BUYERS)
+    return [start + BUYERS * (block * invoices + j) + buyer for j in range(invoices)]
+
+
+def multi_invoice_body(indexes: list[int]) -> dict[str, Any]:
+    """A valid application for the declared invoices ``indexes`` (all of one buyer)."""
+    body = deal_body(indexes[0])
+    body["invoices"] = [deal_body(i)["invoices"][0] for i in indexes]
+    body["requested_amount"] = f"{10000 * len(indexes)}.00"
+    return body
