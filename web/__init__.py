@@ -7,10 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from tasks.celery_app import celery_config, celery_init_app
+from web.health import health_client
 from workflow.insurer_http import build_insurer
 from workflow.logs import configure_logging
 from workflow.metrics import observe_transition
@@ -69,11 +68,7 @@ def create_app(
     # REDIS_URL, or the primary REDIS_SENTINELS name (workflow/redis_client.py).
     client = redis_client or connect(settings)
     app.extensions["redis"] = client
-    # /readyz must answer, not wait on a Redis that accepts connections but never replies
-    # (the app's client waits 10 s a command, retried): a short timeout and no retry.
-    app.extensions["health_redis"] = redis_client or connect(
-        settings, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
-    )
+    app.extensions["health_redis"] = redis_client or health_client(settings)
     app.extensions["xinbao"] = build_workflow(client, settings)
     app.extensions["xinbao_settings"] = settings
     app.extensions["xinbao_users"] = Users(

@@ -12,7 +12,7 @@ import redis
 from flask.cli import with_appcontext
 
 from web.cli_support import FILE, fail
-from web.health import CHECKS, readiness
+from web.health import CHECKS, health_client, readiness
 from workflow import keys, tokens, user_files, users
 from workflow.demo import expand_relative_dates_json
 from workflow.identifiers import printable, uscc_problem
@@ -167,8 +167,7 @@ def health_command(redis_url: str | None, only: tuple[str, ...]) -> None:
     """Say whether the stack is ready, as GET /readyz does, and exit 1 when it is not
     (docker-compose's health check of beat runs `xinbao health --only beat`)."""
     settings = load_settings()
-    # A health check must answer, not wait on a Redis that does not.
-    client = connect(settings, redis_url, socket_timeout=5, socket_connect_timeout=3)
+    client = health_client(settings, redis_url)
     body = readiness(client, settings, settings.broker_url, only or CHECKS)
     click.echo(json.dumps(body, ensure_ascii=False))
     if body["status"] != "ready":

@@ -8,9 +8,12 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 from kombu import Connection
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tasks.celery_app import sentinel_transport_options
 from workflow.heartbeats import beat_age, live_workers
+from workflow.redis_client import connect
 from workflow.settings import Settings
 
 health = Blueprint("health", __name__)
@@ -39,6 +42,19 @@ def readyz():
 
 
 CHECKS = ("redis", "broker", "workers", "beat")
+
+
+def health_client(settings: Settings, url: str | None = None) -> Any:
+    """The Redis client readiness is asked through: a check must answer, not wait on a Redis
+    that accepts connections but never replies (the app's client waits 10 s a command,
+    retried), so a short timeout and no retry."""
+    return connect(
+        settings,
+        url,
+        socket_timeout=BROKER_TIMEOUT_SECONDS,
+        socket_connect_timeout=BROKER_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
 def readiness(
