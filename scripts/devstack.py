@@ -424,6 +424,11 @@ def start_insurer_sim(children: list[subprocess.Popen], lock_fd: int, env: dict)
     children.append(subprocess.Popen(command, env=env, cwd=ROOT, pass_fds=(lock_fd,)))
 
 
+def celery(command: str, *options: str) -> list[str]:
+    """A Celery command of the app (worker or beat), logging at INFO."""
+    return [str(BIN / "celery"), "-A", "tasks.worker", command, "--loglevel", "INFO", *options]
+
+
 def _run(children: list[subprocess.Popen], lock_fd: int, stopping: Callable[[], bool]) -> int:
     """Start everything and watch it until Ctrl-C or a process exits."""
     url = start_redis(children, lock_fd)
@@ -445,45 +450,13 @@ def _run(children: list[subprocess.Popen], lock_fd: int, stopping: Callable[[], 
             "-",
             "web:create_app()",
         ],
-        "worker": [
-            str(BIN / "celery"),
-            "-A",
-            "tasks.worker",
-            "worker",
-            "--loglevel",
-            "INFO",
-            "--concurrency",
-            "2",
-            "-Q",
-            "celery",
-        ],
+        "worker": celery("worker", "--concurrency", "2", "-Q", "celery"),
         # Banks' webhook endpoints wait on the network: their own worker, in threads.
-        "webhooks": [
-            str(BIN / "celery"),
-            "-A",
-            "tasks.worker",
-            "worker",
-            "--loglevel",
-            "INFO",
-            "-Q",
-            "webhooks",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "4",
-            "--hostname",
-            "webhooks@%h",
-        ],
-        "beat": [
-            str(BIN / "celery"),
-            "-A",
-            "tasks.worker",
-            "beat",
-            "--loglevel",
-            "INFO",
-            "--schedule",
-            str(VAR / "celerybeat-schedule"),
-        ],
+        "webhooks": celery(
+            "worker", "-Q", "webhooks", "--pool", "threads", "--concurrency", "4",
+            "--hostname", "webhooks@%h",
+        ),
+        "beat": celery("beat", "--schedule", str(VAR / "celerybeat-schedule")),
     }
     started = {}
     for name, command in commands.items():
