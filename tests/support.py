@@ -40,6 +40,14 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
         time.sleep(interval)
 
 
+def web_answers(base: str) -> bool:
+    """Whether the web app at ``base`` answers its liveness check."""
+    try:
+        return requests.get(f"{base}/healthz", timeout=1).status_code == 200
+    except requests.RequestException:  # refused, or accepted before the app is loaded
+        return False
+
+
 def require_real_redis_or_skip(reason: str) -> None:
     """Skip a test that needs a real Redis, unless CI demands one (XINBAO_REQUIRE_REDIS=1)."""
     if os.environ.get("XINBAO_REQUIRE_REDIS") == "1":
@@ -260,6 +268,16 @@ class Processes:
                                 start_new_session=True)
         self.running[name] = proc
         return proc
+
+    def start_stack(self) -> str:
+        """gunicorn on a free port, a worker and beat; the web's base URL once it answers."""
+        port = free_port()
+        self.web(port)
+        self.worker()
+        self.beat()
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: web_answers(base), 30, what="gunicorn")
+        return base
 
     def web(self, port: int, name: str = "web", workers: int = 2) -> subprocess.Popen:
         return self.start(name, [str(BIN / "gunicorn"), "--config", "python:web.gunicorn_conf",

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import redis
-import requests
 
 from tests.support import (
     BIN,
@@ -20,10 +19,8 @@ from tests.support import (
     Processes,
     RedisServer,
     chromium_path,
-    free_port,
     require_browser_or_skip,
     supervised,
-    wait_until,
 )
 
 # Haixin's invoices to buyer DE-0001 that data/demo.json declares: each finances one deal, so
@@ -57,12 +54,6 @@ class LiveStack:
         taken, self.invoices = self.invoices[:count], self.invoices[count:]
         return taken
 
-
-def _up(base: str) -> bool:
-    try:
-        return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-    except requests.RequestException:  # refused, or accepted before the app is loaded
-        return False
 
 
 @pytest.fixture(scope="session")
@@ -98,12 +89,7 @@ def live_stack(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
             check=True,
             capture_output=True,
         )
-        port = free_port()
-        procs.web(port)
-        procs.worker()
-        procs.beat()
-        base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _up(base), 30, what="gunicorn")
+        base = procs.start_stack()
         client = redis.Redis.from_url(server.url, decode_responses=True)
         try:
             yield LiveStack(base=base, redis=client, procs=procs, env=env)

@@ -21,7 +21,6 @@ from tests.support import (
     InsurerSim,
     Processes,
     RedisServer,
-    free_port,
     supervised,
     wait_until,
 )
@@ -126,22 +125,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
                 capture_output=True,
             )
             sim.start()
-            port = free_port()
-            procs.web(port)
-            procs.worker()
-            procs.beat()
-            base = f"http://127.0.0.1:{port}"
-            wait_until(lambda: _up(base), 30, what="gunicorn")
+            base = procs.start_stack()
             yield {"base": base, "redis": server, "procs": procs, "sim": sim}
         finally:
             sim.stop()
 
-
-def _up(base: str) -> bool:
-    try:
-        return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def submit_all(base: str, bodies: list[dict]) -> list[str]:

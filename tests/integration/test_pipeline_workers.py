@@ -12,7 +12,7 @@ import pytest
 import redis
 import requests
 
-from tests.support import BIN, ROOT, Processes, RedisServer, free_port, supervised, wait_until
+from tests.support import BIN, ROOT, Processes, RedisServer, supervised, wait_until
 from web import build_workflow
 from workflow import keys
 from workflow.deal import Application, Buyer, Invoice
@@ -84,21 +84,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
             # The console script, for real: `xinbao load FILE.json`.
             subprocess.run([str(BIN / "xinbao"), "load", str(path)],
                            env={**env, "PATH": str(BIN)}, check=True, capture_output=True)
-        port = free_port()
-        procs.web(port)
-        procs.worker()
-        procs.beat()
-        base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _up(base), 30, what="gunicorn")
+        base = procs.start_stack()
         client = redis.Redis.from_url(server.url, decode_responses=True)
         yield {"base": base, "redis": client, "procs": procs, "env": env}
 
-
-def _up(base: str) -> bool:
-    try:
-        return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-    except requests.RequestException:  # refused, or accepted before the app is loaded
-        return False
 
 
 def application(number: str, amount: str = "100000.00", buyer: str = "DE-0001",

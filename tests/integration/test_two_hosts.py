@@ -11,8 +11,17 @@ import pytest
 import requests
 from celery import Celery
 
-from tests.integration.test_pipeline_workers import EXPORTER, _up, application
-from tests.support import BIN, ROOT, Processes, RedisServer, free_port, supervised, wait_until
+from tests.integration.test_pipeline_workers import EXPORTER, application
+from tests.support import (
+    BIN,
+    ROOT,
+    Processes,
+    RedisServer,
+    free_port,
+    supervised,
+    wait_until,
+    web_answers,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 
@@ -59,7 +68,7 @@ def test_two_worker_hosts_and_two_web_processes_share_the_work(tmp_path: Path):
         procs.worker("b", concurrency=1)
         procs.beat()
         for base in webs:
-            wait_until(lambda base=base: _up(base), 30, what=f"{base}")
+            wait_until(lambda base=base: web_answers(base), 30, what=f"{base}")
 
         def submit(i: int) -> str:
             # Alternate web processes, as a load balancer would.
