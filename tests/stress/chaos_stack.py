@@ -20,7 +20,7 @@ import redis
 import requests
 
 from tests.stress import dataset as ds
-from tests.support import Processes, RedisServer, free_port, wait_until
+from tests.support import Processes, RedisServer, free_port, wait_until, web_answers
 from workflow import keys
 from workflow.deal import rebuild
 from workflow.states import TERMINAL, WORKER_OWNED, State
@@ -232,14 +232,8 @@ class Stack:
         self.base = f"http://127.0.0.1:{free_port()}"
         for name in ("web", "worker", "beat"):
             self.launch(name)
-        wait_until(self._web_up, 60, what="gunicorn")
+        wait_until(lambda: web_answers(self.base), 60, what="gunicorn")
         return self
-
-    def _web_up(self) -> bool:
-        try:
-            return requests.get(f"{self.base}/healthz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
 
     def stop(self) -> None:
         self.procs.stop_all()
