@@ -24,7 +24,7 @@ from workflow.money import from_cents, quantize, to_cents
 from workflow.reasons import Reason
 from workflow.reference.cache import ReferenceView
 from workflow.states import State
-from workflow.steps import WORKER, Steps, log
+from workflow.steps import WORKER, Chain, Steps, log
 from workflow.store import (
     LimitExhausted,
     Locked,
@@ -142,7 +142,13 @@ class Intake(Steps):
 
     def verify(self, deal_id: str) -> Deal | None:
         """Check cover and whitelist; reserve the limit; then route. Safe to run any number of
-        times: it only acts on a deal in submitted, on_hold, verifying or routing."""
+        times: it only acts on a deal in submitted, on_hold, verifying or routing.
+
+        The moves commit as one chain (one script call, one fsync): the claim, the verdict
+        and the offer. Only when the check asks a remote insurer does the claim commit first,
+        so the deal shows it is being verified while the worker waits."""
+        local = getattr(self.insurer, "cover_facts_at", None) is not None
+        chained = True
         for _ in range(5):
             deal, reference = self._read_with_reference(deal_id)
             if deal is None:
@@ -150,21 +156,32 @@ class Intake(Steps):
                 return None
             if deal.state == State.ON_HOLD and not self._hold_over(deal):
                 return deal  # a stray retry: the hold ends when its time comes, not before
+            chain = Chain(deal) if chained else None
             try:
                 if deal.state in (State.SUBMITTED, State.ON_HOLD):
                     deal = self._move(
-                        deal, State.VERIFYING, actor=WORKER, event="verification_started"
+                        deal,
+                        State.VERIFYING,
+                        actor=WORKER,
+                        event="verification_started",
+                        chain=chain if local else None,
                     )
+                    if chain is not None and not local:
+                        chain = Chain(deal)
                 if deal.state == State.VERIFYING:
-                    deal = self._check(deal, reference)
+                    deal = self._check(deal, reference, chain)
                 if deal.state == State.ROUTING:
-                    return self._route(deal, reference)
-                return deal
+                    deal = self._route(deal, reference, chain)
+                return self._commit(chain) if chain is not None and chain.moves else deal
             except VersionConflict:
                 continue  # someone else moved it: re-read and carry on from where it is now
+            except LimitExhausted:
+                # Another deal took the limit's room since it was read: the rejection (with
+                # the room left) is decided move by move.
+                chained = False
         return self.store.get(deal_id)
 
-    def _check(self, deal: Deal, reference: ReferenceView) -> Deal:
+    def _check(self, deal: Deal, reference: ReferenceView, chain: Chain | None = None) -> Deal:
         app = deal.application
         today = self.clock().date()
         # The local insurer answers from the reference data, cached for this version.
@@ -187,6 +204,7 @@ class Intake(Steps):
                 event="rejected",
                 reasons=verdict.reasons,
                 changes={**changes, "reasons": verdict.reasons},
+                chain=chain,
             )
         limit = verdict.limit
         assert limit is not None  # a passed verdict has found a limit
@@ -215,6 +233,7 @@ class Intake(Steps):
                     "max_credit_days": policy.max_credit_days,
                 },
                 ops=reserve,
+                chain=chain,
             )
         except LimitExhausted:
             room = from_cents(

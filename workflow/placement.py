@@ -23,7 +23,7 @@ from workflow.reasons import Reason
 from workflow.reference.cache import ReferenceView
 from workflow.routing import RoutingInput, next_offer
 from workflow.states import TERMINAL, State, sources_of
-from workflow.steps import WORKER, Steps
+from workflow.steps import WORKER, Chain, Steps
 from workflow.store import (
     Ops,
     VersionConflict,
@@ -63,7 +63,7 @@ class Placement(Steps):
                 continue
         return self.store.get(deal_id)
 
-    def _route(self, deal: Deal, reference: ReferenceView) -> Deal:
+    def _route(self, deal: Deal, reference: ReferenceView, chain: Chain | None = None) -> Deal:
         now = self.clock()
         app = deal.application
         whitelist = deal.get("whitelist", {})
@@ -94,6 +94,7 @@ class Placement(Steps):
                     "bank_id": None,
                     "deadline": None,
                 },
+                chain=chain,
             )
         deadline = now + timedelta(hours=float(offer.decision_hours))
         ops = Ops()
@@ -115,6 +116,7 @@ class Placement(Steps):
                 "routing_notes": notes,
             },
             ops=ops,
+            chain=chain,
         )
 
     # --- bank decision -----------------------------------------------------------------------

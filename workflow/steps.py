@@ -20,6 +20,7 @@ from workflow.settings import Settings
 from workflow.states import TERMINAL, WORKER_OWNED, State
 from workflow.store import (
     DealStore,
+    Move,
     Ops,
     VersionConflict,
     epoch_seconds,
@@ -199,7 +200,11 @@ class Steps:
         changes: dict | None = None,
         due: datetime | None = None,
         ops: Ops | None = None,
+        chain: Chain | None = None,
     ) -> Deal:
+        """Move ``deal`` to ``new`` with the index, portfolio and limit-use changes that go
+        with it, at once; or, given a ``chain``, stage the move on it and return the deal as
+        it would leave it (``_commit`` writes the chain)."""
         now = self.clock()
         new_bank = (changes or {}).get("bank_id", deal.bank_id) or None
         all_ops = self._ops(deal, new, now, due, ops or Ops(), new_bank)
@@ -215,28 +220,58 @@ class Steps:
         if deal.fields.get("pending_disbursement") and new != State.APPROVED:
             # Paid out (the loan names maker and checker), cancelled or lapsed: it is over.
             changes = {**(changes or {}), "pending_disbursement": None}
+        move = Move(new, actor, event, reasons or [], changes or {}, all_ops, now)
+        if chain is not None:
+            return chain.add(deal, move)
         moved = self.store.transition(
             deal,
             new,
             actor=actor,
             event=event,
-            reasons=reasons,
-            changes=changes,
+            reasons=move.reasons,
+            changes=move.changes,
             ops=all_ops,
             now=now,
         )
-        log.info(
-            "deal %s %s -> %s",
-            deal.id,
-            deal.state,
-            new,
-            extra={
-                "deal_id": deal.id,
-                "from_state": str(deal.state),
-                "to_state": str(new),
-                "event": event,
-                "actor": actor,
-                "reasons": reasons or [],
-            },
-        )
+        _log_move(deal.id, deal.state, move)
         return moved
+
+    def _commit(self, chain: Chain) -> Deal:
+        """Commit the moves staged on ``chain`` in one atomic step (VersionConflict,
+        LimitExhausted, Locked as a single move would raise); the deal after the last."""
+        moved = self.store.transitions(chain.start, chain.moves)
+        for was, move in zip(chain.froms, chain.moves, strict=True):
+            _log_move(chain.start.id, was, move)
+        return moved[-1]
+
+
+class Chain:
+    """Moves of one deal staged by ``Steps._move(..., chain=)`` to commit in one script call
+    (``Steps._commit``): each move starts from the deal as the one before would leave it."""
+
+    def __init__(self, start: Deal):
+        self.start = start
+        self.moves: list[Move] = []
+        self.froms: list[State] = []
+
+    def add(self, deal: Deal, move: Move) -> Deal:
+        self.moves.append(move)
+        self.froms.append(deal.state)
+        return DealStore.preview(deal, move)
+
+
+def _log_move(deal_id: str, was: State, move: Move) -> None:
+    log.info(
+        "deal %s %s -> %s",
+        deal_id,
+        was,
+        move.new_state,
+        extra={
+            "deal_id": deal_id,
+            "from_state": str(was),
+            "to_state": str(move.new_state),
+            "event": move.event,
+            "actor": move.actor,
+            "reasons": move.reasons,
+        },
+    )

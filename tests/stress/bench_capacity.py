@@ -245,8 +245,9 @@ def group_of(args: list[bytes], scripts: dict[str, bytes]) -> str:
     if name == "EVALSHA":
         sha = args[1].decode()
         if sha == TRANSITION_SHA:
-            nkeys = int(args[2])
-            return f"transition:{json.loads(args[3 + nkeys + 2])['type']}"
+            first = 3 + int(args[2]) + 3  # after sha, nkeys, the keys and ARGV[1..3]
+            events = args[first:first + int(args[first - 1])]
+            return "transition:" + "+".join(json.loads(e)["type"] for e in events)
         return f"EVALSHA:{sha[:8]}" if sha in scripts else "PING"
     return name
 

@@ -42,6 +42,7 @@ def test_a_transition_is_replayed_as_a_first_write_on_random_keys():
         f"xb:idem:{dataset.EXPORTER}:b{index}".encode(),
         b"4",
         b"pending_bank",
+        b"1",
         event,
     ]
     plain = [b"GET", b"xb:token:abc"]

@@ -577,11 +577,36 @@ def verify_with_insurer_down(wf, monkeypatch):
         raise InsurerUnavailable("timeout")
 
     monkeypatch.setattr(wf.insurer, "cover_facts", unreachable)
-    # The verification's own way in (through its cached view of the reference data).
-    monkeypatch.setattr(wf.insurer, "cover_facts_at", lambda app, _view: unreachable(app))
+    # A remote insurer: no answer from the reference data (the local one's way in).
+    monkeypatch.setattr(wf.insurer, "cover_facts_at", None)
     with pytest.raises(InsurerUnavailable):
         wf.verify(deal.id)
     return deal
+
+
+def test_a_local_check_that_fails_leaves_the_deal_submitted_and_nothing_written(
+    wf, monkeypatch
+):
+    # With the local insurer the claim commits with the verdict (one chain): a check that
+    # fails half way (Redis gone) leaves no claim, and the sweeper still owns the deal.
+    deal = wf.submit(make_application()).deal
+
+    def broken(app, _view):
+        raise ConnectionError("redis went away")
+
+    monkeypatch.setattr(wf.insurer, "cover_facts_at", broken)
+    with pytest.raises(ConnectionError):
+        wf.verify(deal.id)
+    assert wf.store.get(deal.id).fields == deal.fields
+    assert events_of(wf, deal.id) == ["submitted"]
+    assert indexed_states(wf, deal.id) == ["submitted"]
+    wf.clock.advance(seconds=30)
+    assert wf.stranded() == [(deal.id, State.SUBMITTED)]
+    monkeypatch.undo()
+    assert wf.verify(deal.id).state == State.PENDING_BANK
+    assert events_of(wf, deal.id) == [
+        "submitted", "verification_started", "verified", "offered_to_bank"
+    ]
 
 
 def test_insurer_down_leaves_an_owned_verifying_deal(wf, monkeypatch):

@@ -1,15 +1,17 @@
--- One atomic deal transition: compare-and-set on the deal's version, write its fields,
--- append the event, and apply the index/limit/lock operations that go with it.
--- Every check runs before any write, so a refused transition changes nothing.
+-- One atomic deal transition, or a chain of them: compare-and-set on the deal's version,
+-- write its fields, append the events, and apply the index/limit/lock operations that go
+-- with them. Every check runs before any write, so a refused transition changes nothing.
 --
 -- KEYS[1] deal hash, KEYS[2] event list, KEYS[3..] keys named by the operations.
--- ARGV: expected_version ("0" = create), expected_state, event_json, nfields, {field, value}*,
---       nops, {op, args...}* with the op arities below (first arg is always a KEYS index).
+-- ARGV: expected_version ("0" = create), expected_state, nevents, event_json*, nfields,
+--       {field, value}*, nops, {op, args...}* with the op arities below (first arg is always
+--       a KEYS index). The version goes up by one per event.
 -- Returns {"OK", new_version, flagged} | {"CONFLICT", version, state} | {"LIMIT", key_index}
 --       | {"LOCKED", key_index, holder}
 -- flagged is 1 if a "flag" op set its key (SET NX EX), else 0.
 -- The op "feed" writes the event (ARGV-given, without its field changes) to a bank's feed
--- stream; see workflow/feed.py.
+-- stream; see workflow/feed.py. Its backfill n > 0 first copies the deal's log but for its
+-- last n entries (1: the event itself; more: it and the chain's events after it).
 
 local unpack = unpack or table.unpack
 local ARITY = {zadd = 3, zrem = 2, reserve = 5, release = 3, shrink = 4, lock = 3, unlock = 2,
@@ -17,9 +19,10 @@ local ARITY = {zadd = 3, zrem = 2, reserve = 5, release = 3, shrink = 4, lock = 
 
 local expected = ARGV[1]
 local expected_state = ARGV[2]
-local event = ARGV[3]
-local nfields = tonumber(ARGV[4])
-local pos = 5 + 2 * nfields
+local nevents = tonumber(ARGV[3])
+local first_field = 5 + nevents
+local nfields = tonumber(ARGV[first_field - 1])
+local pos = first_field + 2 * nfields
 local nops = tonumber(ARGV[pos])
 pos = pos + 1
 
@@ -59,14 +62,14 @@ for _, op in ipairs(ops) do
 end
 
 -- writes
-local new_version = tostring(tonumber(expected) + 1)
+local new_version = tostring(tonumber(expected) + nevents)
 local hset = {"HSET", KEYS[1], "version", new_version}
 for i = 0, nfields - 1 do
-  hset[#hset + 1] = ARGV[5 + 2 * i]
-  hset[#hset + 1] = ARGV[6 + 2 * i]
+  hset[#hset + 1] = ARGV[first_field + 2 * i]
+  hset[#hset + 1] = ARGV[first_field + 1 + 2 * i]
 end
 redis.call(unpack(hset))
-redis.call("RPUSH", KEYS[2], event)
+redis.call("RPUSH", KEYS[2], unpack(ARGV, 4, 3 + nevents))
 
 local flagged = 0
 for _, op in ipairs(ops) do
@@ -123,10 +126,12 @@ for _, op in ipairs(ops) do
     if redis.call("GET", key) == a[2] then redis.call("DEL", key) end
   elseif name == "feed" then
     -- a: stream_idx, trimmed_idx, deal_id, event_json, backfill, retention_ms. With backfill
-    -- "1" the deal's earlier events go first (the bank was just offered the deal): its log
-    -- before this event, without their field changes, in order.
-    if a[5] == "1" then
-      for _, raw in ipairs(redis.call("LRANGE", KEYS[2], 0, -2)) do
+    -- n > 0 the deal's earlier events go first (the bank was just offered the deal): its log
+    -- before this event (the last n entries are it and the chain's later events), without
+    -- their field changes, in order.
+    local backfill = tonumber(a[5])
+    if backfill > 0 then
+      for _, raw in ipairs(redis.call("LRANGE", KEYS[2], 0, -1 - backfill)) do
         local earlier = cjson.decode(raw)
         earlier["set"] = nil
         redis.call("XADD", key, "*", "deal", a[3], "event", cjson.encode(earlier))
