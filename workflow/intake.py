@@ -19,7 +19,7 @@ from workflow.errors import (
     DuplicateReceivable,
     IdempotencyKeyReused,
 )
-from workflow.logs import current_request_id
+from workflow.logs import bound, current_request_id
 from workflow.money import from_cents, quantize, to_cents
 from workflow.reasons import Reason
 from workflow.reference.cache import ReferenceView
@@ -29,10 +29,14 @@ from workflow.store import (
     LimitExhausted,
     Locked,
     Ops,
+    StoreError,
     VersionConflict,
     epoch_seconds,
 )
 from workflow.sweeps import ready_entry
+
+# A ready-queue entry as the drain takes it: the deal id and the submitting request's id.
+ReadyEntry = tuple[str, str | None]
 
 # A trade document's kind in the English of the API's messages.
 DOCUMENT_WORDS = {"bill_of_lading": "bill of lading", "customs_declaration": "customs declaration"}
@@ -180,6 +184,53 @@ class Intake(Steps):
                 # the room left) is decided move by move.
                 chained = False
         return self.store.get(deal_id)
+
+    def verify_many(self, entries: list[ReadyEntry]) -> list[ReadyEntry]:
+        """Verify a batch of submitted deals (the drain's ready entries) against the local
+        insurer: the deals and the reference version in one round trip, every invoice's
+        declaration in one more, then each deal's chain (claim, verdict, offer) in one
+        pipeline, each chain atomic on its own. Returns the entries left for :meth:`verify`
+        one by one: a deal no longer ``submitted``, a refused chain (moved meanwhile, a limit
+        taken by another deal), a check that failed, or all of them with a remote insurer."""
+        if not entries or getattr(self.insurer, "cover_facts_at", None) is None:
+            return entries
+        deals, version = self.store.get_many_with(
+            [deal_id for deal_id, _ in entries], keys.reference_version()
+        )
+        reference = self._reference_at(version)
+        rest, batch = [], []
+        for entry, deal in zip(entries, deals, strict=True):
+            if deal is None or deal.state != State.SUBMITTED:
+                rest.append(entry)
+            else:
+                batch.append((entry, deal))
+        reference.read_declarations(
+            [(d.application.policy_no, d.application.buyer.code,
+              [inv.number for inv in d.application.invoices]) for _, d in batch]
+        )
+        chains = []
+        for entry, deal in batch:
+            with bound(deal_id=entry[0], request_id=entry[1]):
+                try:
+                    chain = Chain(deal)
+                    deal = self._move(
+                        deal, State.VERIFYING, actor=WORKER, event="verification_started",
+                        chain=chain,
+                    )
+                    deal = self._check(deal, reference, chain)
+                    if deal.state == State.ROUTING:
+                        self._route(deal, reference, chain)
+                    chains.append((entry, chain))
+                except Exception:  # noqa: BLE001 - verify() alone tries it again and reports
+                    rest.append(entry)
+        outcomes = self.store.transitions_many([(c.start, c.moves) for _, c in chains])
+        for (entry, chain), outcome in zip(chains, outcomes, strict=True):
+            if isinstance(outcome, StoreError):
+                rest.append(entry)
+            else:
+                with bound(deal_id=entry[0], request_id=entry[1]):
+                    chain.log()
+        return rest
 
     def _check(self, deal: Deal, reference: ReferenceView, chain: Chain | None = None) -> Deal:
         app = deal.application

@@ -64,10 +64,14 @@ class Steps:
         """The deal and a view of the reference data as of now, in one round trip: the
         reference version comes with the deal, so a reload is seen by the next step."""
         deal, version = self.store.get_with(deal_id, keys.reference_version())
+        return deal, self._reference_at(version)
+
+    def _reference_at(self, version: str | None) -> ReferenceView:
+        """A view of the reference data at ``version``, from this process's cache."""
         cache = self.__dict__.get("_reference_cache")
         if cache is None or cache.repository is not self.reference:
             cache = self.__dict__["_reference_cache"] = ReferenceCache(self.reference)
-        return deal, cache.at(version)
+        return cache.at(version)
 
     def today(self) -> date:
         """Today's business date (Asia/Shanghai)."""
@@ -240,8 +244,7 @@ class Steps:
         """Commit the moves staged on ``chain`` in one atomic step (VersionConflict,
         LimitExhausted, Locked as a single move would raise); the deal after the last."""
         moved = self.store.transitions(chain.start, chain.moves)
-        for was, move in zip(chain.froms, chain.moves, strict=True):
-            _log_move(chain.start.id, was, move)
+        chain.log()
         return moved[-1]
 
 
@@ -258,6 +261,11 @@ class Chain:
         self.moves.append(move)
         self.froms.append(deal.state)
         return DealStore.preview(deal, move)
+
+    def log(self) -> None:
+        """The log line of each move, once the chain committed."""
+        for was, move in zip(self.froms, self.moves, strict=True):
+            _log_move(self.start.id, was, move)
 
 
 def _log_move(deal_id: str, was: State, move: Move) -> None:

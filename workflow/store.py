@@ -13,6 +13,7 @@ from typing import Any
 from workflow import keys
 from workflow.deal import DERIVED_FIELDS, Deal, encode_fields, iso, utcnow
 from workflow.feed import DEFAULT_RETENTION_DAYS, feed_json, feed_targets
+from workflow.ops import Ops
 from workflow.states import TERMINAL, State, can_transition
 
 # Told of every committed transition: (the deal as read before, or None for a new one; the deal
@@ -48,132 +49,6 @@ class Locked(StoreError):
     def __init__(self, key: str, holder: str):
         super().__init__(f"{key} is held by deal {holder}")
         self.key, self.holder = key, holder
-
-
-@dataclass
-class Ops:
-    """The side effects that must commit atomically with one transition."""
-
-    keys: list[str] = field(default_factory=list)
-    args: list[str] = field(default_factory=list)
-    count: int = 0
-    # Set by the store once the transition committed: whether a ``flag`` op set its flag.
-    flagged: bool = False
-
-    def _key(self, key: str) -> str:
-        # Key indexes are 1-based and KEYS[1], KEYS[2] are the deal and its events.
-        if key not in self.keys:
-            self.keys.append(key)
-        return str(self.keys.index(key) + 3)
-
-    def _add(self, name: str, *args: str) -> Ops:
-        self.args += [name, *args]
-        self.count += 1
-        return self
-
-    def zadd(self, key: str, score: float, member: str) -> Ops:
-        return self._add("zadd", self._key(key), repr(float(score)), member)
-
-    def zrem(self, key: str, member: str) -> Ops:
-        return self._add("zrem", self._key(key), member)
-
-    def reserve(self, exposure: str, deal_id: str, cents: int, cap_cents: int) -> Ops:
-        """Reserve ``cents`` for the deal on a buyer exposure unless its total would pass
-        ``cap_cents`` (then the transition fails with LimitExhausted)."""
-        return self._add(
-            "reserve",
-            self._key(keys.exposure_reservations(exposure)),
-            self._key(keys.exposure_reserved_total(exposure)),
-            deal_id,
-            str(cents),
-            str(cap_cents),
-        )
-
-    def release(self, exposure: str, deal_id: str) -> Ops:
-        return self._add(
-            "release",
-            self._key(keys.exposure_reservations(exposure)),
-            self._key(keys.exposure_reserved_total(exposure)),
-            deal_id,
-        )
-
-    def shrink(self, exposure: str, deal_id: str, cents: int) -> Ops:
-        """Bring what the deal holds on a buyer exposure down to ``cents`` (never up): its
-        reservation becoming the smaller disbursed use, or principal coming back."""
-        return self._add(
-            "shrink",
-            self._key(keys.exposure_reservations(exposure)),
-            self._key(keys.exposure_reserved_total(exposure)),
-            deal_id,
-            str(cents),
-        )
-
-    def hincr(self, key: str, field: str, delta: int) -> Ops:
-        """Add ``delta`` to a counter in a hash (a field back at 0 is removed)."""
-        return self._add("hincr", self._key(key), field, str(delta))
-
-    def sadd_count(self, key: str, member: str, counter_key: str, field: str) -> Ops:
-        """Add ``member`` to a set; the first time ever, count it in ``counter_key.field``."""
-        return self._add("sadd_count", self._key(key), member, self._key(counter_key), field)
-
-    def lock(self, key: str, holder: str, ttl_seconds: int = 0) -> Ops:
-        """Take ``key`` for ``holder``; fails the transition if another holder has it."""
-        return self._add("lock", self._key(key), holder, str(ttl_seconds))
-
-    def flag(self, key: str, ttl_seconds: int) -> Ops:
-        """Set ``key`` if it is not set (SET NX EX); ``flagged`` then says whether this did.
-        Never refuses the transition: one round trip fewer than a SET of its own."""
-        return self._add("flag", self._key(key), str(ttl_seconds))
-
-    def rpush(self, key: str, value: str) -> Ops:
-        return self._add("rpush", self._key(key), value)
-
-    def unlock(self, key: str, holder: str) -> Ops:
-        return self._add("unlock", self._key(key), holder)
-
-    def feed(
-        self,
-        bank_id: str,
-        deal_id: str,
-        event_json: str,
-        backfill: bool,
-        retention_ms: int,
-        later_events: int = 0,
-    ) -> Ops:
-        """Append the event to the bank's feed (after the deal's earlier events if
-        ``backfill``), trimming what is older than ``retention_ms``; see workflow/feed.py.
-        ``later_events``: how many events the same script appends after this one (a chain)."""
-        return self._add(
-            "feed",
-            self._key(keys.bank_feed(bank_id)),
-            self._key(keys.bank_feed_trimmed(bank_id)),
-            deal_id,
-            event_json,
-            str(1 + later_events) if backfill else "0",
-            str(retention_ms),
-        )
-
-    def copy(self) -> Ops:
-        return Ops(list(self.keys), list(self.args), self.count)
-
-    def extend(self, other: Ops) -> Ops:
-        """Append ``other``'s operations, its key indexes renumbered into this one's keys."""
-        pos = 0
-        for _ in range(other.count):
-            name = other.args[pos]
-            args = other.args[pos + 1 : pos + 1 + _ARITY[name]]
-            for at in _KEY_ARGS.get(name, (0,)):
-                args[at] = self._key(other.keys[int(args[at]) - 3])
-            self._add(name, *args)
-            pos += 1 + _ARITY[name]
-        return self
-
-
-# The arity of each op and which of its arguments are key indexes (transition.lua's ARITY).
-_ARITY = {"zadd": 3, "zrem": 2, "reserve": 5, "release": 3, "shrink": 4, "lock": 3,
-          "unlock": 2, "rpush": 2, "hincr": 3, "sadd_count": 4, "feed": 6, "flag": 2}
-_KEY_ARGS = {"reserve": (0, 1), "release": (0, 1), "shrink": (0, 1), "sadd_count": (0, 2),
-             "feed": (0, 1)}
 
 
 @dataclass
@@ -236,6 +111,18 @@ class DealStore:
         pipe.get(key)
         fields, value = pipe.execute()
         return (Deal(fields) if fields else None), value
+
+    def get_many_with(
+        self, deal_ids: list[str], key: str
+    ) -> tuple[list[Deal | None], str | None]:
+        """The deals (None where absent), in order, and the string value of ``key``: one
+        round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for deal_id in deal_ids:
+            pipe.hgetall(keys.deal(deal_id))
+        pipe.get(key)
+        *found, value = pipe.execute()
+        return [Deal(fields) if fields else None for fields in found], value
 
     def get_many(self, deal_ids: list[str]) -> list[Deal]:
         pipe = self.redis.pipeline(transaction=False)
@@ -369,6 +256,34 @@ class DealStore:
         fields["version"] = str(deal.version + 1)
         return Deal(fields)
 
+    def transitions_many(
+        self, chains: list[tuple[Deal, list[Move]]]
+    ) -> list[list[Deal] | StoreError]:
+        """Several deals' chains (each as :meth:`transitions`), sent in one pipeline: each
+        chain atomic on its own, refused or committed on its own. For each chain, the deals
+        after its moves, or the refusal (VersionConflict, LimitExhausted, Locked; StoreError
+        when the script is not loaded: the caller retries that deal on its own)."""
+        staged = []
+        for deal, moves in chains:
+            state, ready = deal.state, []
+            for move in moves:
+                ready.append(_staged(state, move))
+                state = move.new_state
+            staged.append(self._prepare(deal.id, str(deal.version), deal.state, ready, deal))
+        pipe = self.redis.pipeline(transaction=False)
+        sha = self._transition.sha
+        for call in staged:
+            pipe.evalsha(sha, len(call.keys), *call.keys, *call.argv)
+        out: list[list[Deal] | StoreError] = []
+        for call, result in zip(staged, pipe.execute(raise_on_error=False), strict=True):
+            try:
+                if isinstance(result, Exception):
+                    raise StoreError(f"transition of {call.deal_id} not run: {result}")
+                out.append(self._finish(call, result))
+            except StoreError as exc:
+                out.append(exc)
+        return out
+
     def _run(
         self,
         deal_id: str,
@@ -377,6 +292,17 @@ class DealStore:
         moves: list[Move],
         before: Deal | None,
     ) -> list[Deal]:
+        call = self._prepare(deal_id, expected, expected_state, moves, before)
+        return self._finish(call, self._transition(keys=call.keys, args=call.argv))
+
+    def _prepare(
+        self,
+        deal_id: str,
+        expected: str,
+        expected_state: str,
+        moves: list[Move],
+        before: Deal | None,
+    ) -> _Call:
         ops, events = Ops(), []
         steps: list[tuple[Deal | None, Deal, dict[str, Any]]] = []
         fields = dict(before.fields) if before else {}
@@ -421,26 +347,39 @@ class DealStore:
             argv += [name, value]
         argv += [str(ops.count), *ops.args]
         all_keys = [keys.deal(deal_id), keys.events(deal_id), *ops.keys]
-        result = self._transition(keys=all_keys, args=argv)
+        return _Call(deal_id, all_keys, argv, moves, steps)
+
+    def _finish(self, call: _Call, result: list[Any]) -> list[Deal]:
         outcome = result[0]
         if outcome == "OK":
             flagged = len(result) > 2 and int(result[2]) == 1
-            for move in moves:
+            for move in call.moves:
                 move.ops.flagged = flagged
-            for was, after, event in steps:
+            for was, after, event in call.steps:
                 for observe in self.observers:
                     try:
                         observe(was, after, event)
                     except Exception:  # noqa: BLE001 - a metric never undoes or fails a commit
                         logging.getLogger("xinbao.store").exception("transition observer failed")
-            return [after for _, after, _ in steps]
+            return [after for _, after, _ in call.steps]
         if outcome == "CONFLICT":
-            raise VersionConflict(deal_id, int(result[1] or 0), result[2])
+            raise VersionConflict(call.deal_id, int(result[1] or 0), result[2])
         if outcome == "LIMIT":
-            raise LimitExhausted(all_keys[int(result[1]) - 1])
+            raise LimitExhausted(call.keys[int(result[1]) - 1])
         if outcome == "LOCKED":
-            raise Locked(all_keys[int(result[1]) - 1], result[2])
+            raise Locked(call.keys[int(result[1]) - 1], result[2])
         raise StoreError(f"unexpected script answer {result!r}")
+
+
+@dataclass
+class _Call:
+    """One transition script call, ready to send, and what its answer is read with."""
+
+    deal_id: str
+    keys: list[str]
+    argv: list[str]
+    moves: list[Move]
+    steps: list[tuple[Deal | None, Deal, dict[str, Any]]]
 
 
 def index_ops(

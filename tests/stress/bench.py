@@ -65,7 +65,7 @@ PIPELINE_HOPS = 1
 WEB_WORKERS = 2
 WORKER_CONCURRENCY = 2
 GUNICORN = ["--config", "python:web.gunicorn_conf", "--workers", str(WEB_WORKERS),
-            "--worker-class", "sync", "--log-level", "warning"]
+            "--worker-class", "gthread", "--threads", "4", "--log-level", "warning"]
 
 
 def gunicorn(procs: Processes, name: str, target: str, port: int,

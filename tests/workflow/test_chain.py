@@ -142,3 +142,64 @@ def test_an_event_inside_a_chain_backfills_only_what_came_before_it(two):
     ]
     assert [e["v"] for e in wf.store.events(deal.id)] == [1, 2, 3, 4, 5]
     assert wf.store.get(deal.id).version == 5
+
+
+# --- a drain's batch ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def wf(any_redis, make_workflow):
+    return make_workflow(any_redis)
+
+
+def test_a_batch_verifies_each_deal_as_verify_alone_would(wf):
+    # Two deals that together pass the DE buyer's limit (500,000): the first in the batch
+    # takes it, the second's chain is refused and left to verify(), which rejects it with
+    # the room left. One fails on cover; one was verified already; one does not exist.
+    first = wf.submit(make_application(amount="450000.00", requested_amount="300000.00")).deal
+    second = wf.submit(make_application(number="INV-HX-1002", amount="60000.00",
+                                        requested_amount="40000.00")).deal
+    bad = wf.submit(make_application(number="INV-HX-1003", policy_no="SIN-2099-9999")).deal
+    done = wf.submit(make_application(number="INV-HX-1004", amount="10000.00",
+                                      requested_amount="5000.00")).deal
+    wf.verify(done.id)
+    entries = [(first.id, "req-1"), (second.id, None), (bad.id, "req-3"), (done.id, None),
+               ("20261126-NOSUCHDEAL", None)]
+    left = wf.verify_many(entries)
+    assert left == [(done.id, None), ("20261126-NOSUCHDEAL", None), (second.id, None)]
+    assert wf.store.get(first.id).state == State.PENDING_BANK
+    assert wf.store.get(bad.id).state == State.REJECTED
+    assert wf.store.get(second.id).state == State.SUBMITTED  # untouched: verify() decides
+    for deal_id, _ in left:
+        wf.verify(deal_id)
+    second = wf.store.get(second.id)
+    assert second.state == State.REJECTED and second.get("reasons") == ["LIMIT_INSUFFICIENT"]
+    assert second.get("failures")[0]["available"] == "50000.00"
+    assert [e["type"] for e in wf.store.events(first.id)] == [
+        "submitted", "verification_started", "verified", "offered_to_bank"]
+    assert [e["type"] for e in wf.store.events(second.id)] == [
+        "submitted", "verification_started", "rejected"]
+
+
+def test_a_batch_with_a_remote_insurer_is_left_to_verify_alone(wf, monkeypatch):
+    deal = wf.submit(make_application()).deal
+    monkeypatch.setattr(wf.insurer, "cover_facts_at", None)
+    assert wf.verify_many([(deal.id, None)]) == [(deal.id, None)]
+    assert wf.store.get(deal.id).fields == deal.fields
+
+
+def test_a_check_that_fails_in_a_batch_leaves_that_deal_alone(wf, monkeypatch):
+    ok = wf.submit(make_application()).deal
+    broken = wf.submit(make_application(number="INV-HX-1009", amount="20000.00",
+                                        requested_amount="10000.00")).deal
+    real = wf.insurer.cover_facts_at
+
+    def flaky(app, view):
+        if app.invoices[0].number == "INV-HX-1009":
+            raise ConnectionError("redis went away")
+        return real(app, view)
+
+    monkeypatch.setattr(wf.insurer, "cover_facts_at", flaky)
+    assert wf.verify_many([(ok.id, None), (broken.id, None)]) == [(broken.id, None)]
+    assert wf.store.get(ok.id).state == State.PENDING_BANK
+    assert wf.store.get(broken.id).fields == broken.fields

@@ -36,6 +36,19 @@ class ReferenceView:
     def __init__(self, repository: ReferenceRepository, entries: dict[Any, Any] | None):
         self.repository = repository
         self._entries = entries  # None: nothing is cached (no version known)
+        # Declarations read ahead for a batch of deals (never cached past this view).
+        self._declarations: dict[tuple[str, str, str], Any] = {}
+
+    def read_declarations(self, asked: list[tuple[str, str, list[str]]]) -> None:
+        """Read the declarations of a batch of deals in one round trip, for this view's
+        ``cover_facts`` of each."""
+        self._declarations.update(self.repository.declarations_many(asked))
+
+    def _declarations_of(self, policy_no: str, buyer_code: str, invoices: list[str]) -> dict:
+        try:
+            return {n: self._declarations[(policy_no, buyer_code, n)] for n in invoices}
+        except KeyError:
+            return self.repository.declarations(policy_no, buyer_code, invoices)
 
     def _cached(self, key: Any, read: Any) -> Any:
         if self._entries is None:
@@ -73,7 +86,7 @@ class ReferenceView:
         return CoverFacts(
             policy=policy,
             limits=list(limits),
-            declarations=self.repository.declarations(policy_no, buyer_code, invoices),
+            declarations=self._declarations_of(policy_no, buyer_code, invoices),
             overdues=list(overdues),
         )
 

@@ -177,10 +177,19 @@ class ReferenceRepository:
         self, policy_no: str, buyer_code: str, invoices: list[str]
     ) -> dict[str, Declaration | None]:
         """The insurer's shipment declarations of these invoices (one MGET)."""
-        if not invoices:
+        found = self.declarations_many([(policy_no, buyer_code, invoices)])
+        return {n: found[(policy_no, buyer_code, n)] for n in invoices}
+
+    def declarations_many(
+        self, asked: list[tuple[str, str, list[str]]]
+    ) -> dict[tuple[str, str, str], Declaration | None]:
+        """The declarations of several deals' invoices, each ``(policy_no, buyer_code,
+        invoices)``, in one MGET: by (policy_no, buyer_code, invoice number)."""
+        wanted = [(p, b, n) for p, b, numbers in asked for n in numbers]
+        if not wanted:
             return {}
-        raws = self.redis.mget([keys.declaration(policy_no, buyer_code, n) for n in invoices])
-        return {n: _declaration(_loads(raw)) for n, raw in zip(invoices, raws, strict=True)}
+        raws = self.redis.mget([keys.declaration(p, b, n) for p, b, n in wanted])
+        return {w: _declaration(_loads(raw)) for w, raw in zip(wanted, raws, strict=True)}
 
     def whitelists_of(self, uscc: str) -> list[Whitelist]:
         """The programmes whose list names this exporter (members are not loaded)."""
