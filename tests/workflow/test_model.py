@@ -380,6 +380,41 @@ class DealModel(RuleBasedStateMachine):
             with suppress(*EXPECTED):
                 self.wf.verify(deal.id)
 
+    @rule(picks=st.lists(st.integers(0, 100), min_size=1, max_size=5),
+          raced=st.integers(-1, 4), missing=st.booleans())
+    def verify_batch(self, picks, raced, missing):
+        """A drain's batch: some deals (any state, repeats, an unknown id), one of them
+        maybe verified by another worker between the batch's read and its commit."""
+        deals = self.wf.store.get_many(self.ids)
+        ready = [d for d in deals if d.state == S.SUBMITTED]
+        pool = ready or deals
+        if not pool:
+            return
+        entries = [(pool[p % len(pool)].id, None) for p in picks]
+        if missing:
+            entries.append(("no-such-deal", None))
+        store, other = self.wf.store, entries[raced % len(entries)][0] if raced >= 0 else None
+        real = type(store).get_many_with.__get__(store)
+
+        def read_then_race(ids, key):
+            found = real(ids, key)
+            del store.get_many_with
+            with suppress(*EXPECTED):
+                self.wf.verify(other)  # another worker's verify lands now
+            return found
+
+        if other:
+            store.get_many_with = read_then_race
+            event("batch: a concurrent verify between read and commit")
+        try:
+            left = self.wf.verify_many(entries)
+        finally:
+            store.__dict__.pop("get_many_with", None)
+        check(set(left) <= set(entries), "verify_many left entries it was not given")
+        for deal_id, _ in left:
+            with suppress(*EXPECTED):
+                self.wf.verify(deal_id)
+
     @rule(pick=st.integers(0, 100))
     def hold(self, pick):
         deal = self.choose(pick, frozenset({S.SUBMITTED, S.VERIFYING}))
