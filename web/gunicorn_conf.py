@@ -1,6 +1,6 @@
-"""Gunicorn settings for Xinbao (``gunicorn -c python:web.gunicorn_conf``): its own and its
-access log lines as JSON through the app's logging, and Prometheus multiprocess bookkeeping.
-Bind address and worker count stay on the command line."""
+"""Gunicorn settings for Xinbao (``gunicorn -c python:web.gunicorn_conf``): threaded workers,
+its own and its access log lines as JSON through the app's logging, and Prometheus
+multiprocess bookkeeping. Bind address and worker count stay on the command line."""
 
 from __future__ import annotations
 
@@ -48,6 +48,13 @@ class JsonLogger(Logger):
             extra["request_id"] = headers[REQUEST_ID_HEADER]
         self.access_log.info("%s %s %s", method, path, extra["status"], extra=extra)
 
+
+# Threads: a request spends most of its time waiting for Redis (every write waits for its
+# fsync), which another thread's request can use; and a client's connection is kept alive
+# between requests instead of one TCP connection per request (the sync worker's way).
+# docs/performance.md measures it. WEB_THREADS sets the threads per worker process.
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS") or 4)
 
 # Access lines only with --access-logfile (any value: they go where every line goes), as
 # gunicorn's own default; docker-compose turns them on, the benchmarks leave them off.

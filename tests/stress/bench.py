@@ -64,8 +64,13 @@ from workflow import keys
 PIPELINE_HOPS = 1
 WEB_WORKERS = 2
 WORKER_CONCURRENCY = 2
+# The web's worker class and threads as shipped (web/gunicorn_conf.py: gthread, 4 threads);
+# BENCH_WORKER_CLASS=sync measures one request per process at a time. The naive app and the
+# bare Flask echo run under the same settings.
+WORKER_CLASS = os.environ.get("BENCH_WORKER_CLASS", "")
 GUNICORN = ["--config", "python:web.gunicorn_conf", "--workers", str(WEB_WORKERS),
-            "--worker-class", "gthread", "--threads", "4", "--log-level", "warning"]
+            *(["--worker-class", WORKER_CLASS, "--threads", "1"] if WORKER_CLASS else []),
+            "--log-level", "warning"]
 
 
 def gunicorn(procs: Processes, name: str, target: str, port: int,
