@@ -1,5 +1,4 @@
-"""The insurer API's wire format (xinbao insurer-sim's shape): its answers read into Xinbao's
-records, refusing any value out of bounds, and the bodies of the requests that start its jobs."""
+"""The insurer API's wire format: its answers read into Xinbao's records, and request bodies."""
 
 from __future__ import annotations
 

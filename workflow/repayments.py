@@ -1,6 +1,8 @@
-"""Repayments on a disbursed advance, by value date: interest accrues to the value date and each
-payment goes to interest first, then principal; each repayment of principal releases as much of
-the buyer limit, and the deal ends ``repaid`` when principal and interest are settled."""
+"""Repayments on a disbursed advance, by value date: interest first, then principal.
+
+Interest accrues to each value date; each repayment of principal releases as much of the buyer
+limit, and the deal ends ``repaid`` when principal and interest are settled.
+"""
 
 from __future__ import annotations
 

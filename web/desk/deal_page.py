@@ -1,6 +1,4 @@
-"""The officer desk's deal page: a deal as the bank may see it, with the forms the deal takes
-now (the forms' own posts are in ``decision``, ``servicing``, ``payout_check``, ``deferrals``
-and ``claims``)."""
+"""The officer desk's deal page: a deal as the bank may see it, with the forms it takes now."""
 
 from __future__ import annotations
 

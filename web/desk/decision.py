@@ -1,5 +1,4 @@
-"""The officer desk's decision on a deal pending at the bank: approve, confirm a first approval,
-decline or send it back, each refusal shown on the deal page with the input kept."""
+"""The officer desk's decision: approve, confirm a first approval, decline or send back."""
 
 from __future__ import annotations
 

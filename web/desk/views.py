@@ -1,5 +1,4 @@
-"""The officer desk's queue: the bank's deals pending its decision, most urgent first, its
-counters, and the views of approvals awaiting a check and of every deal ever offered."""
+"""The officer desk's queue: the bank's deals, most urgent first, with its counters and views."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The exporter portal's new application: the form, its invoice lines, and submitting it through
-the API's schema and workflow step, each refusal beside its field."""
+"""The exporter portal's new application: the form, its invoice lines and their submission."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The exporter portal's deal page: one of the exporter's deals, as the exporter may see it, and
-its withdrawal."""
+"""The exporter portal's deal page: one of the exporter's own deals, and its withdrawal."""
 
 from __future__ import annotations
 

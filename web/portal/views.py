@@ -1,5 +1,4 @@
-"""The exporter portal's landing page: the exporter's deals, newest first. A new application is
-in ``application``, a deal and its withdrawal in ``deal_page``."""
+"""The exporter portal's landing page: the exporter's deals, newest first."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""A deal's decisions: the bank's approval, decline or send-back, the exporter's withdrawal and
-the bank's cancellation of its approval."""
+"""A deal's decisions: the bank's approval or decline, a withdrawal and a cancellation."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The reference file: its sections, and parsing that lists every problem by record and field
-(each section's schema is in ``schemas``)."""
+"""The reference file: its sections, and parsing that lists every problem by record and field."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The reference file's schemas: one marshmallow schema a section, each record checked field by
-field and refusing fields it does not know."""
+"""The reference file's schemas, one a section, refusing any field a record should not hold."""
 
 from __future__ import annotations
 
