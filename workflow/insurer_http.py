@@ -6,6 +6,7 @@ calling an insurer that keeps failing and lets one call through after a pause. T
 bearer token that is used until shortly before its ``expires_in`` (tokens are not renewable: a
 401 means log in again, once). Mutating calls answer 202 with a job id, polled for a bounded
 time. Whenever no answer can be had, :class:`InsurerUnavailable` is raised and the deal waits.
+The answers are read, and the request bodies written, in ``workflow.insurer_wire``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
@@ -34,20 +34,13 @@ from tenacity import (
     wait_random,
 )
 
+from workflow import insurer_wire as wire
 from workflow.claim_rules import ClaimDecision, ClaimFiling
 from workflow.deal import Application
 from workflow.deferral_rules import DeferralConsent, DeferralRequest
 from workflow.gateway import InsurerGateway, InsurerUnavailable, ReferenceDataInsurer
 from workflow.limit_usage import LimitUsage
-from workflow.money import MAX_AMOUNT
-from workflow.reference import (
-    BuyerLimit,
-    CoverFacts,
-    Declaration,
-    Overdue,
-    Policy,
-    ReferenceRepository,
-)
+from workflow.reference import CoverFacts, ReferenceRepository
 from workflow.settings import Settings
 
 log = logging.getLogger("xinbao.insurer_http")
@@ -137,9 +130,9 @@ class HttpInsurer:
             else {"declarations": []}
         )
         overdues = self._get(f"/v1/policies/{p}/buyers/{b}/overdues")
-        return _read(
+        return wire.read(
             "cover facts",
-            lambda: _cover_facts(
+            lambda: wire.cover_facts(
                 application.policy_no,
                 application.buyer.code,
                 invoices,
@@ -156,7 +149,7 @@ class HttpInsurer:
             {"dealId": deal_id, "on": on.isoformat()},
             key=f"notice:{policy_no}:{deal_id}",
         )
-        return _read("notice", lambda: str(result["reference"]))
+        return wire.read("notice", lambda: str(result["reference"]))
 
     def report_limit_usage(self, usage: LimitUsage) -> None:
         self._job(
@@ -173,23 +166,23 @@ class HttpInsurer:
     def decide_claim(self, filing: ClaimFiling) -> ClaimDecision | None:
         result = self._job(
             f"/v1/policies/{_code(filing.policy_no)}/claims",
-            _filing_wire(filing),
+            wire.claim_body(filing),
             key=f"claim:{filing.policy_no}:{filing.deal_id}",
         )
-        claim_id = _read("claim", lambda: str(result["claimId"]))
+        claim_id = wire.read("claim", lambda: str(result["claimId"]))
         answer = self._get(f"/v1/claims/{_code(claim_id)}")
-        return _read("claim decision", lambda: _decision(answer, filing.loss_amount))
+        return wire.read("claim decision", lambda: wire.claim_decision(answer, filing.loss_amount))
 
     def consent_to_deferral(self, request: DeferralRequest) -> DeferralConsent:
         result = self._job(
             f"/v1/policies/{_code(request.policy_no)}/deferrals",
-            _deferral_wire(request),
+            wire.deferral_body(request),
             key=f"deferral:{request.policy_no}:{request.deal_id}:{request.request_number}",
         )
-        return _read(
+        return wire.read(
             "deferral",
             lambda: DeferralConsent(
-                granted=_bool(result["granted"]),
+                granted=wire.boolean(result["granted"]),
                 reference=str(result["reference"]),
                 reasons=tuple(str(r) for r in result.get("reasons") or ()),
             ),
@@ -209,7 +202,7 @@ class HttpInsurer:
         answer = self._json(
             self._call("POST", path, json=body, headers={"Idempotency-Key": key}), path
         )
-        job_id = _read("job", lambda: str(answer["jobId"]))
+        job_id = wire.read("job", lambda: str(answer["jobId"]))
         polling = Retrying(
             retry=retry_if_result(lambda job: job.get("status") != "processed"),
             stop=stop_after_delay(self.config.job_wait_s),
@@ -325,176 +318,3 @@ def build_insurer(settings: Settings, reference: ReferenceRepository) -> Insurer
             breaker_reset_s=settings.insurer_breaker_reset_seconds,
         )
     )
-
-
-# --- the wire --------------------------------------------------------------------------------
-
-
-def _read(what: str, build: Callable[[], Any]) -> Any:
-    """Build a record from an answer; an answer missing fields is no answer."""
-    try:
-        return build()
-    except (KeyError, TypeError, ValueError, InvalidOperation, AttributeError) as exc:
-        log.error("unreadable insurer answer (%s): %r", what, exc)
-        raise InsurerUnavailable(f"unreadable insurer answer ({what})") from exc
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"not a boolean: {value!r}")
-    return value
-
-
-def _day(value: Any) -> date:
-    return date.fromisoformat(value)
-
-
-def _decimal(value: Any) -> Decimal:
-    """A number as the insurer writes money and shares: a string (or an integer), finite.
-    A float is refused: its binary digits are not the amount the insurer meant."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise TypeError(f"not a decimal string: {value!r}")
-    number = Decimal(value)
-    if not number.is_finite():
-        raise ValueError(f"not a finite number: {value!r}")
-    return number
-
-
-def _money(value: Any) -> Decimal:
-    """An amount from 0 to MAX_AMOUNT (the bounds the local reference file enforces; 0 is a
-    limit the insurer cut to nothing)."""
-    amount = _decimal(value)
-    if not 0 <= amount <= MAX_AMOUNT:
-        raise ValueError(f"amount out of range: {value!r}")
-    return amount
-
-
-def _share(value: Any) -> Decimal:
-    """A coverage ratio: more than 0, at most 1 (as the local reference file requires)."""
-    share = _decimal(value)
-    if not 0 < share <= 1:
-        raise ValueError(f"share out of range: {value!r}")
-    return share
-
-
-def _cover_facts(
-    policy_no: str,
-    buyer_code: str,
-    invoices: list[str],
-    policy: dict | None,
-    cover: dict,
-    declared: dict,
-    overdues: dict,
-) -> CoverFacts:
-    by_invoice = {d["invoiceNumber"]: d for d in declared["declarations"]}
-    declarations: dict[str, Declaration | None] = {}
-    for number in invoices:
-        found = by_invoice.get(number)
-        declarations[number] = (
-            Declaration(
-                policy_no=policy_no,
-                buyer_code=buyer_code,
-                invoice_number=number,
-                shipment_date=_day(found["shipmentDate"]),
-                declared_on=_day(found["declaredOn"]),
-            )
-            if found and _bool(found["declared"])
-            else None
-        )
-    limits = [_limit(policy_no, buyer_code, c) for c in cover["covers"]]
-    return CoverFacts(
-        policy=None if policy is None else _policy(policy),
-        limits=sorted(limits, key=lambda lim: lim.limit_id),
-        declarations=declarations,
-        overdues=[
-            Overdue(policy_no, buyer_code, _day(o["reportedOn"])) for o in overdues["overdues"]
-        ],
-    )
-
-
-def _policy(raw: dict) -> Policy:
-    terms = raw["terms"]
-    return Policy(
-        policy_no=str(raw["policyNo"]),
-        exporter_uscc=str(raw["insuredId"]),
-        status=str(raw["status"]),
-        start=_day(raw["period"]["start"]),
-        end=_day(raw["period"]["end"]),
-        coverage_ratio=_share(raw["coverageRatio"]),
-        premium_paid=_bool(raw["premiumPaid"]),
-        declaration_window_days=int(raw["declarationWindowDays"]),
-        max_credit_days=int(raw["maxCreditDays"]),
-        covered_countries=tuple(raw["countries"]["covered"]),
-        excluded_countries=tuple(raw["countries"]["excluded"]),
-        insurer=str(raw["insurer"]),
-        grace_days=int(terms["graceDays"]),
-        notice_days=int(terms["noticeDays"]),
-        claim_days=int(terms["claimDays"]),
-        max_deferral_days=int(terms["maxDeferralDays"]),
-    )
-
-
-def _limit(policy_no: str, buyer_code: str, raw: dict) -> BuyerLimit:
-    return BuyerLimit(
-        limit_id=str(raw["coverId"]),
-        policy_no=policy_no,
-        buyer_code=buyer_code,
-        buyer_name=str(raw["buyerName"]),
-        country=str(raw["country"]),
-        currency=str(raw["currency"]),
-        amount=_money(raw["amount"]),
-        max_credit_days=int(raw["maxCreditDays"]),
-        effective=_day(raw["effective"]),
-        expiry=_day(raw["expiry"]),
-        status=str(raw["status"]),
-    )
-
-
-def _decision(raw: dict, loss: Decimal) -> ClaimDecision | None:
-    decision = raw["decision"]
-    if decision == "pending":
-        return None
-    if decision not in ("approved", "partial", "refused"):
-        raise ValueError(f"unknown claim decision {decision!r}")
-    covered, indemnity = _money(raw["coveredLoss"]), _money(raw["indemnity"])
-    # The insurer covers at most the loss claimed and pays at most the loss it covers.
-    if covered > loss or indemnity > covered:
-        raise ValueError(f"indemnity {indemnity} of covered loss {covered} for a loss of {loss}")
-    return ClaimDecision(
-        paid=decision != "refused",
-        covered_loss=covered,
-        indemnity=indemnity,
-        reasons=tuple(str(r) for r in raw.get("reasons") or ()),
-    )
-
-
-def _filing_wire(f: ClaimFiling) -> dict[str, Any]:
-    return {
-        "dealId": f.deal_id,
-        "buyerCode": f.buyer_code,
-        "currency": f.currency,
-        "lossAmount": str(f.loss_amount),
-        "documents": list(f.documents),
-        "filedOn": f.filed_on.isoformat(),
-        "noticeFiledOn": f.notice_filed_on.isoformat(),
-        "noticeDeadline": f.notice_deadline.isoformat(),
-        "claimDeadline": f.claim_deadline.isoformat(),
-        "coverageRatio": str(f.coverage_ratio),
-        "insuredCap": str(f.insured_cap),
-    }
-
-
-def _deferral_wire(r: DeferralRequest) -> dict[str, Any]:
-    return {
-        "dealId": r.deal_id,
-        "requestNumber": r.request_number,
-        "buyerCode": r.buyer_code,
-        "currency": r.currency,
-        "outstanding": str(r.outstanding),
-        "firstDueDate": r.first_due_date.isoformat(),
-        "dueDate": r.due_date.isoformat(),
-        "newDueDate": r.new_due_date.isoformat(),
-        "daysPastDue": r.days_past_due,
-        "deferralsBefore": r.deferrals_before,
-        "askedOn": r.asked_on.isoformat(),
-    }

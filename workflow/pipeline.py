@@ -35,7 +35,8 @@ from workflow.gateway import InsurerGateway
 from workflow.intake import Intake, Submitted, new_deal_id
 from workflow.placement import Decision, Placement
 from workflow.reference import ReferenceRepository
-from workflow.servicing import Disbursement, Repayment, Servicing
+from workflow.repayments import Repayment, Repayments
+from workflow.servicing import Disbursement, Servicing
 from workflow.settings import Settings
 from workflow.steps import SWEEPER, WORKER
 from workflow.store import DealStore
@@ -43,7 +44,7 @@ from workflow.sweeps import Sweeps
 
 
 @dataclass
-class Workflow(Intake, Placement, Servicing, Deferrals, Arrears, Claims, Sweeps):
+class Workflow(Intake, Placement, Servicing, Repayments, Deferrals, Arrears, Claims, Sweeps):
     """Every step of the pipeline, over one store, reference data, insurer and clock."""
 
     store: DealStore

@@ -6,4 +6,13 @@ from flask import Blueprint
 
 desk = Blueprint("desk", __name__, url_prefix="/bank", template_folder="templates")
 
-from web.desk import claims, deferrals, payout_check, portfolio, servicing, views  # noqa: E402,F401  (register the routes on the blueprint)
+from web.desk import (  # noqa: E402,F401  (register the routes on the blueprint)
+    claims,
+    deal_page,
+    decision,
+    deferrals,
+    payout_check,
+    portfolio,
+    servicing,
+    views,
+)

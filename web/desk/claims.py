@@ -16,7 +16,7 @@ from web.auth.session import fresh_login_required, role_required
 from web.desk import desk
 from web.desk.arrears import form_fits
 from web.desk.claim_forms import ClaimForm, NoticeForm, RecoveryForm
-from web.desk.views import _seen, officer_bank, render_deal
+from web.desk.deal_page import _seen, officer_bank, render_deal
 from web.formatting import money
 from workflow.deal import Deal
 from workflow.errors import DealNotFound, InvalidDecision, WrongState

@@ -13,9 +13,9 @@ from flask_login import current_user
 from web.api import flow
 from web.auth.session import fresh_login_required, role_required
 from web.desk import desk
+from web.desk.deal_page import _seen, officer_bank, render_deal
 from web.desk.forms import DeferForm
 from web.desk.loan_page import form_fits
-from web.desk.views import _seen, officer_bank, render_deal
 from web.loan import today
 from web.words import reason_words
 from workflow.deal import Deal

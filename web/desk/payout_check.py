@@ -12,9 +12,9 @@ from flask_login import current_user
 from web.api import flow
 from web.auth.session import fresh_login_required, role_required
 from web.desk import desk
+from web.desk.deal_page import _seen, officer_bank, render_deal
 from web.desk.forms import ConfirmPayoutForm, ReturnPayoutForm
 from web.desk.loan_page import form_fits
-from web.desk.views import _seen, officer_bank, render_deal
 from web.formatting import money
 from workflow.errors import SAME_OFFICER, DealNotFound, MakerCheckerRefused, WrongState
 from workflow.officers import officer_id

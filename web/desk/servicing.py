@@ -11,8 +11,8 @@ from flask_login import current_user
 from web.api import flow
 from web.auth.session import fresh_login_required, role_required
 from web.desk import desk
+from web.desk.deal_page import _seen, officer_bank, render_deal
 from web.desk.forms import DisburseForm, RepayForm
-from web.desk.views import _seen, officer_bank, render_deal
 from web.formatting import money
 from web.loan import approved_on, owed_on, repayments
 from workflow.business_days import business_date

@@ -1,4 +1,4 @@
-"""The exporter portal, /exporter/: for now the landing page; deals and applications come next."""
+"""The exporter portal, /exporter/: the exporter's deals, a new application, a deal page."""
 
 from __future__ import annotations
 
@@ -6,4 +6,4 @@ from flask import Blueprint
 
 portal = Blueprint("portal", __name__, url_prefix="/exporter", template_folder="templates")
 
-from web.portal import views  # noqa: E402,F401  (registers the routes on the blueprint)
+from web.portal import application, deal_page, views  # noqa: E402,F401  (register the routes on the blueprint)

@@ -4,8 +4,8 @@ Operators load it from one JSON file (``xinbao load FILE.json``); the whole file
 first and then written in one Redis transaction, so a bad file loads nothing. Each section the
 file contains replaces that section whole; a section it leaves out is untouched.
 
-``records`` holds the records, ``file`` the file's schemas and parser, ``loading`` the
-transactional write and ``repository`` the reads.
+``records`` holds the records, ``schemas`` the file's schemas, ``file`` its parser, ``loading``
+the transactional write and ``repository`` the reads.
 """
 
 from __future__ import annotations
