@@ -9,10 +9,12 @@ bursts (``bench_naive``: ``ratio_vs_naive_<size>``), deals/s by worker and web p
 and CPU per deal of 1, 10 and 50 invoices (``bench_scaling``), and the bank queue's
 response time at 1,000 and 100,000 pending deals, in the API and on the officer desk's pages
 (``bench_pages``: goal p95 < 50 ms at 100,000), then the arrears sweep and the portfolio at
-100,000 open advances (``bench_sweeps``), and a 100,000-member whitelist import from CSV and
-XLSX (``bench_whitelist``), and the capacity figures: deals/s per web and worker core, Redis
-commands, CPU and memory per deal, and what one Redis primary carries on the real command mix
-replayed with redis-benchmark (``bench_capacity``). The last line is machine-readable.
+100,000 open advances (``bench_sweeps``), the sweep, the queue and the portfolio again at
+10,000 and 100,000 deals, 1,000,000 with ``--scale-sizes`` (``bench_scale``), and a
+100,000-member whitelist import from CSV and XLSX (``bench_whitelist``), and the capacity
+figures: deals/s per web and worker core, Redis commands, CPU and memory per deal, and what one
+Redis primary carries on the real command mix replayed with redis-benchmark
+(``bench_capacity``). The last line is machine-readable.
 """
 
 from __future__ import annotations

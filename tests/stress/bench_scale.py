@@ -193,12 +193,15 @@ class AdvanceCopies(Extra):
 @contextlib.contextmanager
 def setup_writes(r: redis.Redis, appendfsync: str) -> Iterator[None]:
     """Setup writes with ``appendfsync everysec`` (with ``always`` a pipelined million deals
-    would wait on hundreds of thousands of fsyncs), the timed steps with ``appendfsync``."""
+    would wait on hundreds of thousands of fsyncs), the timed steps with ``appendfsync``; one
+    write then, so the AOF is on disk before anything is timed."""
     r.config_set("appendfsync", "everysec")
     try:
         yield
     finally:
         r.config_set("appendfsync", appendfsync)
+        r.set("bench:synced", "1")
+        r.delete("bench:synced")
 
 
 def due_in_book(size: int, reps: int, due_reps: int) -> int:
@@ -303,6 +306,7 @@ def one_size(r: redis.Redis, settings: Any, size: int, reps: int, due_share: flo
     r.config_resetstat()
     cpu = redis_cpu(r)
     sweep = bs.sweep_until_done(build_workflow(r, settings), f"{due} of {size} due", due)
+    load = os.getloadavg()[0]  # the machine is shared: how busy it was while the sweep ran
     emit(f"{sweep.line()}; {redis_per_deal(r, cpu, max(sweep.moved, 1))}")
     assert sweep.moved == due and r.zcard(keys.by_state(State.OVERDUE)) == due
     book = bs.portfolio_pages(r, settings, size, requests, emit)
@@ -315,10 +319,10 @@ def one_size(r: redis.Redis, settings: Any, size: int, reps: int, due_share: flo
     desk_q, api_q = "/bank/", f"/api/v1/deals?state=pending_bank&per_page={PER_PAGE}"
     took = sum(sweep.runs)
     emit(f"scale at {size} deals: sweep {sweep.moved} due ({sweep.moved / size:.0%}) in "
-         f"{took:.1f} s = {sweep.moved / took:.0f} deals/s; queue p50/p95 desk "
-         f"{p50_p95(queue[desk_q])}, API {p50_p95(queue[api_q])}; portfolio p50/p95 desk "
-         f"{p50_p95(book['/bank/portfolio'])}, API {p50_p95(book['/api/v1/portfolio'])}; "
-         f"setup {made + copied:.0f} s + {queued:.0f} s")
+         f"{took:.1f} s = {sweep.moved / took:.0f} deals/s (load average {load:.1f}); queue "
+         f"p50/p95 desk {p50_p95(queue[desk_q])}, API {p50_p95(queue[api_q])}; portfolio "
+         f"p50/p95 desk {p50_p95(book['/bank/portfolio'])}, API "
+         f"{p50_p95(book['/api/v1/portfolio'])}; setup {made + copied:.0f} s + {queued:.0f} s")
     return {
         f"scale_{size}_sweep_per_s": sweep.moved / took,
         f"scale_{size}_sweep_s": took,
