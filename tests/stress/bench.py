@@ -344,7 +344,7 @@ def main() -> int:
     parser.add_argument("--scale-sizes", default=",".join(map(str, bench_scale.SIZES)),
                         help="deals in the book and the queue at which the sweep, the queue "
                         "and the portfolio are measured again (10000,100000,1000000 adds a "
-                        "million: about 4 minutes more and 6 GiB of Redis; empty: skip)")
+                        "million: 3.5-7 minutes more and 6 GiB of Redis; empty: skip)")
     parser.add_argument("--whitelist-members", type=int, default=bench_whitelist.MEMBERS,
                         help="members of the whitelist import, CSV and XLSX (0: skip)")
     parser.add_argument("--replica-ack-deals", type=int, default=bench_replica_ack.SUBMISSIONS,

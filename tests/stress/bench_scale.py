@@ -267,8 +267,9 @@ def queue_pages(app: Any, size: int, requests: int,
 
 def memory(r: redis.Redis) -> str:
     info = r.info("memory")
+    aof = r.info("persistence").get("aof_current_size", 0)
     return (f"redis used_memory {info['used_memory'] / 2**20:.0f} MiB, rss "
-            f"{info['used_memory_rss'] / 2**20:.0f} MiB")
+            f"{info['used_memory_rss'] / 2**20:.0f} MiB, AOF {aof / 2**20:.0f} MiB")
 
 
 def redis_cpu(r: redis.Redis) -> float:
