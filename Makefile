@@ -35,7 +35,10 @@ test-fast: $(STAMP)
 ## then the officer desk's queue and deal pages at 10, 1,000 and 100,000 pending deals (goal:
 ## p95 under 50 ms at 100,000; alone: python -m tests.stress.bench_pages), then the arrears
 ## sweep (5,000, then all, of 100,000 open advances due) and the portfolio page and API at
-## 100,000 open advances (alone: python -m tests.stress.bench_sweeps), then a 100,000-member
+## 100,000 open advances (alone: python -m tests.stress.bench_sweeps), then how they grow with
+## the book: the sweep of the 5% due, the queue and the portfolio pages at 10,000 and 100,000
+## deals (BENCH_ARGS=--scale-sizes=10000,100000,1000000 adds a million: 3.5-7 minutes and
+## 6 GiB of Redis more; alone: python -m tests.stress.bench_scale), then a 100,000-member
 ## whitelist imported from CSV and XLSX (alone: python -m tests.stress.bench_whitelist), then
 ## submissions to a primary with one replica without and with XINBAO_REQUIRE_REPLICA_ACK=1
 ## (alone: python -m tests.stress.bench_replica_ack; docs/scaling.md), then the capacity figures:

@@ -9,10 +9,12 @@ bursts (``bench_naive``: ``ratio_vs_naive_<size>``), deals/s by worker and web p
 and CPU per deal of 1, 10 and 50 invoices (``bench_scaling``), and the bank queue's
 response time at 1,000 and 100,000 pending deals, in the API and on the officer desk's pages
 (``bench_pages``: goal p95 < 50 ms at 100,000), then the arrears sweep and the portfolio at
-100,000 open advances (``bench_sweeps``), and a 100,000-member whitelist import from CSV and
-XLSX (``bench_whitelist``), and the capacity figures: deals/s per web and worker core, Redis
-commands, CPU and memory per deal, and what one Redis primary carries on the real command mix
-replayed with redis-benchmark (``bench_capacity``). The last line is machine-readable.
+100,000 open advances (``bench_sweeps``), the sweep, the queue and the portfolio again at
+10,000 and 100,000 deals, 1,000,000 with ``--scale-sizes`` (``bench_scale``), and a
+100,000-member whitelist import from CSV and XLSX (``bench_whitelist``), and the capacity
+figures: deals/s per web and worker core, Redis commands, CPU and memory per deal, and what one
+Redis primary carries on the real command mix replayed with redis-benchmark
+(``bench_capacity``). The last line is machine-readable.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from tests.stress import (
     bench_naive,
     bench_pages,
     bench_replica_ack,
+    bench_scale,
     bench_scaling,
     bench_sweeps,
     bench_whitelist,
@@ -343,6 +346,10 @@ def main() -> int:
                         help="timed requests per desk page and size")
     parser.add_argument("--sweep-advances", type=int, default=bench_sweeps.ADVANCES,
                         help="open advances for the arrears sweep and the portfolio (0: skip)")
+    parser.add_argument("--scale-sizes", default=",".join(map(str, bench_scale.SIZES)),
+                        help="deals in the book and the queue at which the sweep, the queue "
+                        "and the portfolio are measured again (10000,100000,1000000 adds a "
+                        "million: 3.5-7 minutes more and 6 GiB of Redis; empty: skip)")
     parser.add_argument("--whitelist-members", type=int, default=bench_whitelist.MEMBERS,
                         help="members of the whitelist import, CSV and XLSX (0: skip)")
     parser.add_argument("--replica-ack-deals", type=int, default=bench_replica_ack.SUBMISSIONS,
@@ -525,6 +532,14 @@ def main() -> int:
                                                       args.sweep_advances // 20),
                              bench_sweeps.BUYERS, args.desk_requests, args.appendfsync, work)
 
+        # 8b. how the cost grows with the book: the sweep, the queue and the portfolio again
+        # at 10,000 and 100,000 deals (and 1,000,000 on request)
+        scale_sizes = bench_naive.parse_sizes(args.scale_sizes)
+        if scale_sizes:
+            out.update(bench_scale.summary(bench_scale.run(
+                scale_sizes, bench_scale.DUE_SHARE, bench_sweeps.BUYERS, bench_scale.REQUESTS,
+                args.appendfsync, work, emit=lambda line: print(line, flush=True))))
+
         # 9. a whitelist programme of 100,000 members imported from CSV and from XLSX
         if args.whitelist_members:
             bench_whitelist.run(args.whitelist_members, args.appendfsync, work)
@@ -540,10 +555,13 @@ def main() -> int:
                                args.appendfsync, work, emit=lambda line: print(line, flush=True))
 
     figures = ["deals_per_s", "ratio_vs_bare", "p99_ms", "p99_at_80pct_ms", "api_ratio",
-               "ratio_vs_naive_400", "ratio_vs_naive_2000", "ratio_vs_naive", "bytes_per_deal"]
+               "ratio_vs_naive_400", "ratio_vs_naive_2000", "ratio_vs_naive", "bytes_per_deal",
+               "scale_deals", "scale_sweep_per_s", "scale_queue_p95_ms", "scale_portfolio_p95_ms"]
     shown = [name for name in figures if name in out]
     shown += [n for n in out if n.startswith("ratio_vs_naive_") and n not in shown]
-    digits = {"deals_per_s": 1, "p99_ms": 0, "p99_at_80pct_ms": 0, "bytes_per_deal": 0}
+    digits = {"deals_per_s": 1, "p99_ms": 0, "p99_at_80pct_ms": 0, "bytes_per_deal": 0,
+              "scale_deals": 0, "scale_sweep_per_s": 0, "scale_queue_p95_ms": 1,
+              "scale_portfolio_p95_ms": 1}
     print("bench: " + " ".join(f"{name}={out[name]:.{digits.get(name, 2)}f}" for name in shown)
           + f" appendfsync={args.appendfsync}"
           + (f" desk_p95_ms={out['desk_p95_ms']:.1f} desk={'PASS' if desk_ok else 'FAIL'}"

@@ -110,6 +110,16 @@ def template_deal(r: redis.Redis, flow: Workflow, day: date) -> str:
     return deal_id
 
 
+def invoice_of(n: int) -> str:
+    """Clone ``n``'s invoice number (its receivable lock is its own)."""
+    return f"INV-B-{n:07d}"
+
+
+def payout_reference(n: int) -> str:
+    """The bank's payment reference of clone ``n``'s disbursement."""
+    return f"BENCH-PAY-{n}"
+
+
 def buyer_of(n: int, buyers: int) -> tuple[str, str]:
     """(code, country) of clone ``n``'s buyer; a buyer is always in the same country."""
     b = n % buyers
@@ -135,7 +145,7 @@ def seed(r: redis.Redis, flow: Workflow, template: str, count: int, due: list[da
         for n in range(start, min(start + CHUNK, count)):
             deal_id = bp.clone_id(n + 1)
             code, country = buyer_of(n, buyers)
-            invoice = f"INV-B-{n:07d}"
+            invoice = invoice_of(n)
             exposure = exposure_of(fields["policy_no"], code, fields["currency"])
             swaps = ((template, deal_id), (TEMPLATE_BUYER, code), (TEMPLATE_INVOICE, invoice),
                      (template_due, due[n].isoformat()),
@@ -166,7 +176,7 @@ def seed(r: redis.Redis, flow: Workflow, template: str, count: int, due: list[da
         for n, deal_id in enumerate(deals, start):
             principal = approved - Decimal(n % 1000) * 10
             flow.disburse(deal_id, bank_id, Disbursement("bench", principal, value_date,
-                                                         f"BENCH-PAY-{n}"))
+                                                         payout_reference(n)))
         pipe.execute()
 
 
@@ -258,8 +268,9 @@ def run(count: int, due_now: int, buyers: int, requests: int, appendfsync: str,
 
 def portfolio_pages(
     r: redis.Redis, settings: Any, count: int, requests: int, say: Callable[[str], None]
-) -> None:
-    """Time the officer's portfolio page and the API's portfolio, p50/p95 as bench_pages."""
+) -> dict[str, list[float]]:
+    """Time the officer's portfolio page and the API's portfolio, p50/p95 as bench_pages; the
+    milliseconds of each request, by URL."""
     app = bp.desk_app(r, settings)
     got = figures(r, bp.BANK)
     pipe = r.pipeline(transaction=False)
@@ -273,12 +284,15 @@ def portfolio_pages(
     desk = bp.signed_in(app)
     api = app.test_client()
     api.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {BANK_TOKEN}"
+    timings = {}
     for client, label, url in ((desk, "officer portfolio page", "/bank/portfolio"),
                                (api, "API portfolio", "/api/v1/portfolio")):
         times, cpu = bp.timed(client, url, requests, 20)
+        timings[url] = times
         say(f"{label} at {count} open advances: p50={bp.percentile(times, 50):.1f} ms "
             f"p95={bp.percentile(times, 95):.1f} ms p99={bp.percentile(times, 99):.1f} ms, "
             f"app cpu {cpu:.1f} ms (GET {url}, {len(client.get(url).data) // 1024} KiB)")
+    return timings
 
 
 def main() -> int:
