@@ -160,8 +160,30 @@ def _awaiting_my_check(awaiting_key: str, mine_key: str, offset: int) -> tuple[i
     """The bank's deals awaiting a check, most urgent first, without the officer's own first
     approvals (never theirs to check). One officer's own are few: they are read whole."""
     redis = flow().store.redis
-    mine = {as_text(m) for m in redis.zrange(mine_key, 0, -1)}
-    ids = [as_text(m) for m in redis.zrange(awaiting_key, 0, offset + PER_PAGE + len(mine) - 1)]
-    others = [deal_id for deal_id in ids if deal_id not in mine]
-    total = max(redis.zcard(awaiting_key) - len(mine), 0)
-    return total, flow().store.get_many(others[offset : offset + PER_PAGE])
+    total, ids = others_page(redis, awaiting_key, mine_key, offset, PER_PAGE)
+    return total, flow().store.get_many(ids)
+
+
+def others_page(
+    redis: Any, index_key: str, mine_key: str, offset: int, count: int
+) -> tuple[int, list[str]]:
+    """A page of ``index_key`` (ascending) leaving out the members of ``mine_key``, and how
+    many there are: reads the few own members' ranks and then only the page's range, so a
+    late page costs what the first does."""
+    mine = [as_text(m) for m in redis.zrange(mine_key, 0, -1)]
+    pipe = redis.pipeline(transaction=False)
+    for member in mine:
+        pipe.zrank(index_key, member)
+    pipe.zcard(index_key)
+    *ranks, size = pipe.execute()
+    own = sorted(r for r in ranks if r is not None)
+    # The rank of the page's first entry: each own entry at or before it pushes it one on.
+    start = offset
+    for rank in own:
+        if rank > start:
+            break
+        start += 1
+    ahead = sum(1 for rank in own if rank >= start)
+    taken = set(mine)
+    page = [as_text(m) for m in redis.zrange(index_key, start, start + count + ahead - 1)]
+    return max(size - len(own), 0), [m for m in page if m not in taken][:count]
