@@ -60,6 +60,7 @@ from workflow.pipeline import (
     DeferralRefused,
     Disbursement,
     IdempotencyKeyReused,
+    MakerCheckerRefused,
     Repayment,
     Workflow,
     WorkflowError,
@@ -896,7 +897,9 @@ class DealModel(RuleBasedStateMachine):
         self.feed_stale_read(deal.id, stale)
         try:
             self.wf.decide(deal.id, bank, Decision(approve, "stale-officer", reason="old page"))
-        except (WrongState, DealNotFound, VersionConflict):
+        except (WrongState, DealNotFound, VersionConflict, MakerCheckerRefused):
+            # (An approval from a page showing a first approval is a check: refused to an
+            # officer without the checker role before its staleness is even found.)
             if stale.state == S.PENDING_BANK:
                 event("stale decision refused")
             self.unchanged(before, f"a refused stale decision on {deal.id}")
