@@ -22,6 +22,7 @@ from workflow.errors import (
 from workflow.logs import bound, current_request_id
 from workflow.money import from_cents, quantize, to_cents
 from workflow.reasons import Reason
+from workflow.reference import CoverFacts
 from workflow.reference.cache import ReferenceView
 from workflow.states import State
 from workflow.steps import WORKER, Chain, Steps, log
@@ -153,6 +154,10 @@ class Intake(Steps):
         so the deal shows it is being verified while the worker waits."""
         local = getattr(self.insurer, "cover_facts_at", None) is not None
         chained = True
+        # A remote insurer's answer, kept when a chain is refused for the limit's room: the
+        # rejection is decided on the answer already given, not on a second call. (The local
+        # one answers again from the reference data of the version just read.)
+        answers: dict[str, CoverFacts] | None = None if local else {}
         for _ in range(5):
             deal, reference = self._read_with_reference(deal_id)
             if deal is None:
@@ -173,15 +178,17 @@ class Intake(Steps):
                     if chain is not None and not local:
                         chain = Chain(deal)
                 if deal.state == State.VERIFYING:
-                    deal = self._check(deal, reference, chain)
+                    deal = self._check(deal, reference, chain, answers)
                 if deal.state == State.ROUTING:
                     deal = self._route(deal, reference, chain)
                 return self._commit(chain) if chain is not None and chain.moves else deal
             except VersionConflict:
+                if answers is not None:
+                    answers.clear()  # moved meanwhile: a check from where it is now asks again
                 continue  # someone else moved it: re-read and carry on from where it is now
             except LimitExhausted:
                 # Another deal took the limit's room since it was read: the rejection (with
-                # the room left) is decided move by move.
+                # the room left) is decided move by move, on the same answer.
                 chained = False
         return self.store.get(deal_id)
 
@@ -232,12 +239,22 @@ class Intake(Steps):
                     chain.log()
         return rest
 
-    def _check(self, deal: Deal, reference: ReferenceView, chain: Chain | None = None) -> Deal:
+    def _check(
+        self,
+        deal: Deal,
+        reference: ReferenceView,
+        chain: Chain | None = None,
+        answers: dict[str, CoverFacts] | None = None,
+    ) -> Deal:
         app = deal.application
         today = self.clock().date()
-        # The local insurer answers from the reference data, cached for this version.
-        cover_at = getattr(self.insurer, "cover_facts_at", None)
-        facts = cover_at(app, reference) if cover_at else self.insurer.cover_facts(app)
+        facts = answers.get("cover") if answers is not None else None
+        if facts is None:
+            # The local insurer answers from the reference data, cached for this version.
+            cover_at = getattr(self.insurer, "cover_facts_at", None)
+            facts = cover_at(app, reference) if cover_at else self.insurer.cover_facts(app)
+            if answers is not None:
+                answers["cover"] = facts
         customs = self._customs_facts(app)
         verdict = verify_cover(app, facts, today, customs)
         whitelist = whitelist_status(reference.whitelists_of(app.exporter_uscc), today)

@@ -38,7 +38,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tests.conftest import DEMO_FILE, dongfang_application, make_application
+from tests.conftest import DEMO_FILE, demo_text, dongfang_application, make_application
 from tests.recompute import (
     event_log_problems,
     expected_arrears_index,
@@ -60,11 +60,13 @@ from workflow.pipeline import (
     DeferralRefused,
     Disbursement,
     IdempotencyKeyReused,
+    MakerCheckerRefused,
     Repayment,
     Workflow,
     WorkflowError,
     WrongState,
 )
+from workflow.reference import parse_reference_json, store_reference
 from workflow.reference.records import exposure_of
 from workflow.states import TERMINAL, TRANSITIONS, WORKER_OWNED, State
 from workflow.store import StoreError, VersionConflict, epoch_seconds
@@ -157,10 +159,7 @@ class DealModel(RuleBasedStateMachine):
         client.flushdb()
         self.r = client
         self.wf = make_workflow(client)
-        for bank_id, threshold in SECOND_APPROVAL_ABOVE.items():
-            record = json.loads(client.get(keys.bank(bank_id)))
-            record["second_approval_above"] = threshold
-            client.set(keys.bank(bank_id), json.dumps(record))
+        self.set_thresholds()
         self.ids: list[str] = []  # every deal created, in order
         self.seen: dict[str, tuple[int, dict[str, str]]] = {}  # deal -> last version and hash
         self.snapshots: dict[str, dict[int, Deal]] = {}  # deal -> version -> the deal as read
@@ -170,6 +169,17 @@ class DealModel(RuleBasedStateMachine):
         self.cancelled_by_bank: set[str] = set()
         self.financed: dict[str, str] = {}  # receivable -> the approved deal financing it
         self.repayment_refs = 0
+
+    def set_thresholds(self) -> None:
+        for bank_id, threshold in SECOND_APPROVAL_ABOVE.items():
+            record = json.loads(self.r.get(keys.bank(bank_id)))
+            record["second_approval_above"] = threshold
+            self.r.set(keys.bank(bank_id), json.dumps(record))
+
+    def reload_reference(self) -> None:
+        """The operator loads the same reference data again (a new reference version)."""
+        store_reference(self.r, parse_reference_json(demo_text()))
+        self.set_thresholds()
 
     def teardown(self) -> None:
         self.r.flushdb()
@@ -381,10 +391,13 @@ class DealModel(RuleBasedStateMachine):
                 self.wf.verify(deal.id)
 
     @rule(picks=st.lists(st.integers(0, 100), min_size=1, max_size=5),
-          raced=st.integers(-1, 4), missing=st.booleans())
-    def verify_batch(self, picks, raced, missing):
+          raced=st.integers(-1, 4), missing=st.booleans(),
+          racer=st.sampled_from(["verify", "withdraw", "sweep", "reload", "noscript"]))
+    def verify_batch(self, picks, raced, missing, racer):
         """A drain's batch: some deals (any state, repeats, an unknown id), one of them
-        maybe verified by another worker between the batch's read and its commit."""
+        maybe verified by another worker between the batch's read and its commit (or
+        withdrawn by its exporter, re-dispatched by the stranded sweep, the reference data
+        reloaded, Redis's script cache emptied as by a restart)."""
         deals = self.wf.store.get_many(self.ids)
         ready = [d for d in deals if d.state == S.SUBMITTED]
         pool = ready or deals
@@ -400,12 +413,23 @@ class DealModel(RuleBasedStateMachine):
             found = real(ids, key)
             del store.get_many_with
             with suppress(*EXPECTED):
-                self.wf.verify(other)  # another worker's verify lands now
+                if racer == "verify":
+                    self.wf.verify(other)  # another worker's verify lands now
+                elif racer == "withdraw":
+                    uscc = self.wf.store.get(other).fields["exporter_uscc"]
+                    self.wf.withdraw(other, uscc)
+                elif racer == "sweep":
+                    self.wf.clock.advance(seconds=31)
+                    self._redispatch(self.wf.stranded())
+                elif racer == "reload":
+                    self.reload_reference()
+                else:
+                    self.r.script_flush()
             return found
 
-        if other:
+        if other and (racer != "withdraw" or self.wf.store.get(other) is not None):
             store.get_many_with = read_then_race
-            event("batch: a concurrent verify between read and commit")
+            event(f"batch: a concurrent {racer} between read and commit")
         try:
             left = self.wf.verify_many(entries)
         finally:
@@ -873,7 +897,9 @@ class DealModel(RuleBasedStateMachine):
         self.feed_stale_read(deal.id, stale)
         try:
             self.wf.decide(deal.id, bank, Decision(approve, "stale-officer", reason="old page"))
-        except (WrongState, DealNotFound, VersionConflict):
+        except (WrongState, DealNotFound, VersionConflict, MakerCheckerRefused):
+            # (An approval from a page showing a first approval is a check: refused to an
+            # officer without the checker role before its staleness is even found.)
             if stale.state == S.PENDING_BANK:
                 event("stale decision refused")
             self.unchanged(before, f"a refused stale decision on {deal.id}")

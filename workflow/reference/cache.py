@@ -96,17 +96,19 @@ class ReferenceCache:
 
     def __init__(self, repository: ReferenceRepository):
         self.repository = repository
-        self._version: str | None = None
-        self._entries: dict[Any, Any] = {}
+        # The version and its entries as ONE value: threads sharing the cache (gthread web
+        # workers, a threads pool) never see a version paired with another version's entries.
+        self._current: tuple[str | None, dict[Any, Any]] = (None, {})
 
     def at(self, version: str | None) -> ReferenceView:
         """A view valid for ``version`` (read from ``keys.reference_version()`` with the step's
         own round trip); None caches nothing."""
         if version is None:
-            self._version = None
-            self._entries = {}
+            self._current = (None, {})
             return ReferenceView(self.repository, None)
-        if version != self._version:
+        current, entries = self._current
+        if version != current:
             # A new dict, not clear(): a view still held by a running step keeps its own.
-            self._version, self._entries = version, {}
-        return ReferenceView(self.repository, self._entries)
+            entries = {}
+            self._current = (version, entries)
+        return ReferenceView(self.repository, entries)
