@@ -113,6 +113,17 @@ class Ops:
     def copy(self) -> Ops:
         return Ops(list(self.keys), list(self.args), self.count)
 
+    def touched(self) -> list[tuple[str, str]]:
+        """Each operation's name with each key it touches, in order."""
+        out, pos = [], 0
+        for _ in range(self.count):
+            name = self.args[pos]
+            args = self.args[pos + 1 : pos + 1 + _ARITY[name]]
+            for at in _KEY_ARGS.get(name, (0,)):
+                out.append((name, self.keys[int(args[at]) - 3]))
+            pos += 1 + _ARITY[name]
+        return out
+
     def extend(self, other: Ops) -> Ops:
         """Append ``other``'s operations, its key indexes renumbered into this one's keys."""
         pos = 0
@@ -129,5 +140,8 @@ class Ops:
 # The arity of each op and which of its arguments are key indexes (transition.lua's ARITY).
 _ARITY = {"zadd": 3, "zrem": 2, "reserve": 5, "release": 3, "shrink": 4, "lock": 3,
           "unlock": 2, "rpush": 2, "hincr": 3, "sadd_count": 4, "feed": 6, "flag": 2}
+# The operations that can refuse a transition: transition.lua checks them against Redis as it
+# is before the script, so in a chain no other move may touch their keys (DealStore.transitions).
+REFUSING = frozenset({"lock", "reserve"})
 _KEY_ARGS = {"reserve": (0, 1), "release": (0, 1), "shrink": (0, 1), "sadd_count": (0, 2),
              "feed": (0, 1)}

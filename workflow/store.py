@@ -13,7 +13,7 @@ from typing import Any
 from workflow import keys
 from workflow.deal import DERIVED_FIELDS, Deal, encode_fields, iso, utcnow
 from workflow.feed import DEFAULT_RETENTION_DAYS, feed_json, feed_targets
-from workflow.ops import Ops
+from workflow.ops import REFUSING, Ops
 from workflow.states import TERMINAL, State, can_transition
 
 # Told of every committed transition: (the deal as read before, or None for a new one; the deal
@@ -63,6 +63,25 @@ class Move:
     changes: dict[str, Any] = field(default_factory=dict)
     ops: Ops = field(default_factory=Ops)
     now: datetime | None = None
+
+
+def _check_chain(moves: list[Move]) -> None:
+    """Refuse (ValueError: a programming error) a chain the script cannot check: one without
+    moves, or one where a move locks or reserves a key an earlier move's operations touch
+    (the script checks locks and reserves against Redis as it was before the chain, not
+    after its earlier moves)."""
+    if not moves:
+        raise ValueError("a chain needs at least one move")
+    earlier: set[str] = set()
+    for move in moves:
+        ops = move.ops.touched()
+        shared = {key for name, key in ops if name in REFUSING} & earlier
+        if shared:
+            raise ValueError(
+                f"a chain locks or reserves {sorted(shared)} after an earlier move touched"
+                " it: commit those moves one by one"
+            )
+        earlier.update(key for _, key in ops)
 
 
 def _staged(state: State, move: Move) -> Move:
@@ -242,6 +261,7 @@ class DealStore:
         ONE atomic step: one compare-and-set, every event, index, limit and lock change, or
         nothing. The deal after each move, in order. A chain saves a round trip and an fsync
         per move; nobody sees the states in between."""
+        _check_chain(moves)
         state, staged = deal.state, []
         for move in moves:
             staged.append(_staged(state, move))
@@ -265,6 +285,7 @@ class DealStore:
         when the script is not loaded: the caller retries that deal on its own)."""
         staged = []
         for deal, moves in chains:
+            _check_chain(moves)
             state, ready = deal.state, []
             for move in moves:
                 ready.append(_staged(state, move))
