@@ -238,7 +238,8 @@ class DealStore:
             "state_at": now,
         }
         move = Move(State.SUBMITTED, actor, "submitted", [], changes, ops, now)
-        return self._run(deal_id, "0", "", [move], before=None)[-1]
+        call = self._prepare(deal_id, "0", "", [move], None)
+        return self._finish(call, self._transition(keys=call.keys, args=call.argv))[-1]
 
     def transition(
         self,
@@ -261,12 +262,17 @@ class DealStore:
         ONE atomic step: one compare-and-set, every event, index, limit and lock change, or
         nothing. The deal after each move, in order. A chain saves a round trip and an fsync
         per move; nobody sees the states in between."""
+        call = self._chain_call(deal, moves)
+        return self._finish(call, self._transition(keys=call.keys, args=call.argv))
+
+    def _chain_call(self, deal: Deal, moves: list[Move]) -> _Call:
+        """The script call that commits ``moves`` of ``deal`` one after the other."""
         _check_chain(moves)
         state, staged = deal.state, []
         for move in moves:
             staged.append(_staged(state, move))
             state = move.new_state
-        return self._run(deal.id, str(deal.version), deal.state, staged, before=deal)
+        return self._prepare(deal.id, str(deal.version), deal.state, staged, deal)
 
     @staticmethod
     def preview(deal: Deal, move: Move) -> Deal:
@@ -283,14 +289,7 @@ class DealStore:
         chain atomic on its own, refused or committed on its own. For each chain, the deals
         after its moves, or the refusal (VersionConflict, LimitExhausted, Locked; StoreError
         when the script is not loaded: the caller retries that deal on its own)."""
-        staged = []
-        for deal, moves in chains:
-            _check_chain(moves)
-            state, ready = deal.state, []
-            for move in moves:
-                ready.append(_staged(state, move))
-                state = move.new_state
-            staged.append(self._prepare(deal.id, str(deal.version), deal.state, ready, deal))
+        staged = [self._chain_call(deal, moves) for deal, moves in chains]
         pipe = self.redis.pipeline(transaction=False)
         sha = self._transition.sha
         for call in staged:
@@ -304,17 +303,6 @@ class DealStore:
             except StoreError as exc:
                 out.append(exc)
         return out
-
-    def _run(
-        self,
-        deal_id: str,
-        expected: str,
-        expected_state: str,
-        moves: list[Move],
-        before: Deal | None,
-    ) -> list[Deal]:
-        call = self._prepare(deal_id, expected, expected_state, moves, before)
-        return self._finish(call, self._transition(keys=call.keys, args=call.argv))
 
     def _prepare(
         self,
