@@ -41,10 +41,13 @@ from workflow.settings import Settings
 from workflow.steps import SWEEPER, WORKER
 from workflow.store import DealStore
 from workflow.sweeps import Sweeps
+from workflow.withdrawal import Withdrawals
 
 
 @dataclass
-class Workflow(Intake, Placement, Servicing, Repayments, Deferrals, Arrears, Claims, Sweeps):
+class Workflow(
+    Intake, Placement, Withdrawals, Servicing, Repayments, Deferrals, Arrears, Claims, Sweeps
+):
     """Every step of the pipeline, over one store, reference data, insurer and clock."""
 
     store: DealStore

@@ -1,4 +1,4 @@
-"""Placement: offer a deal to one bank at a time; its decision or cancellation; withdrawal."""
+"""Placement: offer a deal to one bank at a time, and the bank's decision."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from workflow import keys
 from workflow.checks import cover_still_in_force
 from workflow.deal import Deal
 from workflow.errors import (
-    AlreadyApproved,
     CoverLapsed,
-    DealNotFound,
     InvalidDecision,
     WrongState,
 )
@@ -22,7 +20,7 @@ from workflow.officers import check_officers, officer_id
 from workflow.reasons import Reason
 from workflow.reference.cache import ReferenceView
 from workflow.routing import RoutingInput, next_offer
-from workflow.states import TERMINAL, State, sources_of
+from workflow.states import State
 from workflow.steps import WORKER, Chain, Steps
 from workflow.store import (
     Ops,
@@ -47,7 +45,7 @@ class Decision:
 
 
 class Placement(Steps):
-    """Routing, the bank decision and its cancellation, the exporter withdrawal."""
+    """Routing and the bank decision (withdrawals and cancellations: workflow.withdrawal)."""
 
     # --- route -------------------------------------------------------------------------------
 
@@ -311,75 +309,6 @@ class Placement(Steps):
             )
         return deal
 
-    # --- withdraw ----------------------------------------------------------------------------
-
-    def withdraw(self, deal_id: str, exporter_uscc: str, note: str | None = None) -> Deal:
-        """The exporter withdraws the application, at any state before a bank approves it."""
-        for _ in range(5):
-            deal = self.store.get(deal_id)
-            if deal is None or deal.fields.get("exporter_uscc") != exporter_uscc:
-                raise DealNotFound(f"no deal {deal_id} for this exporter")
-            if deal.state == State.WITHDRAWN:
-                return deal
-            if deal.state not in _withdrawable():
-                if deal.state not in TERMINAL:
-                    # Approved (and later): the bank may have paid; only it can cancel.
-                    raise AlreadyApproved(
-                        f"deal {deal_id} is {deal.state}: the bank has approved it, so only "
-                        "the approving bank can cancel it",
-                        state=str(deal.state),
-                    )
-                raise WrongState(
-                    f"a deal in {deal.state} can no longer be withdrawn", state=str(deal.state)
-                )
-            reasons = [str(Reason.WITHDRAWN_BY_EXPORTER)]
-            try:
-                return self._move(
-                    deal,
-                    State.WITHDRAWN,
-                    actor=f"exporter:{exporter_uscc}",
-                    event="withdrawn",
-                    reasons=reasons,
-                    changes={
-                        "reasons": reasons,
-                        "deadline": None,
-                        **({"withdraw_note": note} if note else {}),
-                    },
-                )
-            except VersionConflict:
-                continue  # a worker moved it meanwhile: withdraw from its new state
-        raise WrongState(f"deal {deal_id} is changing too fast; try again")
-
-    def cancel_approval(self, deal_id: str, bank_id: str, officer: str, reason: str) -> Deal:
-        """The approving bank cancels its approval before disbursement: the limit reservation
-        and the receivable locks are released in the same atomic step. Repeating it (a double
-        click, a client retry) returns the cancelled deal."""
-        for _ in range(5):
-            deal = self._held_by(deal_id, bank_id)
-            if deal.state == State.CANCELLED:
-                return deal
-            if deal.state != State.APPROVED:
-                raise WrongState(
-                    f"deal {deal_id} is {deal.state}, not approved by your bank",
-                    state=str(deal.state),
-                )
-            reasons = [str(Reason.APPROVAL_CANCELLED_BY_BANK)]
-            try:
-                return self._move(
-                    deal,
-                    State.CANCELLED,
-                    actor=f"bank:{bank_id}:{officer}",
-                    event="approval_cancelled",
-                    reasons=reasons,
-                    changes={
-                        "reasons": reasons,
-                        "cancellation": {"bank_id": bank_id, "officer": officer, "reason": reason},
-                    },
-                )
-            except VersionConflict:
-                continue  # re-read: a repeat of this cancel landed first, or the deal moved
-        raise WrongState(f"deal {deal_id} is changing too fast; try again")
-
     def _cover_in_force(self, deal: Deal) -> None:
         """Refuse an approval once the insurer has withdrawn the cover the deal was verified
         against: the policy cancelled or suspended, or no limit of the deal's exposure in
@@ -395,6 +324,3 @@ class Placement(Steps):
                 "decline the deal",
                 reason,
             )
-
-def _withdrawable() -> frozenset[State]:
-    return sources_of(State.WITHDRAWN)
