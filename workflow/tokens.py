@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from workflow import keys
 from workflow.identifiers import IDENTIFIER_RE
 
@@ -261,10 +263,25 @@ def revoke_digest(redis: Any, digest: str) -> Principal:
 
 
 def lookup(redis: Any, token: str) -> Principal | None:
-    """The principal a presented token speaks for, or None (unknown or revoked)."""
+    """The principal a presented token speaks for, or None (unknown or revoked).
+
+    A token not found is looked up again with the server's role on the same connection: in a
+    Sentinel failover a client can briefly reach a restarted old primary that is still
+    resyncing as a replica (empty), and a good token must then get "try again" (a Redis
+    ConnectionError: 503), never "revoked"."""
     if token_problem(token):
         return None
-    raw = redis.get(keys.token(token_digest(token)))
+    key = keys.token(token_digest(token))
+    raw = redis.get(key)
+    if raw is None:
+        pipe = redis.pipeline(transaction=False)
+        pipe.get(key)
+        pipe.execute_command("ROLE")
+        raw, role = pipe.execute(raise_on_error=False)
+        if isinstance(raw, Exception):
+            raise raw
+        if not isinstance(role, Exception) and _s(role[0]) != "master":
+            raise RedisConnectionError("token lookup reached a replica; retry on the primary")
     return None if raw is None else Principal(**json.loads(raw))
 
 
