@@ -167,20 +167,7 @@ class Intake(Steps):
                 return deal  # a stray retry: the hold ends when its time comes, not before
             chain = Chain(deal) if chained else None
             try:
-                if deal.state in (State.SUBMITTED, State.ON_HOLD):
-                    deal = self._move(
-                        deal,
-                        State.VERIFYING,
-                        actor=WORKER,
-                        event="verification_started",
-                        chain=chain if local else None,
-                    )
-                    if chain is not None and not local:
-                        chain = Chain(deal)
-                if deal.state == State.VERIFYING:
-                    deal = self._check(deal, reference, chain, answers)
-                if deal.state == State.ROUTING:
-                    deal = self._route(deal, reference, chain)
+                deal, chain = self._stage_verification(deal, reference, chain, local, answers)
                 return self._commit(chain) if chain is not None and chain.moves else deal
             except VersionConflict:
                 if answers is not None:
@@ -219,14 +206,7 @@ class Intake(Steps):
         for entry, deal in batch:
             with bound(deal_id=entry[0], request_id=entry[1]):
                 try:
-                    chain = Chain(deal)
-                    deal = self._move(
-                        deal, State.VERIFYING, actor=WORKER, event="verification_started",
-                        chain=chain,
-                    )
-                    deal = self._check(deal, reference, chain)
-                    if deal.state == State.ROUTING:
-                        self._route(deal, reference, chain)
+                    _, chain = self._stage_verification(deal, reference, Chain(deal), True)
                     chains.append((entry, chain))
                 except Exception:  # noqa: BLE001 - verify() alone tries it again and reports
                     rest.append(entry)
@@ -238,6 +218,33 @@ class Intake(Steps):
                 with bound(deal_id=entry[0], request_id=entry[1]):
                     chain.log()
         return rest
+
+    def _stage_verification(
+        self,
+        deal: Deal,
+        reference: ReferenceView,
+        chain: Chain | None,
+        local: bool,
+        answers: dict[str, CoverFacts] | None = None,
+    ) -> tuple[Deal, Chain | None]:
+        """The claim, the verdict and the offer from wherever ``deal`` is, staged on ``chain``
+        (None: each committed at once); with a remote insurer the claim commits at once and
+        the chain starts after it. The deal as the last move leaves it, and the chain."""
+        if deal.state in (State.SUBMITTED, State.ON_HOLD):
+            deal = self._move(
+                deal,
+                State.VERIFYING,
+                actor=WORKER,
+                event="verification_started",
+                chain=chain if local else None,
+            )
+            if chain is not None and not local:
+                chain = Chain(deal)
+        if deal.state == State.VERIFYING:
+            deal = self._check(deal, reference, chain, answers)
+        if deal.state == State.ROUTING:
+            deal = self._route(deal, reference, chain)
+        return deal, chain
 
     def _check(
         self,

@@ -72,6 +72,8 @@ def _check_chain(moves: list[Move]) -> None:
     after its earlier moves)."""
     if not moves:
         raise ValueError("a chain needs at least one move")
+    if len(moves) == 1:
+        return  # nothing earlier to collide with: no parsing on every single transition
     earlier: set[str] = set()
     for move in moves:
         ops = move.ops.touched()
