@@ -28,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +50,7 @@ from tests.stress import (
     bench_whitelist,
     dataset,
 )
+from tests.stress.http_client import HttpClient
 from tests.stress.procstat import cpu_report, cpu_seconds, machine
 from tests.support import (
     BIN,
@@ -111,24 +111,23 @@ class Sent:
 
 @dataclass
 class Client:
-    base: str
-    local: threading.local = field(default_factory=threading.local)
+    """The bench's load generator: deals POSTed over keep-alive HTTP (``http_client``)."""
 
-    def session(self) -> requests.Session:
-        if not hasattr(self.local, "session"):
-            self.local.session = requests.Session()
-        return self.local.session
+    base: str
+    http: HttpClient = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = HttpClient(self.base)
 
     def post_deal(self, index: int, scheduled: float | None = None) -> Sent:
         sent = Sent(index, scheduled or time.time())
-        response = self.session().post(
-            f"{self.base}/api/v1/deals", json=dataset.deal_body(index),
+        answer = self.http.post(
+            "/api/v1/deals", dataset.deal_body(index),
             headers={**dataset.auth(dataset.EXPORTER_TOKEN), "Idempotency-Key": f"b{index}"},
-            timeout=30,
         )
-        sent.status = response.status_code
-        if response.status_code == 202:
-            sent.deal_id = response.json()["id"]
+        sent.status = answer.status
+        if answer.status == 202:
+            sent.deal_id = answer.json()["id"]
         return sent
 
 
@@ -266,14 +265,14 @@ def timed_requests(url: str, headers: dict, count: int) -> list[float]:
     return times
 
 
-def requests_per_second(url: str, headers: dict, indexes: range, concurrency: int) -> float:
-    """POST one fresh deal body per index to ``url`` with ``concurrency`` clients."""
-    client = Client("")
+def requests_per_second(base: str, path: str, headers: dict, indexes: range,
+                        concurrency: int) -> float:
+    """POST one fresh deal body per index to ``path`` with ``concurrency`` clients."""
+    client = HttpClient(base)
 
     def one(n: int) -> int:
         h = {**headers, "Idempotency-Key": f"api{n}"}
-        return client.session().post(url, json=dataset.deal_body(n), headers=h,
-                                     timeout=30).status_code
+        return client.post(path, dataset.deal_body(n), h).status
 
     count = len(indexes)
     t0 = time.perf_counter()
@@ -474,13 +473,13 @@ def main() -> int:
             # 5. API requests/s against a bare Flask echo under the same gunicorn settings
             # (no worker running, so both servers have the machine to themselves)
             fresh = range(args.deals + open_count, peak_start)
-            api_rate = requests_per_second(f"{client.base}/api/v1/deals",
+            api_rate = requests_per_second(client.base, "/api/v1/deals",
                                            dataset.auth(dataset.EXPORTER_TOKEN), fresh,
                                            args.concurrency)
             procs.stop("web")
             echo_port = free_port()
             gunicorn(procs, "echo", "tests.stress.echo_app:app", echo_port)
-            echo_rate = requests_per_second(f"http://127.0.0.1:{echo_port}/echo", {}, fresh,
+            echo_rate = requests_per_second(f"http://127.0.0.1:{echo_port}", "/echo", {}, fresh,
                                             args.concurrency)
             procs.stop("echo")
             out["api_per_s"], out["echo_per_s"] = api_rate, echo_rate

@@ -35,18 +35,17 @@ def post_multi(client: bench.Client, start: int, invoices: int, deal: int) -> be
     """Deal ``deal`` of a series of ``invoices``-invoice deals, as ``Client.post_deal`` sends."""
     indexes = dataset.invoice_indexes(start, deal, invoices)
     sent = bench.Sent(indexes[0], time.time())
-    response = client.session().post(
-        f"{client.base}/api/v1/deals",
-        json=dataset.multi_invoice_body(indexes),
+    answer = client.http.post(
+        "/api/v1/deals",
+        dataset.multi_invoice_body(indexes),
         headers={
             **dataset.auth(dataset.EXPORTER_TOKEN),
             "Idempotency-Key": f"m{invoices}-{start}-{deal}",
         },
-        timeout=60,
     )
-    sent.status = response.status_code
-    if response.status_code == 202:
-        sent.deal_id = response.json()["id"]
+    sent.status = answer.status
+    if answer.status == 202:
+        sent.deal_id = answer.json()["id"]
     return sent
 
 
