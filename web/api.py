@@ -6,7 +6,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, current_app, g, jsonify, request, url_for
 from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest
 
@@ -145,7 +145,7 @@ def view(deal: Deal) -> dict[str, Any]:
 
 
 @api.post("/deals")
-@require("exporter")
+@require("exporter", guarded=True)
 def submit_deal():
     body = json_body()
     application = _deal_request.load(body)
@@ -165,7 +165,7 @@ def submit_deal():
             "Idempotency-Key must be 1-128 printable ASCII characters",
             {"Idempotency-Key": ["must be 1-128 printable ASCII characters, not blank"]},
         )
-    result = flow().submit(application, key)
+    result = flow().submit(application, key, g.token_guard)
     if result.drain_due:
         publish_drain()
     headers = {"Location": url_for("api.get_deal", deal_id=result.deal.id)}

@@ -67,11 +67,21 @@ class Intake(Steps):
 
     # --- submit ------------------------------------------------------------------------------
 
-    def submit(self, app: Application, idempotency_key: str | None = None) -> Submitted:
-        """Commit a new deal; raises DuplicateReceivable or IdempotencyKeyReused."""
+    def submit(
+        self,
+        app: Application,
+        idempotency_key: str | None = None,
+        guard: tuple[str, str] | None = None,
+    ) -> Submitted:
+        """Commit a new deal; raises DuplicateReceivable or IdempotencyKeyReused. ``guard``,
+        a key and the value it must still hold (the record of the API token the submission
+        was authenticated by), is checked in the same atomic step, before anything else:
+        ExpectationFailed if it changed, and nothing is written."""
         now = self.clock()
         deal_id = new_deal_id()
         ops = Ops()
+        if guard:
+            ops.expect(*guard)
         if idempotency_key:
             idem_key = keys.idempotency(app.exporter_uscc, idempotency_key)
             ops.lock(idem_key, deal_id, self.settings.idempotency_ttl_seconds)

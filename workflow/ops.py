@@ -77,6 +77,11 @@ class Ops:
         """Take ``key`` for ``holder``; fails the transition if another holder has it."""
         return self._add("lock", self._key(key), holder, str(ttl_seconds))
 
+    def expect(self, key: str, value: str) -> Ops:
+        """Refuse the transition (ExpectationFailed) unless ``key`` still holds ``value``: what
+        the caller acted on, read earlier or remembered, is checked in the same atomic step."""
+        return self._add("expect", self._key(key), value)
+
     def flag(self, key: str, ttl_seconds: int) -> Ops:
         """Set ``key`` if it is not set (SET NX EX); ``flagged`` then says whether this did.
         Never refuses the transition: one round trip fewer than a SET of its own."""
@@ -139,9 +144,10 @@ class Ops:
 
 # The arity of each op and which of its arguments are key indexes (transition.lua's ARITY).
 _ARITY = {"zadd": 3, "zrem": 2, "reserve": 5, "release": 3, "shrink": 4, "lock": 3,
-          "unlock": 2, "rpush": 2, "hincr": 3, "sadd_count": 4, "feed": 6, "flag": 2}
+          "unlock": 2, "rpush": 2, "hincr": 3, "sadd_count": 4, "feed": 6, "flag": 2,
+          "expect": 2}
 # The operations that can refuse a transition: transition.lua checks them against Redis as it
 # is before the script, so in a chain no other move may touch their keys (DealStore.transitions).
-REFUSING = frozenset({"lock", "reserve"})
+REFUSING = frozenset({"lock", "reserve", "expect"})
 _KEY_ARGS = {"reserve": (0, 1), "release": (0, 1), "shrink": (0, 1), "sadd_count": (0, 2),
              "feed": (0, 1)}

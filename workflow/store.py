@@ -51,6 +51,14 @@ class Locked(StoreError):
         self.key, self.holder = key, holder
 
 
+class ExpectationFailed(StoreError):
+    """A key the transition expected to hold a value (``Ops.expect``) holds something else."""
+
+    def __init__(self, key: str):
+        super().__init__(f"{key} no longer holds what the transition expected")
+        self.key = key
+
+
 @dataclass
 class Move:
     """One transition of a deal: its new state, who made it, the event, what it changes and
@@ -379,6 +387,8 @@ class DealStore:
             raise LimitExhausted(call.keys[int(result[1]) - 1])
         if outcome == "LOCKED":
             raise Locked(call.keys[int(result[1]) - 1], result[2])
+        if outcome == "EXPECTED":
+            raise ExpectationFailed(call.keys[int(result[1]) - 1])
         raise StoreError(f"unexpected script answer {result!r}")
 
 

@@ -271,7 +271,12 @@ def lookup(redis: Any, token: str) -> Principal | None:
     ConnectionError: 503), never "revoked"."""
     if token_problem(token):
         return None
-    key = keys.token(token_digest(token))
+    raw = _read(redis, keys.token(token_digest(token)))
+    return None if raw is None else Principal(**json.loads(raw))
+
+
+def _read(redis: Any, key: str) -> str | None:
+    """The record at a token's key (see ``lookup`` for the ROLE re-check of a miss)."""
     raw = redis.get(key)
     if raw is None:
         pipe = redis.pipeline(transaction=False)
@@ -282,7 +287,45 @@ def lookup(redis: Any, token: str) -> Principal | None:
             raise raw
         if not isinstance(role, Exception) and _s(role[0]) != "master":
             raise RedisConnectionError("token lookup reached a replica; retry on the primary")
-    return None if raw is None else Principal(**json.loads(raw))
+    return None if raw is None else _s(raw)
+
+
+class PrincipalCache:
+    """The principals of the API tokens this process has seen, each with the record it was
+    read from, so the hot path (a submission) authenticates without a round trip of its own.
+
+    A hit is only as good as the check that follows it: the caller must commit its write with
+    ``Ops.expect(*guard)``, so a token revoked or re-issued since it was cached is refused in
+    the same atomic step as the write (and then forgotten here), never honoured. Requests
+    that only read use ``lookup``, which reads the record each time."""
+
+    # Tokens are few (one per exporter or bank system); the bound only stops a flood of
+    # distinct valid tokens from growing the process.
+    MAX_ENTRIES = 4096
+
+    def __init__(self, redis: Any):
+        self.redis = redis
+        self._seen: dict[str, tuple[str, Principal]] = {}
+
+    def principal(self, token: str) -> tuple[Principal | None, tuple[str, str] | None]:
+        """The token's principal and the guard its use must be committed with: (key, record),
+        or (None, None) for an unknown or revoked token (never cached)."""
+        if token_problem(token):
+            return None, None
+        key = keys.token(token_digest(token))
+        seen = self._seen.get(key)
+        if seen is None:
+            raw = _read(self.redis, key)
+            if raw is None:
+                return None, None
+            if len(self._seen) >= self.MAX_ENTRIES:
+                self._seen.clear()
+            seen = self._seen[key] = (raw, Principal(**json.loads(raw)))
+        return seen[1], (key, seen[0])
+
+    def forget(self, key: str) -> None:
+        """Drop what was cached for the token stored at ``key`` (its guard failed)."""
+        self._seen.pop(key, None)
 
 
 def _s(value: bytes | str) -> str:

@@ -7,7 +7,9 @@
 --       {field, value}*, nops, {op, args...}* with the op arities below (first arg is always
 --       a KEYS index). The version goes up by one per event.
 -- Returns {"OK", new_version, flagged} | {"CONFLICT", version, state} | {"LIMIT", key_index}
---       | {"LOCKED", key_index, holder}
+--       | {"LOCKED", key_index, holder} | {"EXPECTED", key_index}
+-- The op "expect" refuses (EXPECTED) unless its key holds the given value: a fact the caller
+-- acted on without reading it in this step (a cached API token's record) is checked here.
 -- flagged is 1 if a "flag" op set its key (SET NX EX), else 0.
 -- The op "feed" writes the event (ARGV-given, without its field changes) to a bank's feed
 -- stream; see workflow/feed.py. Its backfill n > 0 first copies the deal's log but for its
@@ -15,7 +17,7 @@
 
 local unpack = unpack or table.unpack
 local ARITY = {zadd = 3, zrem = 2, reserve = 5, release = 3, shrink = 4, lock = 3, unlock = 2,
-               rpush = 2, hincr = 3, sadd_count = 4, feed = 6, flag = 2}
+               rpush = 2, hincr = 3, sadd_count = 4, feed = 6, flag = 2, expect = 2}
 
 local expected = ARGV[1]
 local expected_state = ARGV[2]
@@ -58,6 +60,8 @@ for _, op in ipairs(ops) do
   elseif name == "lock" then
     local holder = redis.call("GET", KEYS[tonumber(a[1])])
     if holder and holder ~= a[2] then return {"LOCKED", a[1], holder} end
+  elseif name == "expect" then
+    if redis.call("GET", KEYS[tonumber(a[1])]) ~= a[2] then return {"EXPECTED", a[1]} end
   end
 end
 

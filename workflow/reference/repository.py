@@ -23,6 +23,7 @@ from workflow.reference.records import (
 )
 from workflow.tokens import (
     Principal,
+    PrincipalCache,
     lookup,
 )
 
@@ -108,6 +109,7 @@ class ReferenceRepository:
 
     def __init__(self, redis: Any):
         self.redis = redis
+        self.principals = PrincipalCache(redis)
 
     def _get(self, key: str) -> dict | None:
         return _loads(self.redis.get(key))
