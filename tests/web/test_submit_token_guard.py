@@ -97,7 +97,8 @@ def test_an_unknown_token_is_never_cached(api, app, fake_redis):
 # --- the store's expect op --------------------------------------------------------------------
 
 
-def test_expect_refuses_unless_the_key_holds_the_value_and_writes_nothing(fake_redis):
+def test_expect_refuses_unless_the_key_holds_the_value_and_writes_nothing(any_redis):
+    fake_redis = any_redis  # fakeredis's Lua, then a real Redis's
     store = DealStore(fake_redis)
     fake_redis.set("guard", "yes")
 

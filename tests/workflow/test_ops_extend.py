@@ -32,7 +32,7 @@ HOLDERS = [DEAL, OTHER]
 
 member = st.sampled_from([DEAL, OTHER, "m3"])
 cents = st.integers(1, 500)
-# Operations that never refuse a transition, and those that may (lock, reserve).
+# Operations that never refuse a transition, and those that may (lock, reserve, expect).
 quiet_op = st.one_of(
     st.tuples(st.just("zadd"), st.sampled_from(ZSETS), st.integers(0, 9), member),
     st.tuples(st.just("zrem"), st.sampled_from(ZSETS), member),
@@ -52,6 +52,7 @@ refusing_op = st.one_of(
               st.integers(0, 1000)),
     st.tuples(st.just("lock"), st.sampled_from(STRINGS), st.sampled_from(HOLDERS),
               st.sampled_from([0, 60])),
+    st.tuples(st.just("expect"), st.sampled_from(STRINGS), st.sampled_from([*HOLDERS, "1"])),
 )
 any_op = st.one_of(quiet_op, refusing_op)
 
