@@ -286,6 +286,13 @@ def _read(redis: Any, key: str) -> str | None:
         if isinstance(raw, Exception):
             raise raw
         if not isinstance(role, Exception) and _s(role[0]) != "master":
+            # The connection goes back to the pool still open to the replica, and only a
+            # write (READONLY) would drop it: every retry would meet the replica again. Drop
+            # the idle ones, so the next asks Sentinel for the primary (as redis-py does when
+            # Sentinel names a new one); those in use by other requests are left alone.
+            pool = getattr(redis, "connection_pool", None)
+            if pool is not None:
+                pool.disconnect(inuse_connections=False)
             raise RedisConnectionError("token lookup reached a replica; retry on the primary")
     return None if raw is None else _s(raw)
 

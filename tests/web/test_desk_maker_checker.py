@@ -186,3 +186,16 @@ def test_the_deal_page_shows_the_buyer_limit_and_the_checker(app, api, large):
     assert rv.status_code == 302
     html = page(checker, f"/bank/deals/{large}")
     assert "Checked and confirmed by boc-checker" in html
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["page=%FF", "page=-3", "page=0", "page=2", "page=1e9", "page=" + "9" * 40,
+     "page=1&page=%00", "page=%E4%B8%80"],
+)
+def test_awaiting_my_check_with_odd_page_numbers_is_a_page_not_an_error(app, api, large, query):
+    first_approval(app, api, large)
+    checker = signed_in(app, "boc-checker")
+    html = page(checker, f"/bank/?show=check&{query}")
+    page_one = query not in ("page=2", "page=" + "9" * 40)  # not a number: the first page
+    assert deal_ids(html) == ([large] if page_one else [])
