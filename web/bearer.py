@@ -60,7 +60,9 @@ def require(*roles: str, guarded: bool = False) -> Callable:
                 # still refuses the write.
                 reference.principals.forget(guard[0])
                 principal, guard = reference.principals.principal(token)
-            # The record changed under every run: no answer can be given for it now.
+            # Every run was refused: the record keeps changing, or another thread keeps
+            # caching one read before a revocation. Read it past the cache: 401 if it is gone.
+            _admit(reference.principal(token), roles)
             raise ApiError(
                 503,
                 "SERVICE_UNAVAILABLE",

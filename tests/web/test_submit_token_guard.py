@@ -173,3 +173,14 @@ def test_a_record_changing_under_every_run_gets_503_and_no_deal(cached, fake_red
     monkeypatch.setattr(tokens, "_read", read_then_rewritten)
     error_of(cached.submit(deal_body("INV-HX-1002")), 503, "SERVICE_UNAVAILABLE")
     assert deals_of(fake_redis, HAIXIN) == 1
+
+
+def test_a_revoked_token_gets_401_though_a_stale_record_keeps_coming_back(
+        cached, app, fake_redis, monkeypatch):
+    # Another thread that read the record before the revocation caches it again after each
+    # forget: every run is refused by the guard, and the answer is still 401, not 503.
+    principals = app.extensions["xinbao"].reference.principals
+    monkeypatch.setattr(principals, "forget", lambda key: None)
+    revoke(fake_redis)
+    error_of(cached.submit(deal_body("INV-HX-1002")), 401, "UNAUTHENTICATED")
+    assert deals_of(fake_redis, HAIXIN) == 1
