@@ -18,8 +18,8 @@ import pytest
 import redis
 
 from tests.conftest import DEMO_NOW, Clock
-from tests.support import RedisServer
-from tests.web.conftest import DONGFANG, HAIXIN, deal_body, dongfang_body
+from tests.support import RedisServer, free_port
+from tests.web.conftest import DONGFANG, HAIXIN, TOKENS, auth, deal_body, dongfang_body
 from web import api as api_module
 from web import create_app
 from workflow import keys, tokens
@@ -178,3 +178,28 @@ def test_revocations_racing_submissions(aof_server, demo_reference, settings, mo
     # Every deal committed is one a request was answered 202 for (nothing written twice).
     assert len(created_at) == creations, (len(created_at), creations)
     assert len(published) <= creations
+
+
+def test_a_cached_token_on_a_resyncing_replica_is_try_again_not_revoked(
+        tmp_path, settings, monkeypatch):
+    """A Sentinel failover: the process still has the token cached, and its Redis is an old
+    primary back as a replica, still empty. The create script finds no record (EXPECTED, before
+    any write); the token's fresh read then sees the replica (ROLE): 503, never 401."""
+    replica = RedisServer(tmp_path / "replica",
+                          extra=("--replicaof", "127.0.0.1", str(free_port()))).start()
+    try:
+        client = redis.Redis.from_url(replica.url, decode_responses=True)
+        assert client.execute_command("ROLE")[0] == "slave"
+        app = create_app(settings, redis_client=client, celery={"broker_url": "memory://"})
+        app.config["TESTING"] = True
+        app.extensions["xinbao"].clock = Clock(DEMO_NOW)
+        key = keys.token(token_digest(TOKENS["haixin"]))
+        record = json.dumps({"role": "exporter", "subject": HAIXIN})
+        app.extensions["xinbao"].reference.principals._seen[key] = (
+            record, Principal("exporter", HAIXIN))
+        rv = app.test_client().post("/api/v1/deals", json=deal_body("INV-R-1"),
+                                    headers=auth("haixin"))
+        assert rv.status_code == 503, rv.get_json()
+        assert client.dbsize() == 0
+    finally:
+        replica.stop()
