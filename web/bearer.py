@@ -41,6 +41,12 @@ def require(*roles: str, guarded: bool = False) -> Callable:
                 _admit(reference.principal(token), roles)
                 return view(*args, **kwargs)
             principal, guard = reference.principals.principal(token)
+            if principal is not None and principal.role not in roles:
+                # A 403 is an answer no write checks: give it only as the token reads now
+                # (401 if it was revoked since it was cached).
+                reference.principals.forget(guard[0])
+                _admit(reference.principal(token), roles)
+                principal, guard = reference.principals.principal(token)
             for _ in range(GUARDED_RUNS):
                 _admit(principal, roles)
                 g.token_guard = guard

@@ -184,3 +184,10 @@ def test_a_revoked_token_gets_401_though_a_stale_record_keeps_coming_back(
     revoke(fake_redis)
     error_of(cached.submit(deal_body("INV-HX-1002")), 401, "UNAUTHENTICATED")
     assert deals_of(fake_redis, HAIXIN) == 1
+
+
+def test_a_revoked_cached_bank_token_gets_401_not_403(api, fake_redis):
+    # A bank token that once posted a deal (403) is in the cache; revoked, it is no token.
+    error_of(api.submit(deal_body("INV-HX-1002"), who="boc"), 403, "FORBIDDEN")
+    tokens.revoke_digest(fake_redis, token_digest(TOKENS["boc"]))
+    error_of(api.submit(deal_body("INV-HX-1002"), who="boc"), 401, "UNAUTHENTICATED")
