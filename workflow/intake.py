@@ -75,7 +75,7 @@ class Intake(Steps):
     ) -> Submitted:
         """Commit a new deal; raises DuplicateReceivable or IdempotencyKeyReused. ``guard``,
         a key and the value it must still hold (the record of the API token the submission
-        was authenticated by), is checked in the same atomic step, before anything else:
+        was authenticated by), is checked in the same atomic step, before any write:
         ExpectationFailed if it changed, and nothing is written."""
         now = self.clock()
         deal_id = new_deal_id()

@@ -126,3 +126,69 @@ def test_principal_cache_gives_the_guard_it_was_read_from(fake_redis):
     assert guard == (keys.token(token_digest("a-token-of-sixteen-chars")),
                      fake_redis.get(guard[0]))
     assert cache.principal("bad token!") == (None, None)
+
+
+# --- the second run, after the cached record was refused ----------------------------------------
+
+
+def test_the_run_after_a_refused_guard_is_guarded_too(cached, app, fake_redis, monkeypatch):
+    """The record changes while the token stays valid (a reference load that writes it in
+    another JSON form, or a re-issue): the cached guard is refused and the view runs again
+    on a fresh read. A revocation that commits after that read and before the second run's
+    write must still refuse the write: the second run is guarded by the record it read."""
+    fake_redis.set(HAIXIN_TOKEN_KEY, json.dumps({"subject": HAIXIN, "role": "exporter"}))
+    reference = app.extensions["xinbao"].reference
+    real_read, real_lookup = tokens._read, reference.principal
+
+    def read_then_revoked(redis, key):
+        raw = real_read(redis, key)
+        if raw is not None:
+            revoke(fake_redis)  # commits between the fresh read and the second run's write
+        return raw
+
+    def lookup_then_revoked(token):
+        principal = real_lookup(token)
+        if principal is not None and fake_redis.exists(HAIXIN_TOKEN_KEY):
+            revoke(fake_redis)
+        return principal
+
+    monkeypatch.setattr(tokens, "_read", read_then_revoked)
+    monkeypatch.setattr(reference, "principal", lookup_then_revoked)
+    rv = cached.submit(deal_body("INV-HX-1002"))
+    assert not fake_redis.exists(keys.receivable(HAIXIN, "DE-0001", "INV-HX-1002"))
+    assert deals_of(fake_redis, HAIXIN) == 1
+    error_of(rv, 401, "UNAUTHENTICATED")
+
+
+def test_a_record_changing_under_every_run_gets_503_and_no_deal(cached, fake_redis, monkeypatch):
+    forms = [json.dumps({"subject": HAIXIN, "role": "exporter"}),
+             json.dumps({"role": "exporter", "subject": HAIXIN})]
+    real_read = tokens._read
+
+    def read_then_rewritten(redis, key):
+        raw = real_read(redis, key)
+        fake_redis.set(key, forms[0] if raw == forms[1] else forms[1])
+        return raw
+
+    fake_redis.set(HAIXIN_TOKEN_KEY, forms[0])
+    monkeypatch.setattr(tokens, "_read", read_then_rewritten)
+    error_of(cached.submit(deal_body("INV-HX-1002")), 503, "SERVICE_UNAVAILABLE")
+    assert deals_of(fake_redis, HAIXIN) == 1
+
+
+def test_a_revoked_token_gets_401_though_a_stale_record_keeps_coming_back(
+        cached, app, fake_redis, monkeypatch):
+    # Another thread that read the record before the revocation caches it again after each
+    # forget: every run is refused by the guard, and the answer is still 401, not 503.
+    principals = app.extensions["xinbao"].reference.principals
+    monkeypatch.setattr(principals, "forget", lambda key: None)
+    revoke(fake_redis)
+    error_of(cached.submit(deal_body("INV-HX-1002")), 401, "UNAUTHENTICATED")
+    assert deals_of(fake_redis, HAIXIN) == 1
+
+
+def test_a_revoked_cached_bank_token_gets_401_not_403(api, fake_redis):
+    # A bank token that once posted a deal (403) is in the cache; revoked, it is no token.
+    error_of(api.submit(deal_body("INV-HX-1002"), who="boc"), 403, "FORBIDDEN")
+    tokens.revoke_digest(fake_redis, token_digest(TOKENS["boc"]))
+    error_of(api.submit(deal_body("INV-HX-1002"), who="boc"), 401, "UNAUTHENTICATED")
