@@ -30,8 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -50,7 +49,7 @@ from tests.stress import (
     bench_whitelist,
     dataset,
 )
-from tests.stress.http_client import HttpClient
+from tests.stress.load import Client, Sent, closed_loop, open_loop, requests_per_second
 from tests.stress.procstat import cpu_report, cpu_seconds, machine
 from tests.support import (
     BIN,
@@ -102,36 +101,6 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 @dataclass
-class Sent:
-    index: int
-    at: float  # when the request was sent (or, open loop, scheduled)
-    status: int = 0
-    deal_id: str | None = None
-
-
-@dataclass
-class Client:
-    """The bench's load generator: deals POSTed over keep-alive HTTP (``http_client``)."""
-
-    base: str
-    http: HttpClient = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.http = HttpClient(self.base)
-
-    def post_deal(self, index: int, scheduled: float | None = None) -> Sent:
-        sent = Sent(index, scheduled or time.time())
-        answer = self.http.post(
-            "/api/v1/deals", dataset.deal_body(index),
-            headers={**dataset.auth(dataset.EXPORTER_TOKEN), "Idempotency-Key": f"b{index}"},
-        )
-        sent.status = answer.status
-        if answer.status == 202:
-            sent.deal_id = answer.json()["id"]
-        return sent
-
-
-@dataclass
 class Stack:
     """The pipeline as `make bench` runs it: a private Redis, gunicorn, a worker and beat."""
 
@@ -171,26 +140,6 @@ def pipeline_stack(work: Path, appendfsync: str, invoices: int, web_workers: int
         client.post_deal(10**6 - 1)  # warm up every process once (not a counted deal)
         time.sleep(1)
         yield Stack(server, procs, r, client, env, web_port)
-
-
-def closed_loop(client: Client, indexes: range, concurrency: int) -> list[Sent]:
-    with ThreadPoolExecutor(concurrency) as pool:
-        return list(pool.map(client.post_deal, indexes))
-
-
-def open_loop(client: Client, indexes: range, rate: float) -> list[Sent]:
-    """Send at a fixed rate whatever the responses do; latency counts from the scheduled time,
-    so a slow server cannot hide its queueing (no coordinated omission)."""
-    start = time.time() + 0.2
-    futures = []
-    with ThreadPoolExecutor(64) as pool:
-        for n, index in enumerate(indexes):
-            scheduled = start + n / rate
-            delay = scheduled - time.time()
-            if delay > 0:
-                time.sleep(delay)
-            futures.append(pool.submit(client.post_deal, index, scheduled))
-        return [f.result() for f in futures]
 
 
 def latency_run(client: Client, r: redis.Redis, indexes: range,
@@ -263,24 +212,6 @@ def timed_requests(url: str, headers: dict, count: int) -> list[float]:
         times.append((time.perf_counter() - t0) * 1000)
         assert response.status_code == 200, response.text
     return times
-
-
-def requests_per_second(base: str, path: str, headers: dict, indexes: range,
-                        concurrency: int) -> float:
-    """POST one fresh deal body per index to ``path`` with ``concurrency`` clients."""
-    client = HttpClient(base)
-
-    def one(n: int) -> int:
-        h = {**headers, "Idempotency-Key": f"api{n}"}
-        return client.post(path, dataset.deal_body(n), h).status
-
-    count = len(indexes)
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        codes = list(pool.map(one, indexes))
-    elapsed = time.perf_counter() - t0
-    assert all(c == 202 for c in codes), {c: codes.count(c) for c in set(codes)}
-    return count / elapsed
 
 
 def synthesize_queue(r: redis.Redis, template_id: str, bank_id: str, start: int,
@@ -472,21 +403,28 @@ def main() -> int:
 
             # 5. API requests/s against a bare Flask echo under the same gunicorn settings
             # (no worker running, so both servers have the machine to themselves)
-            fresh = range(args.deals + open_count, peak_start)
-            api_rate = requests_per_second(client.base, "/api/v1/deals",
-                                           dataset.auth(dataset.EXPORTER_TOKEN), fresh,
-                                           args.concurrency)
+            # Each client in turn: the lean one (api_ratio), then requests (api_ratio_requests,
+            # the client the figure was first measured with), on invoices not used elsewhere.
+            fresh = {True: range(args.deals + open_count, peak_start),
+                     False: range(total, total + args.api_requests)}
+            api_rate = {lean: requests_per_second(client.base, "/api/v1/deals",
+                                                  dataset.auth(dataset.EXPORTER_TOKEN),
+                                                  fresh[lean], args.concurrency, lean)
+                        for lean in (True, False)}
             procs.stop("web")
             echo_port = free_port()
             gunicorn(procs, "echo", "tests.stress.echo_app:app", echo_port)
-            echo_rate = requests_per_second(f"http://127.0.0.1:{echo_port}", "/echo", {}, fresh,
-                                            args.concurrency)
+            echo_rate = {lean: requests_per_second(f"http://127.0.0.1:{echo_port}", "/echo", {},
+                                                   fresh[lean], args.concurrency, lean)
+                         for lean in (True, False)}
             procs.stop("echo")
-            out["api_per_s"], out["echo_per_s"] = api_rate, echo_rate
-            out["api_ratio"] = api_rate / echo_rate
-            print(f"api: POST /api/v1/deals {api_rate:.0f} req/s vs bare Flask echo "
-                  f"{echo_rate:.0f} req/s = {out['api_ratio']:.2f} (gunicorn "
-                  f"{' '.join(GUNICORN)})", flush=True)
+            out["api_per_s"], out["echo_per_s"] = api_rate[True], echo_rate[True]
+            out["api_ratio"] = api_rate[True] / echo_rate[True]
+            out["api_ratio_requests"] = api_rate[False] / echo_rate[False]
+            print(f"api: POST /api/v1/deals {api_rate[True]:.0f} req/s vs bare Flask echo "
+                  f"{echo_rate[True]:.0f} req/s = {out['api_ratio']:.2f}; with the requests "
+                  f"client {api_rate[False]:.0f} vs {echo_rate[False]:.0f} req/s = "
+                  f"{out['api_ratio_requests']:.2f} (gunicorn {' '.join(GUNICORN)})", flush=True)
 
             # 6. the bank's queue at 1,000 and 100,000 pending deals
             gunicorn(procs, "web", "web:create_app()", web_port)
@@ -554,6 +492,7 @@ def main() -> int:
                                args.appendfsync, work, emit=lambda line: print(line, flush=True))
 
     figures = ["deals_per_s", "ratio_vs_bare", "p99_ms", "p99_at_80pct_ms", "api_ratio",
+               "api_ratio_requests",
                "ratio_vs_naive_400", "ratio_vs_naive_2000", "ratio_vs_naive", "bytes_per_deal",
                "scale_deals", "scale_sweep_per_s", "scale_queue_p95_ms", "scale_portfolio_p95_ms"]
     shown = [name for name in figures if name in out]
