@@ -50,6 +50,7 @@ from tests.stress import bench, dataset
 from tests.support import ROOT, RedisServer, wait_until
 from workflow import keys
 from workflow.states import State
+from workflow.tokens import token_digest
 
 DEALS, CLOSED, MONITORED = 2000, 300, 50
 CLIENTS, PIPELINES, REQUESTS = 50, (16, 1), 20000
@@ -336,6 +337,9 @@ def prepare_replay(target: redis.Redis, source: redis.Redis, template_deal: str,
             pipe.restore(keys.deal(f"{n:012d}"), 0, deal, replace=True)
             pipe.restore(keys.events(f"{n:012d}"), 0, events, replace=True)
         pipe.execute()
+    # The API token's record: a submission's create script checks it (the op "expect").
+    token = keys.token(token_digest(dataset.EXPORTER_TOKEN))
+    target.restore(token, 0, source.dump(token), replace=True)
     for body in [*scripts.values(), (ROOT / "workflow/lua/transition.lua").read_bytes()]:
         target.script_load(body)
     for group in groups:
