@@ -372,8 +372,8 @@ class InsurerSim:
         except requests.RequestException:
             return False
 
-    def faults(self, **changes: Any) -> dict:
-        answer = requests.post(f"{self.url}/admin/faults", json=changes, timeout=5)
+    def faults(self, timeout: float = 5, **changes: Any) -> dict:
+        answer = requests.post(f"{self.url}/admin/faults", json=changes, timeout=timeout)
         answer.raise_for_status()
         return answer.json()
 

@@ -146,13 +146,25 @@ class FaultCycler:
         self.turns = 0
         self.thread = threading.Thread(target=self._run, name="fault-cycler", daemon=True)
 
+    def _set(self, phase: dict[str, Any]) -> bool:
+        """Set the phase's faults; a control call the busy simulator did not answer in time is
+        sent again (it only sets values), and counted in the notes; the third failure is a
+        problem of the run."""
+        for attempt in range(3):
+            try:
+                self.sim.faults(timeout=10, **ALWAYS, **phase)
+                return True
+            except requests.RequestException as exc:
+                if attempt == 2:
+                    self.tally.problem(f"setting the simulator's faults failed: {exc!r}")
+                    return False
+                self.tally.notes.append(f"setting the simulator's faults: {exc!r}, sent again")
+        return False
+
     def _run(self) -> None:
         while not self.stop.is_set():
             seconds, phase = PHASES[self.turns % len(PHASES)]
-            try:
-                self.sim.faults(**ALWAYS, **phase)
-            except requests.RequestException as exc:
-                self.tally.problem(f"setting the simulator's faults failed: {exc!r}")
+            if not self._set(phase):
                 return
             self.turns += 1
             if self.turns == 1:
