@@ -43,7 +43,8 @@ def require(*roles: str, guarded: bool = False) -> Callable:
             principal, guard = reference.principals.principal(token)
             if principal is not None and principal.role not in roles:
                 # A 403 is an answer no write checks: give it only as the token reads now
-                # (401 if it was revoked since it was cached).
+                # (401 if it was revoked since it was cached), read past the cache, where
+                # another thread may have just put back a record read before a revocation.
                 reference.principals.forget(guard[0])
                 _admit(reference.principal(token), roles)
                 principal, guard = reference.principals.principal(token)
@@ -57,7 +58,8 @@ def require(*roles: str, guarded: bool = False) -> Callable:
                         raise
                 except Exception:
                     # Not the write's answer: the cached record was not checked by it. The
-                    # answer stands only if the token still speaks for the same principal.
+                    # answer stands only if the token, read past the cache (see above), still
+                    # speaks for the same principal.
                     if reference.principal(token) == principal:
                         raise
                 # The write refused the record (nothing written), or the token changed before
